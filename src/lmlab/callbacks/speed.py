@@ -1,0 +1,52 @@
+"""Tokens per second and model FLOPs utilisation, without a host sync per step."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import lightning as L
+import torch
+
+from lmlab.models import flops_per_token
+
+
+class SpeedMonitor(L.Callback):
+    """Logs `train/tokens_per_sec` over a sliding window of steps (all ranks) and `train/mfu`.
+
+    MFU needs the hardware's peak FLOP/s: taken from Lightning's table for known GPUs, or from
+    `peak_flops` (e.g. for a CPU); without either it is not logged.
+    """
+
+    def __init__(self, window: int = 20, peak_flops: float | None = None):
+        self.window = window
+        self.peak_flops = peak_flops
+        self._times: deque[float] = deque(maxlen=window + 1)
+        self._tokens: deque[int] = deque(maxlen=window + 1)
+        self._flops_per_token: float | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._times.clear()
+        self._tokens.clear()
+        if self.peak_flops is None and trainer.strategy.root_device.type == "cuda":
+            from lightning.fabric.utilities.throughput import get_available_flops
+
+            dtype = torch.bfloat16 if "bf16" in str(trainer.precision) else torch.float32
+            self.peak_flops = get_available_flops(trainer.strategy.root_device, dtype)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        input_ids = batch["input_ids"]
+        if self._flops_per_token is None:
+            self._flops_per_token = flops_per_token(pl_module.model, input_ids.shape[-1])
+        self._times.append(time.perf_counter())
+        self._tokens.append(input_ids.numel() * trainer.world_size)
+        if len(self._times) < 2:
+            return
+        seconds = self._times[-1] - self._times[0]
+        tokens_per_sec = sum(list(self._tokens)[1:]) / seconds
+        metrics = {"train/tokens_per_sec": tokens_per_sec}
+        if self.peak_flops:
+            metrics["train/mfu"] = tokens_per_sec * self._flops_per_token / (self.peak_flops * trainer.world_size)
+        pl_module.log_dict(metrics, on_step=True, on_epoch=False)

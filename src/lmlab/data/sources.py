@@ -1,0 +1,174 @@
+"""Text sources for pretraining. Each yields documents per split and a cheap fingerprint of its content.
+
+A source is anything with `fingerprint() -> str` and `documents(split) -> Iterator[str]`, where split is
+"train" or "validation". Splits are deterministic, so every run (and every DDP process) sees the same.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import sys
+import sysconfig
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from lmlab.errors import LmlabError
+
+SPLITS = ("train", "validation")
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def _in_validation(key: str, fraction: float) -> bool:
+    """Stable per-file split: the same file lands in the same split on every machine."""
+    return zlib.crc32(key.encode()) % 10_000 < fraction * 10_000
+
+
+def _files_fingerprint(paths: list[Path], extra: str = "") -> str:
+    digest = hashlib.sha256(extra.encode())
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _read(path: Path, encoding: str = "utf-8") -> str:
+    return path.read_text(encoding=encoding, errors="replace")
+
+
+@dataclass
+class StdlibCorpus:
+    """The running interpreter's standard-library `.py` sources: ~30 MB of real code on any machine.
+
+    Split into train/validation by a hash of each file's path, so no file lands in both.
+    """
+
+    validation_fraction: float = 0.05
+
+    def root(self) -> Path:
+        return Path(sysconfig.get_paths()["stdlib"])
+
+    @cached_property
+    def _all_files(self) -> list[Path]:
+        root = self.root()
+        skip = {"site-packages", "dist-packages", "__pycache__"}
+        return sorted(p for p in root.rglob("*.py") if skip.isdisjoint(p.relative_to(root).parts))
+
+    def files(self, split: str) -> list[Path]:
+        _check_split(split)
+        root, want_validation = self.root(), split == "validation"
+        return [p for p in self._all_files
+                if _in_validation(str(p.relative_to(root)), self.validation_fraction) == want_validation]
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        return _files_fingerprint(self._all_files, f"stdlib:{sys.version}:{self.validation_fraction}")
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def documents(self, split: str) -> Iterator[str]:
+        for path in self.files(split):
+            yield _read(path)
+
+
+@dataclass
+class TextFiles:
+    """Local text files by glob. Without a `validation` glob, files are split by a hash of their path;
+    a single file is split by lines, its last `validation_fraction` becoming the validation text."""
+
+    train: str
+    validation: str | None = None
+    validation_fraction: float = 0.05
+    encoding: str = "utf-8"
+
+    @staticmethod
+    def _glob(pattern: str, key: str) -> list[Path]:
+        paths = sorted(Path(p) for p in glob.glob(str(Path(pattern).expanduser()), recursive=True))
+        paths = [p for p in paths if p.is_file()]
+        if not paths:
+            raise LmlabError(f"{key}={pattern!r} matches no files")
+        return paths
+
+    def _train_paths(self) -> list[Path]:
+        return self._glob(self.train, "data.source.train")
+
+    def fingerprint(self) -> str:
+        paths = self._train_paths()
+        if self.validation:
+            paths += self._glob(self.validation, "data.source.validation")
+        return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}")
+
+    def documents(self, split: str) -> Iterator[str]:
+        _check_split(split)
+        if self.validation:
+            paths = self._train_paths() if split == "train" else self._glob(self.validation, "data.source.validation")
+            for path in paths:
+                yield _read(path, self.encoding)
+            return
+        paths = self._train_paths()
+        if len(paths) == 1:
+            lines = _read(paths[0], self.encoding).splitlines(keepends=True)
+            cut = len(lines) - max(1, int(len(lines) * self.validation_fraction))
+            yield "".join(lines[:cut] if split == "train" else lines[cut:])
+            return
+        for path in paths:
+            if _in_validation(path.name, self.validation_fraction) == (split == "validation"):
+                yield _read(path, self.encoding)
+
+
+@dataclass
+class HubDataset:
+    """A Hugging Face dataset: `datasets.load_dataset(path, name, split=...)[text_column]`.
+
+    `path` may also be a builder such as "text" or "parquet" with `data_files`, which works offline.
+    """
+
+    path: str
+    name: str | None = None
+    train_split: str = "train"
+    validation_split: str = "validation"
+    text_column: str = "text"
+    data_files: dict[str, str] | None = None
+    skip_empty: bool = True
+
+    def _load(self, split: str):
+        import datasets
+
+        hf_split = self.train_split if split == "train" else self.validation_split
+        try:
+            dataset = datasets.load_dataset(self.path, self.name, split=hf_split, data_files=self.data_files)
+        except Exception as e:  # datasets raises many types; the user needs the name and the reason
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise LmlabError(
+                f"data.source.path={self.path!r} (split {hf_split!r}) could not be loaded: {reason}"
+            ) from e
+        if self.text_column not in dataset.column_names:
+            raise LmlabError(
+                f"data.source.text_column={self.text_column!r} is not a column of {self.path!r}; "
+                f"columns: {dataset.column_names}"
+            )
+        return dataset
+
+    def fingerprint(self) -> str:
+        parts = [self.path, str(self.name), self.text_column]
+        parts += [self._load(split)._fingerprint for split in SPLITS]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+    def documents(self, split: str) -> Iterator[str]:
+        _check_split(split)
+        dataset = self._load(split)
+        for batch in dataset.select_columns([self.text_column]).iter(batch_size=1000):
+            for text in batch[self.text_column]:
+                if not isinstance(text, str):
+                    kind = type(text).__name__
+                    raise LmlabError(f"data.source.text_column={self.text_column!r} holds {kind} values, not text")
+                if text.strip() or not self.skip_empty:
+                    yield text

@@ -1,0 +1,67 @@
+"""Build a Hugging Face model from a `model` config node: from scratch, or pretrained by name/directory.
+
+A `model` node (conf/model/*.yaml) has:
+  config:      a transformers config with `_target_` (e.g. transformers.GPT2Config), for training from scratch
+  pretrained:  a hub name or local directory; when set, `config` is ignored
+  tokenizer:   the tokenizer to use (null: train one on the corpus)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+
+from lmlab.errors import LmlabError
+
+log = logging.getLogger(__name__)
+
+
+def build_model(spec: Mapping[str, Any], auto_class, vocab_size: int | None = None,
+                token_ids: Mapping[str, int | None] | None = None, **config_overrides):
+    """A ready-to-train `auto_class` model (train mode, KV cache off, SDPA attention)."""
+    token_ids = {k: v for k, v in (token_ids or {}).items() if v is not None}
+    attn = spec.get("attn_implementation") or "sdpa"
+    if spec.get("pretrained"):
+        model = load_pretrained(auto_class, str(spec["pretrained"]), attn_implementation=attn, **config_overrides)
+        if vocab_size and model.get_input_embeddings().num_embeddings < vocab_size:
+            model.resize_token_embeddings(vocab_size)
+    else:
+        if not spec.get("config"):
+            raise LmlabError("model: set either model.pretrained (hub name or directory) or model.config")
+        config = instantiate(spec["config"], **token_ids, **config_overrides)
+        if vocab_size:
+            config.vocab_size = vocab_size
+        model = auto_class.from_config(config, attn_implementation=attn)
+    # KV caching only serves generation; in training it costs memory and ~10% of step time.
+    model.config.use_cache = False
+    return model.train()  # transformers 5 returns from_pretrained models in eval mode (dropout off)
+
+
+def load_pretrained(auto_class, name_or_path: str, **kwargs):
+    try:
+        return auto_class.from_pretrained(name_or_path, **kwargs)
+    except (OSError, ValueError) as e:
+        where = "local directory" if Path(name_or_path).exists() else "hub model (offline or unknown name)"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LmlabError(f"model.pretrained={name_or_path!r} could not be loaded as a {where}: {first}") from e
+
+
+def context_length(config) -> int | None:
+    """The longest sequence the model's position embeddings allow (None if unbounded)."""
+    for name in ("n_positions", "max_position_embeddings", "n_ctx", "max_seq_len"):
+        if value := getattr(config, name, None):
+            return int(value)
+    return None
+
+
+def flops_per_token(model, sequence_length: int) -> float:
+    """Training FLOPs per token: 6·N for the weights plus 12·layers·width·T for attention (PaLM, App. B)."""
+    config = model.config
+    layers = getattr(config, "num_hidden_layers", 0) or 0
+    width = getattr(config, "hidden_size", 0) or 0
+    params = sum(p.numel() for p in model.parameters())
+    return 6 * params + 12 * layers * width * sequence_length

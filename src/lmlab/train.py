@@ -1,0 +1,134 @@
+"""`lmlab-train`: compose the config → build data, module, callbacks, loggers, trainer → fit → export.
+
+Heavy imports (Lightning, transformers) happen inside `train`, so `lmlab-train --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from lmlab.config import config_dir, register_resolvers
+from lmlab.errors import LmlabError
+
+log = logging.getLogger("lmlab")
+register_resolvers()
+# CSVLogger appends to an existing metrics.csv (we rely on it when resuming); its warning says otherwise.
+warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Cheap checks that would otherwise fail deep inside training (or after data preparation)."""
+    from transformers import AutoConfig
+
+    from lmlab.models import context_length
+
+    spec = cfg.model
+    if spec.get("pretrained"):
+        try:
+            model_config = AutoConfig.from_pretrained(spec.pretrained)
+        except (OSError, ValueError) as e:
+            where = "local directory" if Path(spec.pretrained).exists() else "hub model (offline or unknown name)"
+            raise LmlabError(f"model.pretrained={spec.pretrained!r} could not be loaded as a {where}") from e
+    else:
+        model_config = hydra.utils.instantiate(spec.config)
+    block_size = cfg.data.get("block_size")
+    limit = context_length(model_config)
+    if block_size and limit and block_size > limit:
+        raise LmlabError(f"data.block_size={block_size} exceeds the model's context of {limit} positions "
+                         f"(model={cfg.model.get('name')}); lower data.block_size")
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train one run; returns the monitored validation metric (what a sweeper optimizes)."""
+    import lightning as L
+    from hydra.core.hydra_config import HydraConfig
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from lmlab.utils.instantiate import instantiate_named
+    from lmlab.utils.provenance import write_provenance
+    from lmlab.utils.rich_utils import print_config_tree
+
+    # Lightning adds its own console handler; Hydra's root handlers already print (and write train.log).
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).handlers.clear()
+
+    run_dir = Path(cfg.paths.run_dir)
+    check_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    module = hydra.utils.instantiate(
+        cfg.task.module,
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
+        scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None,
+        tokenizer=datamodule.tokenizer,
+        _recursive_=False,
+    )
+    callbacks = instantiate_named(cfg.get("callbacks"))
+    loggers = instantiate_named(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+
+    if rank_zero_only.rank == 0:
+        print_config_tree(cfg)
+        overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+        write_provenance(cfg, run_dir, overrides)
+        log.info("Run directory: %s", run_dir)
+
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is None and cfg.get("resume") and (run_dir / "checkpoints" / "last.ckpt").is_file():
+        ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
+        log.info("Resuming from %s", ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+
+    metric = trainer.callback_metrics.get(cfg.monitor.metric)
+    return None if metric is None else float(metric)
+
+
+def run_task(task_fn, cfg: DictConfig) -> float | None:
+    """Run `task_fn(cfg)`; in a single run a user error is one line on stderr and exit status 2.
+
+    In a multirun the error is raised instead, so Hydra records it for that job and runs the others.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        return task_fn(cfg)
+    except LmlabError as e:
+        if multirun:
+            raise
+        log.error("error: %s", e)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        _finish_wandb()
+
+
+def _finish_wandb() -> None:
+    """Close any W&B run, so that the next run of a multirun starts its own (and a failure is synced)."""
+    if "wandb" in sys.modules:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+
+
+@hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    return run_task(train, cfg)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

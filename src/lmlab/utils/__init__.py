@@ -1,0 +1,1 @@
+"""Thin glue between Hydra, Lightning and the console."""

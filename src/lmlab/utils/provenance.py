@@ -1,0 +1,63 @@
+"""What a run directory records about how it was made: config, command line, code version."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+SECRET_MARKERS = ("api_key", "apikey", "token", "password", "secret")
+
+
+def git_state(cwd: str | Path) -> dict[str, object]:
+    """Commit and dirty flag of the checkout holding `cwd` (None when it is not a git checkout)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def redact(container: object) -> object:
+    """A plain copy of a resolved config with anything that looks like a secret blanked out."""
+    if isinstance(container, dict):
+        return {k: "***" if any(m in str(k).lower() for m in SECRET_MARKERS) and v else redact(v)
+                for k, v in container.items()}
+    if isinstance(container, list):
+        return [redact(v) for v in container]
+    return container
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    return redact(OmegaConf.to_container(cfg, resolve=True))
+
+
+def write_provenance(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> None:
+    """Write `config.yaml` (resolved, secrets redacted), `overrides.yaml` and `run.json` into `run_dir`."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = resolved_config(cfg)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+    (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    info = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "argv": sys.argv,
+        "overrides": list(overrides),
+        "cwd": os.getcwd(),
+        "git": git_state(Path(__file__).parent),
+        "host": socket.gethostname(),
+        "python": sys.version.split()[0],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -1,0 +1,86 @@
+"""Shared fixtures: offline environment, composed configs, in-process and CLI runs of `lmlab-train`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the network: no hub downloads, W&B offline.
+os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="offline",
+                  WANDB_SILENT="true", TOKENIZERS_PARALLELISM="true")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# A few steps of a tiny model on a slice of the stdlib corpus: the shape of most end-to-end tests.
+TINY = [
+    "debug=fast",
+    "data.max_documents=60",
+    "data.vocab_size=512",
+    "data.block_size=64",
+    "data.batch_size=8",
+    "data.eval_batch_size=16",
+    "model.config.n_layer=2",
+    "model.config.n_embd=64",
+    "model.config.n_head=2",
+    "callbacks.model_summary=null",
+    "callbacks.progress_bar=null",
+    "trainer.enable_progress_bar=false",
+]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One tokenizer/packed-data cache for the whole session, as a sweep would share it."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def compose(overrides: list[str], config_name: str = "train"):
+    """The config `lmlab-train <overrides>` would run, with Hydra's runtime set up for in-process calls."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from lmlab.config import config_dir, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def train_in_process(tmp_path: Path, cache_dir: Path, overrides: list[str]):
+    """Run `lmlab.train.train` in this process on `overrides`; returns (config, metric)."""
+    from omegaconf import open_dict
+
+    from lmlab.train import train
+
+    cfg = compose([*overrides, f"paths.root_dir={tmp_path}", f"paths.cache_dir={cache_dir}",
+                   f"paths.run_dir={tmp_path / 'run'}", "run_name=test"])
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, train(cfg)
+
+
+def run_cli(args: list[str], cwd: Path, module: str = "lmlab.train", timeout: int = 900,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m <module> <args>` in a subprocess, as a user would run it; output captured as text."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def metric_series(run_dir: Path, key: str) -> list[tuple[int, float]]:
+    """(step, value) for every row of `metrics.csv` that has `key`."""
+    return [(int(r["step"]), float(r[key])) for r in read_metrics(run_dir) if r.get(key)]
