@@ -46,6 +46,8 @@ def check_config(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> float | None:
     """Train one run; returns the monitored validation metric (what a sweeper optimizes)."""
+    check_config(cfg)  # before the ~9 s Lightning import: bad input fails fast
+
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
     from lightning.pytorch.utilities import rank_zero_only
@@ -59,7 +61,6 @@ def train(cfg: DictConfig) -> float | None:
         logging.getLogger(name).handlers.clear()
 
     run_dir = Path(cfg.paths.run_dir)
-    check_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = hydra.utils.instantiate(cfg.data)
@@ -70,6 +71,7 @@ def train(cfg: DictConfig) -> float | None:
         scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None,
         tokenizer=datamodule.tokenizer,
         _recursive_=False,
+        _convert_="all",  # plain containers in hparams, so checkpoints load with torch's weights_only
     )
     callbacks = instantiate_named(cfg.get("callbacks"))
     loggers = instantiate_named(cfg.get("logger"))
