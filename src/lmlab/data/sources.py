@@ -129,12 +129,14 @@ class HubDataset:
     """A Hugging Face dataset: `datasets.load_dataset(path, name, split=...)[text_column]`.
 
     `path` may also be a builder such as "text" or "parquet" with `data_files`, which works offline.
+    Without a `validation_split`, a seeded `validation_fraction` of the training rows is held out.
     """
 
     path: str
     name: str | None = None
     train_split: str = "train"
-    validation_split: str = "validation"
+    validation_split: str | None = "validation"
+    validation_fraction: float = 0.05
     text_column: str = "text"
     data_files: dict[str, str] | None = None
     skip_empty: bool = True
@@ -142,7 +144,7 @@ class HubDataset:
     def _load(self, split: str):
         import datasets
 
-        hf_split = self.train_split if split == "train" else self.validation_split
+        hf_split = self.validation_split if split == "validation" and self.validation_split else self.train_split
         try:
             dataset = datasets.load_dataset(self.path, self.name, split=hf_split, data_files=self.data_files)
         except Exception as e:  # datasets raises many types; the user needs the name and the reason
@@ -155,10 +157,13 @@ class HubDataset:
                 f"data.source.text_column={self.text_column!r} is not a column of {self.path!r}; "
                 f"columns: {dataset.column_names}"
             )
+        if not self.validation_split:
+            held_out = dataset.train_test_split(test_size=self.validation_fraction, seed=0, shuffle=True)
+            dataset = held_out["test" if split == "validation" else "train"]
         return dataset
 
     def fingerprint(self) -> str:
-        parts = [self.path, str(self.name), self.text_column]
+        parts = [self.path, str(self.name), self.text_column, str(self.validation_split), str(self.validation_fraction)]
         parts += [self._load(split)._fingerprint for split in SPLITS]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
