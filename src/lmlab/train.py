@@ -37,6 +37,8 @@ def check_config(cfg: DictConfig) -> None:
             raise LmlabError(f"model.pretrained={spec.pretrained!r} could not be loaded as a {where}") from e
     else:
         model_config = hydra.utils.instantiate(spec.config)
+    if cfg.data.get("source"):
+        hydra.utils.instantiate(cfg.data.source).fingerprint()  # a missing file or dataset fails here
     block_size = cfg.data.get("block_size")
     limit = context_length(model_config)
     if block_size and limit and block_size > limit:
