@@ -20,6 +20,9 @@ log = logging.getLogger("lmlab")
 register_resolvers()
 # CSVLogger appends to an existing metrics.csv (we rely on it when resuming); its warning says otherwise.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+# Deprecation chatter from inside torchdata and Lightning, not actionable by users.
+warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -61,6 +64,9 @@ def train(cfg: DictConfig) -> float | None:
     # Lightning adds its own console handler; Hydra's root handlers already print (and write train.log).
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "💡 Tip" not in record.getMessage()  # an advertisement, printed on every run
+    )
 
     run_dir = Path(cfg.paths.run_dir)
     L.seed_everything(cfg.seed, workers=True)
