@@ -23,6 +23,9 @@ warnings.filterwarnings("ignore", message="Experiment logs directory .* exists a
 # Deprecation chatter from inside torchdata and Lightning, not actionable by users.
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: "💡 Tip" not in record.getMessage()  # an advertisement, printed on every run
+)
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -64,9 +67,6 @@ def train(cfg: DictConfig) -> float | None:
     # Lightning adds its own console handler; Hydra's root handlers already print (and write train.log).
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "💡 Tip" not in record.getMessage()  # an advertisement, printed on every run
-    )
 
     run_dir = Path(cfg.paths.run_dir)
     L.seed_everything(cfg.seed, workers=True)
