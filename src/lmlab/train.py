@@ -28,6 +28,9 @@ def check_config(cfg: DictConfig) -> None:
 
     from lmlab.models import context_length
 
+    lr = cfg.optimizer.get("lr")
+    if lr is not None and not lr > 0:
+        raise LmlabError(f"optimizer.lr={lr} must be a positive learning rate (e.g. optimizer.lr=3e-4)")
     spec = cfg.model
     if spec.get("pretrained"):
         try:
