@@ -58,7 +58,7 @@ ID_FILE = "wandb_id.txt"
 
 
 def wandb_run_name(overrides: Sequence[str], exclude_keys: Iterable[str] = (), default: str = "run") -> str:
-    """A short W&B run name from command-line overrides: `model=llama-tiny optimizer.lr=3e-4` → `model=llama-tiny,lr=3e-4`.
+    """A short W&B run name from overrides: `model=llama-tiny optimizer.lr=3e-4` → `model=llama-tiny,lr=3e-4`.
 
     Keys are cut to their last part unless two overrides would then share it; keys in `exclude_keys`
     (those that don't change what is trained, as for the run directory name) are left out.
@@ -71,8 +71,8 @@ def wandb_run_name(overrides: Sequence[str], exclude_keys: Iterable[str] = (), d
         if key not in excluded and not key.startswith("hydra."):
             pairs.append((key, value))
     last_parts = [key.rsplit(".", 1)[-1] for key, _ in pairs]
-    names = [short if last_parts.count(short) == 1 else key for (key, _), short in zip(pairs, last_parts)]
-    return ",".join(f"{name}={value}" for name, (_, value) in zip(names, pairs)) or default
+    names = [short if last_parts.count(short) == 1 else key for (key, _), short in zip(pairs, last_parts, strict=True)]
+    return ",".join(f"{name}={value}" for name, (_, value) in zip(names, pairs, strict=True)) or default
 
 
 def wandb_group(experiment_name: str, multirun: bool, sweep_name: str) -> str:
