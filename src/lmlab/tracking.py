@@ -60,15 +60,15 @@ ID_FILE = "wandb_id.txt"
 def wandb_run_name(overrides: Sequence[str], exclude_keys: Iterable[str] = (), default: str = "run") -> str:
     """A short W&B run name from overrides: `model=llama-tiny optimizer.lr=3e-4` → `model=llama-tiny,lr=3e-4`.
 
-    Keys are cut to their last part unless two overrides would then share it; keys in `exclude_keys`
-    (those that don't change what is trained, as for the run directory name) are left out.
+    Keys are cut to their last part unless two overrides would then share it; `paths.*` and keys in
+    `exclude_keys` (those that don't change what is trained, as for the run directory name) are left out.
     """
     excluded = set(exclude_keys)
     pairs = []
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
-        if key not in excluded and not key.startswith("hydra."):
+        if key not in excluded and not key.startswith(("hydra.", "paths.")):  # where, not what, is trained
             pairs.append((key, value))
     last_parts = [key.rsplit(".", 1)[-1] for key, _ in pairs]
     names = [short if last_parts.count(short) == 1 else key for (key, _), short in zip(pairs, last_parts, strict=True)]
@@ -97,8 +97,9 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool 
 
     Only rank zero creates the W&B run (Lightning's logger is a no-op elsewhere) and writes the id file.
     """
-    from lightning.pytorch.loggers import WandbLogger
     from lightning.pytorch.utilities import rank_zero_only
+
+    from lmlab.loggers import RedactedWandbLogger
 
     if offline is None:
         offline, why = should_run_offline()
@@ -106,7 +107,8 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool 
     # An unreachable server otherwise blocks wandb.init for ~90 s.
     os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")
     wandb_id = run_id(Path(save_dir), resume, write=rank_zero_only.rank == 0)
-    return WandbLogger(offline=offline, save_dir=save_dir, id=wandb_id, resume="allow", **kwargs)
+
+    return RedactedWandbLogger(offline=offline, save_dir=save_dir, id=wandb_id, resume="allow", **kwargs)
 
 
 def log_config(loggers: Sequence[Any], config: dict) -> None:
