@@ -110,9 +110,10 @@ def load_run(path: Path) -> Run:
 
 def varying_keys(runs: list[Run]) -> tuple[list[str], dict[str, str]]:
     """Override keys whose value differs between runs (the columns), and those all runs share."""
-    keys = sorted({k for run in runs for k in run.overrides if not k.startswith(IGNORED_KEYS)})
-    values = {k: {run.overrides.get(k, "") for run in runs} for k in keys}
-    varying = [k for k in keys if len(values[k]) > 1 or len(runs) == 1]
+    known = [run for run in runs if run.overrides]  # a job that has written nothing yet says nothing
+    keys = sorted({k for run in known for k in run.overrides if not k.startswith(IGNORED_KEYS)})
+    values = {k: {run.overrides.get(k, "") for run in known} for k in keys}
+    varying = [k for k in keys if len(values[k]) > 1 or len(known) == 1]
     common = {k: next(iter(values[k])) for k in keys if k not in varying}
     return varying, common
 
