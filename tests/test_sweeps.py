@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, metric_series, run_cli
+from conftest import ROOT, compose, metric_series, run_cli
 from test_tracking import QUICK
 from wandb_offline import offline_run
 
@@ -52,6 +52,16 @@ def test_two_processes_asking_for_one_cache_entry_build_it_once(tmp_path):
     assert [p.name for p in parts] == [f"part{i}.bin" for i in range(10)]
     assert all(p.read_bytes() == bytes([i]) * 100_000 for i, p in enumerate(parts))  # complete, not torn
     assert sorted(p.name for p in cache.iterdir()) == ["entry", "entry.lock"]  # no half-built leftovers
+
+
+@pytest.mark.parametrize("model", ["gpt2-tiny", "llama-tiny"])
+@pytest.mark.parametrize("data", ["stdlib", "wikitext2"])
+def test_every_job_of_the_documented_sweep_composes(model, data):
+    """`lmlab-train -m model=gpt2-tiny,llama-tiny data=stdlib,wikitext2 optimizer.lr=1e-3,3e-4`, job by job."""
+    cfg = compose([f"model={model}", f"data={data}", "optimizer.lr=3e-4", "hydra.mode=MULTIRUN", "sweep_name=s"])
+    assert cfg.model.name == model and cfg.optimizer.lr == 3e-4
+    assert cfg.data.source._target_ == {"stdlib": "lmlab.data.StdlibCorpus", "wikitext2": "lmlab.data.HubDataset"}[data]
+    assert cfg.hydra.sweep.dir.endswith("outputs/clm/multirun/s")
 
 
 def test_sweep_summary_names_each_failed_run_and_its_error(tmp_path):

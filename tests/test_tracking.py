@@ -49,6 +49,8 @@ def test_composed_logger_config_names_and_groups_the_run():
     assert cfg.logger.wandb.group == "clm"
     assert cfg.logger.wandb.job_type == "clm"
     assert list(cfg.logger.wandb.tags) == ["clm", "llama-tiny"]
+    in_a_sweep = compose(["logger=wandb", "model=llama-tiny", "hydra.mode=MULTIRUN", "sweep_name=lr_sweep"])
+    assert in_a_sweep.logger.wandb.group == "clm-lr_sweep"
 
 
 def _finish() -> None:
