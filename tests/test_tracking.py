@@ -43,6 +43,15 @@ def test_run_id_is_kept_in_the_run_dir_and_reused_only_when_resuming(tmp_path):
     assert run_id(tmp_path, resume=False, write=False) != first
 
 
+def test_secrets_are_redacted_from_logged_configs_but_token_settings_are_not():
+    from lmlab.utils.provenance import redact
+
+    config = {"hub": {"hf_token": "hf_abc", "WANDB_API_KEY": "k", "password": "p"},
+              "data": {"tokenizer": "gpt2", "tokenizer_train_chars": 1000, "token_ids": {"pad": 1}}}
+    assert redact(config) == {"hub": {"hf_token": "***", "WANDB_API_KEY": "***", "password": "***"},
+                              "data": {"tokenizer": "gpt2", "tokenizer_train_chars": 1000, "token_ids": {"pad": 1}}}
+
+
 def test_composed_logger_config_names_and_groups_the_run():
     cfg = compose(["logger=wandb", "model=llama-tiny", "optimizer.lr=3e-4", "paths.cache_dir=/tmp/x"])
     assert cfg.logger.wandb.name == "model=llama-tiny,lr=3e-4"  # paths.* are excluded like in run names
@@ -83,6 +92,7 @@ def test_offline_run_holds_group_name_config_history_and_a_resume_continues_it(t
     assert "model=llama-tiny,lr=2e-3," in run["name"]
     assert run["config"]["optimizer"]["lr"] == 2e-3 and run["config"]["model"]["name"] == "llama-tiny"
     assert run["config"]["task_name"] == "clm"  # the whole resolved config, not just the module's hparams
+    assert run["config"]["data"]["tokenizer_train_chars"] == cfg.data.tokenizer_train_chars  # not mistaken for a secret
     history = [(row["trainer/global_step"], row["val/loss"]) for row in run["history"] if "val/loss" in row]
     assert history == [(step, pytest.approx(value)) for step, value in metric_series(run_dir, "val/loss")]
     assert run["summary"]["best/val/loss"] == pytest.approx(min(v for _, v in history))
