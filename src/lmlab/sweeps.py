@@ -45,7 +45,8 @@ class SweepReport(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra's sweepers raise on a failed job before `on_multirun_end`; exit handlers run either way.
-        atexit.register(lambda: print(sweep_summary(Path(config.hydra.sweep.dir)), file=sys.stderr))
+        sweep_dir = Path(config.hydra.sweep.dir)
+        atexit.register(lambda: print(sweep_summary(sweep_dir), file=sys.stderr))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         # A re-launched sweep (same sweep_name) retries its jobs: a stale error must not outlive a success.
