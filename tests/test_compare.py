@@ -50,7 +50,7 @@ def test_rows_have_the_varying_overrides_and_the_metrics_of_each_csv(sweep):
     by_run = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
     assert [row[0] for row in rows] == ["1", "0", "2", "3"]  # best val/loss first, runs without it last
     assert by_run["0"] == {"run": "0", "model": "gpt2-tiny", "optimizer.lr": "1e-3", "final val/loss": "4.4",
-                             "best val/loss": "4.2", "steps": "30", "tokens/s": "1.23e+03",
+                             "best val/loss": "4.2", "steps": "30", "tokens/s": "1.02e+03",
                              "wall time (s)": "12.5", "status": "finished"}
     # A run without summary.json is still running: steps and tokens/s come from its CSV.
     assert by_run["1"]["best val/loss"] == "3.9" and by_run["1"]["steps"] == "20"

@@ -58,10 +58,9 @@ class Run:
         return max(steps) + 1 if steps else None  # Lightning logs step N-1 after N optimizer steps
 
     def tokens_per_sec(self) -> float | None:
-        if self.summary.get("tokens_per_sec"):
-            return self.summary["tokens_per_sec"]
+        """Training throughput as SpeedMonitor logged it; else tokens seen over wall time (validation included)."""
         values = [v for _, v in self.series("train/tokens_per_sec")]
-        return sum(values) / len(values) if values else None
+        return sum(values) / len(values) if values else self.summary.get("tokens_per_sec")
 
 
 def is_run_dir(path: Path) -> bool:
