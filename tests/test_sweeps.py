@@ -3,51 +3,47 @@
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
-import subprocess
-import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, compose, metric_series, run_cli
+from conftest import compose, metric_series, run_cli
 from test_tracking import QUICK
 from wandb_offline import offline_run
 
+from lmlab.data.cache import cached_dir
 from lmlab.sweeps import sweep_summary
 
-BUILD_IN_TWO_PROCESSES = r"""
-import logging, os, sys, time
-from pathlib import Path
-from lmlab.data.cache import cached_dir
 
-logging.basicConfig(level=logging.INFO, format="%(message)s")
-cache, builders = Path(sys.argv[1]), Path(sys.argv[2])
-(cache.parent / f"ready-{os.getpid()}").touch()
-while len(list(cache.parent.glob("ready-*"))) < 2:  # both processes ask for the entry at the same moment
-    time.sleep(0.005)
+def _ask_for_entry(cache: Path, builders: Path, barrier, results) -> None:
+    """One process of the race: wait for the other, then ask the cache for the same entry."""
 
-def build(tmp: Path) -> None:
-    with open(builders, "a") as f:
-        f.write(f"{os.getpid()}\n")
-    for i in range(10):  # slow enough that the other process asks while this one writes
-        (tmp / f"part{i}.bin").write_bytes(bytes([i]) * 100_000)
-        time.sleep(0.05)
+    def build(tmp: Path) -> None:
+        with open(builders, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        for i in range(10):  # slow enough that the other process asks while this one writes
+            (tmp / f"part{i}.bin").write_bytes(bytes([i]) * 100_000)
+            time.sleep(0.05)
 
-print(cached_dir(cache, "entry", build, "test data"))
-"""
+    barrier.wait()
+    results.put(str(cached_dir(cache, "entry", build, "test data")))
 
 
 def test_two_processes_asking_for_one_cache_entry_build_it_once(tmp_path):
     cache, builders = tmp_path / "cache", tmp_path / "builders.txt"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    procs = [subprocess.Popen([sys.executable, "-c", BUILD_IN_TWO_PROCESSES, str(cache), str(builders)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outputs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    context = multiprocessing.get_context("fork")  # fork: no second import of the package
+    barrier, results = context.Barrier(2), context.Queue()
+    procs = [context.Process(target=_ask_for_entry, args=(cache, builders, barrier, results)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
     assert len(builders.read_text().split()) == 1  # exactly one writer
-    assert {out.strip() for out, _ in outputs} == {str(cache / "entry")}
-    logs = "".join(err for _, err in outputs)
-    assert logs.count("Building test data (cache miss)") == 1 and logs.count("Reusing cached test data") == 1
+    assert {results.get(timeout=5), results.get(timeout=5)} == {str(cache / "entry")}
     parts = sorted((cache / "entry").iterdir())
     assert [p.name for p in parts] == [f"part{i}.bin" for i in range(10)]
     assert all(p.read_bytes() == bytes([i]) * 100_000 for i, p in enumerate(parts))  # complete, not torn
