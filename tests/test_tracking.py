@@ -77,7 +77,7 @@ def _wandb_files(run_dir: Path) -> list[Path]:
 
 
 @pytest.mark.timeout(600)
-def test_offline_run_holds_group_name_config_history_and_a_resume_continues_it(tmp_path, cache_dir):
+def test_offline_run_holds_group_name_config_history_and_a_rerun_continues_it(tmp_path, cache_dir):
     # No checkpoints: this test is about the W&B run, not about resuming the training.
     overrides = [*QUICK, "logger=wandb", "model=llama-tiny", "optimizer.lr=2e-3", "callbacks.model_checkpoint=null"]
     try:
