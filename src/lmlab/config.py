@@ -43,7 +43,18 @@ def minilm_path() -> str:
 
 
 def register_resolvers() -> None:
-    resolvers = {"lmlab.run_name": run_name_from_overrides, "lmlab.minilm_path": minilm_path}
+    from hydra.types import RunMode
+
+    from lmlab.tracking import wandb_group, wandb_run_name
+
+    resolvers = {
+        "lmlab.run_name": run_name_from_overrides,
+        "lmlab.minilm_path": minilm_path,
+        # `${hydra:runtime.cwd}` is unset in a multirun's launching process, where the sweep dir is resolved.
+        "lmlab.cwd": os.getcwd,
+        "lmlab.wandb_name": lambda overrides, exclude_keys, default: wandb_run_name(overrides, exclude_keys, default),
+        "lmlab.wandb_group": lambda experiment, mode, sweep: wandb_group(experiment, mode == RunMode.MULTIRUN, sweep),
+    }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

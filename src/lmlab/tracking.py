@@ -1,11 +1,18 @@
-"""Weights & Biases: the Lightning `WandbLogger`, offline whenever the server can't be used."""
+"""Weights & Biases: the Lightning `WandbLogger`, offline whenever the server can't be used.
+
+A run is named after its overridden keys and grouped by its sweep; its id is kept in the run directory
+so that relaunching the same command (which resumes from the last checkpoint) continues the same W&B run.
+"""
 
 from __future__ import annotations
 
 import logging
 import netrc
 import os
+import secrets
 import socket
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -47,13 +54,80 @@ def should_run_offline() -> tuple[bool, str]:
     return False, "API key found and server reachable"
 
 
-def wandb_logger(offline: bool | None = None, **kwargs: Any):
-    """Lightning's `WandbLogger`; `offline=None` decides from the key and the network, never failing the run."""
-    from lightning.pytorch.loggers import WandbLogger
+ID_FILE = "wandb_id.txt"
+
+
+def wandb_run_name(overrides: Sequence[str], exclude_keys: Iterable[str] = (), default: str = "run") -> str:
+    """A short W&B run name from overrides: `model=llama-tiny optimizer.lr=3e-4` → `model=llama-tiny,lr=3e-4`.
+
+    Keys are cut to their last part unless two overrides would then share it; `paths.*` and keys in
+    `exclude_keys` (those that don't change what is trained, as for the run directory name) are left out.
+    """
+    excluded = set(exclude_keys)
+    pairs = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key not in excluded and not key.startswith(("hydra.", "paths.")):  # where, not what, is trained
+            pairs.append((key, value))
+    last_parts = [key.rsplit(".", 1)[-1] for key, _ in pairs]
+    names = [short if last_parts.count(short) == 1 else key for (key, _), short in zip(pairs, last_parts, strict=True)]
+    return ",".join(f"{name}={value}" for name, (_, value) in zip(names, pairs, strict=True)) or default
+
+
+def wandb_group(experiment_name: str, multirun: bool, sweep_name: str) -> str:
+    """The W&B group: one per sweep (`<experiment>-<sweep_name>`); a single run is grouped by its experiment."""
+    return f"{experiment_name}-{sweep_name}" if multirun else experiment_name
+
+
+def run_id(run_dir: Path, resume: bool, write: bool) -> str:
+    """The W&B run id kept in `<run_dir>/wandb_id.txt`: reused when resuming, otherwise a new one (saved if `write`)."""
+    id_file = run_dir / ID_FILE
+    if resume and id_file.is_file():
+        return id_file.read_text().strip()
+    new_id = secrets.token_hex(4)
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        id_file.write_text(new_id + "\n")
+    return new_id
+
+
+def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool = True, **kwargs: Any):
+    """Lightning's `WandbLogger`; `offline=None` decides from the key and the network, never failing the run.
+
+    Only rank zero creates the W&B run (Lightning's logger is a no-op elsewhere) and writes the id file.
+    """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from lmlab.loggers import RedactedWandbLogger
 
     if offline is None:
         offline, why = should_run_offline()
         log.info("W&B: %s (%s)", "offline" if offline else "online", why)
     # An unreachable server otherwise blocks wandb.init for ~90 s.
     os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")
-    return WandbLogger(offline=offline, **kwargs)
+    wandb_id = run_id(Path(save_dir), resume, write=rank_zero_only.rank == 0)
+
+    return RedactedWandbLogger(offline=offline, save_dir=save_dir, id=wandb_id, resume="allow", **kwargs)
+
+
+def log_config(loggers: Sequence[Any], config: dict) -> None:
+    """Record the fully resolved (secret-redacted) run config in each W&B run; call on rank zero."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.config.update(config, allow_val_change=True)
+
+
+def finish_wandb() -> None:
+    """Close the W&B run (the next run of a multirun starts its own); say how to upload an offline one."""
+    import wandb
+
+    run = wandb.run
+    if run is None:
+        return
+    offline, sync_dir, wandb_id = run.offline, run.sync_dir, run.id
+    wandb.finish()
+    if offline:
+        log.info("W&B run %s was saved offline; upload it with: wandb sync %s", wandb_id, sync_dir)

@@ -34,6 +34,9 @@ def check_config(cfg: DictConfig) -> None:
 
     from lmlab.models import context_length
 
+    lr = cfg.optimizer.get("lr")
+    if lr is not None and not lr > 0:
+        raise LmlabError(f"optimizer.lr={lr} must be a positive learning rate (e.g. optimizer.lr=3e-4)")
     spec = cfg.model
     if spec.get("pretrained"):
         try:
@@ -60,8 +63,9 @@ def train(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from lightning.pytorch.utilities import rank_zero_only
 
+    from lmlab.tracking import log_config
     from lmlab.utils.instantiate import instantiate_named
-    from lmlab.utils.provenance import write_provenance
+    from lmlab.utils.provenance import resolved_config, write_provenance
     from lmlab.utils.rich_utils import print_config_tree
 
     # Lightning adds its own console handler; Hydra's root handlers already print (and write train.log).
@@ -89,6 +93,7 @@ def train(cfg: DictConfig) -> float | None:
         print_config_tree(cfg)
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         write_provenance(cfg, run_dir, overrides)
+        log_config(loggers, resolved_config(cfg))
         log.info("Run directory: %s", run_dir)
 
     ckpt_path = cfg.get("ckpt_path")
@@ -125,10 +130,9 @@ def run_task(task_fn, cfg: DictConfig) -> float | None:
 def _finish_wandb() -> None:
     """Close any W&B run, so that the next run of a multirun starts its own (and a failure is synced)."""
     if "wandb" in sys.modules:
-        import wandb
+        from lmlab.tracking import finish_wandb
 
-        if wandb.run is not None:
-            wandb.finish()
+        finish_wandb()
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")

@@ -3,5 +3,6 @@
 from lmlab.callbacks.export import ExportHuggingFace
 from lmlab.callbacks.samples import SampleContinuations
 from lmlab.callbacks.speed import SpeedMonitor
+from lmlab.callbacks.summary import RunSummary
 
-__all__ = ["ExportHuggingFace", "SampleContinuations", "SpeedMonitor"]
+__all__ = ["ExportHuggingFace", "RunSummary", "SampleContinuations", "SpeedMonitor"]

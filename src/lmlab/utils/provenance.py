@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-SECRET_MARKERS = ("api_key", "apikey", "token", "password", "secret")
+# A key is secret when its last word says so (`hf_token`, `api_key`, `password`), not when it merely
+# contains one (`tokenizer`, `token_ids`, `max_new_tokens` are not secrets).
+SECRET_KEY = re.compile(r"(^|[_.-])(token|api_?key|password|secret)$", re.IGNORECASE)
 
 
 def git_state(cwd: str | Path) -> dict[str, object]:
@@ -33,7 +36,7 @@ def git_state(cwd: str | Path) -> dict[str, object]:
 def redact(container: object) -> object:
     """A plain copy of a resolved config with anything that looks like a secret blanked out."""
     if isinstance(container, dict):
-        return {k: "***" if any(m in str(k).lower() for m in SECRET_MARKERS) and v else redact(v)
+        return {k: "***" if SECRET_KEY.search(str(k)) and v else redact(v)
                 for k, v in container.items()}
     if isinstance(container, list):
         return [redact(v) for v in container]

@@ -1,0 +1,237 @@
+"""`lmlab-compare`: one table of a sweep's runs from their run directories, no server needed.
+
+Reads what every run writes (config.yaml, overrides.yaml, metrics.csv, summary.json, error.txt), so it
+works on a sweep that is still running or partly failed. Imports neither torch nor Lightning: it is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+RUN_FILES = ("config.yaml", "overrides.yaml", "run.json", "metrics.csv", "summary.json", "error.txt")
+# Overrides that say where a run goes, not what it trains: never a column.
+IGNORED_KEYS = ("paths.", "hydra.", "sweep_name", "run_name", "resume", "ckpt_path", "logger")
+
+
+@dataclass
+class Run:
+    """What one run directory says about the run."""
+
+    path: Path
+    overrides: dict[str, str] = field(default_factory=dict)
+    monitor: str = "val/loss"
+    mode: str = "min"
+    metrics: list[dict[str, str]] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "failed"
+        if self.summary:
+            return "finished"
+        return "running" if self.metrics else "no metrics yet"
+
+    def series(self, key: str) -> list[tuple[int, float]]:
+        """(step, value) for each row of metrics.csv that has `key`."""
+        return [(int(row["step"]), float(row[key])) for row in self.metrics if row.get(key) not in (None, "")]
+
+    def best(self, key: str, mode: str) -> float | None:
+        values = [v for _, v in self.series(key)]
+        return (min if mode == "min" else max)(values) if values else None
+
+    def final(self, key: str) -> float | None:
+        values = self.series(key)
+        return values[-1][1] if values else None
+
+    def steps(self) -> int | None:
+        if "global_step" in self.summary:
+            return self.summary["global_step"]
+        steps = [int(row["step"]) for row in self.metrics if row.get("step")]
+        return max(steps) + 1 if steps else None  # Lightning logs step N-1 after N optimizer steps
+
+    def tokens_per_sec(self) -> float | None:
+        """Training throughput as SpeedMonitor logged it; else tokens seen over wall time (validation included)."""
+        values = [v for _, v in self.series("train/tokens_per_sec")]
+        return sum(values) / len(values) if values else self.summary.get("tokens_per_sec")
+
+
+def is_run_dir(path: Path) -> bool:
+    return any((path / name).is_file() for name in RUN_FILES)
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Run directories: each path itself, or its subdirectories (a sweep's numbered jobs, in job order)."""
+    runs = []
+    for path in paths:
+        if not path.is_dir():
+            raise SystemExit(f"error: {path} is not a directory")
+        if is_run_dir(path):
+            runs.append(path)
+            continue
+        children = [p for p in path.iterdir() if p.is_dir() and (p.name.isdigit() or is_run_dir(p))]
+        runs.extend(sorted(children, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0,
+                                                    p.name)))
+    return runs
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    pairs = (item.split("=", 1) for item in items if "=" in item)
+    return {key.lstrip("+~"): value for key, value in pairs}
+
+
+def load_run(path: Path) -> Run:
+    run = Run(path)
+    if (path / "overrides.yaml").is_file():
+        run.overrides = parse_overrides(yaml.safe_load((path / "overrides.yaml").read_text()) or [])
+    if (path / "config.yaml").is_file():
+        monitor = (yaml.safe_load((path / "config.yaml").read_text()) or {}).get("monitor") or {}
+        run.monitor, run.mode = monitor.get("metric", run.monitor), monitor.get("mode", run.mode)
+    if (path / "metrics.csv").is_file():
+        with open(path / "metrics.csv", newline="") as f:
+            run.metrics = list(csv.DictReader(f))
+    if (path / "summary.json").is_file():
+        run.summary = json.loads((path / "summary.json").read_text())
+    if (path / "error.txt").is_file():
+        lines = (path / "error.txt").read_text().splitlines()
+        run.error = lines[0] if lines else "failed"
+        if not run.overrides and len(lines) > 1 and lines[1].startswith("overrides: "):
+            run.overrides = parse_overrides(lines[1].removeprefix("overrides: ").split())
+    return run
+
+
+def varying_keys(runs: list[Run]) -> tuple[list[str], dict[str, str]]:
+    """Override keys whose value differs between runs (the columns), and those all runs share."""
+    known = [run for run in runs if run.overrides]  # a job that has written nothing yet says nothing
+    keys = sorted({k for run in known for k in run.overrides if not k.startswith(IGNORED_KEYS)})
+    values = {k: {run.overrides.get(k, "") for run in known} for k in keys}
+    varying = [k for k in keys if len(values[k]) > 1 or len(known) == 1]
+    common = {k: next(iter(values[k])) for k in keys if k not in varying}
+    return varying, common
+
+
+def _fmt(value: float | int | None, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def table_rows(runs: list[Run], metric: str, reverse: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and rows, one per run, sorted by the best value of `metric` (runs without it last)."""
+    keys, _ = varying_keys(runs)
+    mode = runs[0].mode if runs and metric == runs[0].monitor else "min"
+
+    def sort_key(run: Run) -> tuple[bool, float]:
+        best = run.best(metric, mode)
+        if best is None:
+            return (True, 0.0)
+        return (False, -best if (mode == "max") != reverse else best)
+
+    header = ["run", *keys, f"final {metric}", f"best {metric}", "steps", "tokens/s", "wall time (s)", "status"]
+    rows = []
+    for run in sorted(runs, key=sort_key):
+        status = f"failed: {run.error}" if run.error else run.status
+        rows.append([run.path.name, *(run.overrides.get(k, "—") for k in keys), _fmt(run.final(metric)),
+                     _fmt(run.best(metric, mode)), _fmt(run.steps()), _fmt(run.tokens_per_sec(), 3),
+                     _fmt(run.summary.get("wall_time_s"), 3), status])
+    return header, rows
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+
+
+def write_markdown(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot_curves(path: Path, runs: list[Run], metric: str) -> int:
+    """A PNG with every run's `metric` curve overlaid; returns the number of curves drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys, _ = varying_keys(runs)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    curves = 0
+    for run in runs:
+        series = run.series(metric)
+        if not series:
+            continue
+        label = ",".join(f"{k}={run.overrides.get(k, '—')}" for k in keys) or run.path.name
+        steps, values = zip(*series, strict=True)
+        ax.plot(steps, values, marker="o", markersize=3, label=f"#{run.path.name} {label}")
+        curves += 1
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} of {curves} runs")
+    if curves:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return curves
+
+
+def print_table(header: list[str], rows: list[list[str]], common: dict[str, str], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, caption=" ".join(f"{k}={v}" for k, v in common.items()) or None)
+    for name in header:
+        table.add_column(name, justify="right" if name not in ("run", "status") else "left")
+    failures = []
+    for row in rows:
+        failed = row[-1].startswith("failed")
+        table.add_row(*row[:-1], "failed" if failed else row[-1], style="red" if failed else None)
+        if failed:
+            failures.append(f"{row[0]}: {row[-1]}")
+    console = Console()
+    console.print(table)
+    for failure in failures:
+        console.print(failure, style="red", markup=False, highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="lmlab-compare",
+        description="Compare runs from their directories: a table (also CSV and Markdown) and a PNG of the "
+                    "validation curves. Give a sweep directory (outputs/<experiment>/multirun/<sweep>) or run dirs.")
+    parser.add_argument("paths", nargs="+", type=Path, help="sweep or run directories")
+    parser.add_argument("--sort", default=None, help="metric to sort by (default: each run's monitored metric)")
+    parser.add_argument("--reverse", action="store_true", help="sort the other way round")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where compare.csv/.md/.png go (default: the directory given, or the current one)")
+    args = parser.parse_args(argv)
+
+    runs = [load_run(path) for path in find_runs(args.paths)]
+    if not runs:
+        raise SystemExit(f"error: no run directories in {' '.join(map(str, args.paths))}")
+    metric = args.sort or runs[0].monitor
+    out = args.out or (args.paths[0] if len(args.paths) == 1 and not is_run_dir(args.paths[0]) else Path.cwd())
+    out.mkdir(parents=True, exist_ok=True)
+
+    header, rows = table_rows(runs, metric, args.reverse)
+    _, common = varying_keys(runs)
+    print_table(header, rows, common, title=f"{len(runs)} runs, sorted by best {metric}")
+    write_csv(out / "compare.csv", header, rows)
+    write_markdown(out / "compare.md", header, rows)
+    curves = plot_curves(out / "compare.png", runs, metric)
+    print(f"Wrote {out / 'compare.csv'}, {out / 'compare.md'} and {out / 'compare.png'} ({curves} curves)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Multirun bookkeeping: a failed run of a sweep leaves its error in its directory and in a final summary.
+
+Hydra runs every job of a batch and only then raises the first failure, so no run is lost; this
+Hydra callback makes the failures easy to find: `<job dir>/error.txt` per failed run, and one summary
+of the whole sweep printed when the process ends (also when Hydra exits on the failure).
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+ERROR_FILE = "error.txt"
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The numbered job directories of a sweep, in job order."""
+    return sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def sweep_summary(sweep_dir: Path) -> str:
+    """Which runs of a sweep finished and which failed (with the first line of their error)."""
+    jobs = job_dirs(sweep_dir) if sweep_dir.is_dir() else []
+    failed = [job for job in jobs if (job / ERROR_FILE).is_file()]
+    lines = [f"Sweep {sweep_dir}: {len(jobs) - len(failed)} of {len(jobs)} runs finished, {len(failed)} failed"]
+    for job in failed:
+        first_line = (job / ERROR_FILE).read_text().splitlines()[0]
+        lines.append(f"  FAILED #{job.name}: {first_line}  (details: {job / ERROR_FILE})")
+    if any(sweep_dir.glob("*/wandb/offline-run-*")):
+        lines.append(f"W&B runs were saved offline; upload them with: wandb sync {sweep_dir}/*/wandb/offline-run-*")
+    lines.append(f"Compare the runs: lmlab-compare {sweep_dir}")
+    return "\n".join(lines)
+
+
+class SweepReport(Callback):
+    """Writes `error.txt` into each failed job's directory and prints the sweep summary at exit."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra's sweepers raise on a failed job before `on_multirun_end`; exit handlers run either way.
+        sweep_dir = Path(config.hydra.sweep.dir)
+        atexit.register(lambda: print(sweep_summary(sweep_dir), file=sys.stderr))
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # A re-launched sweep (same sweep_name) retries its jobs: a stale error must not outlive a success.
+        if _is_multirun(config):
+            (Path(config.hydra.runtime.output_dir) / ERROR_FILE).unlink(missing_ok=True)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status != JobStatus.FAILED or not _is_multirun(config):
+            return
+        error = job_return._return_value  # the exception; `return_value` would re-raise it
+        job_dir = Path(config.hydra.runtime.output_dir)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        overrides = " ".join(job_return.overrides or [])
+        details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        (job_dir / ERROR_FILE).write_text(f"{type(error).__name__}: {error}\noverrides: {overrides}\n\n{details}")
+
+
+def _is_multirun(config: DictConfig) -> bool:
+    return config.hydra.mode == RunMode.MULTIRUN

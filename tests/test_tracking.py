@@ -1,0 +1,109 @@
+"""W&B naming, grouping and run-id reuse; the offline files of a real run read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import compose, metric_series, train_in_process
+from wandb_offline import offline_run
+
+from lmlab.tracking import run_id, wandb_group, wandb_run_name
+
+# Smaller than conftest.TINY, and valid for every model (no model.config keys).
+QUICK = ["trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
+         "trainer.num_sanity_val_steps=0", "data.max_documents=30", "data.vocab_size=512", "data.block_size=32",
+         "data.batch_size=4", "data.eval_batch_size=8", "callbacks.samples=null", "callbacks.export_hf=null",
+         "callbacks.model_summary=null", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"]
+
+
+def test_run_name_shortens_keys_and_drops_excluded_ones():
+    overrides = ["model=llama-tiny", "optimizer.lr=3e-4", "resume=false", "+trainer.precision=bf16-mixed"]
+    assert wandb_run_name(overrides, exclude_keys=["resume"]) == "model=llama-tiny,lr=3e-4,precision=bf16-mixed"
+
+
+def test_run_name_keeps_full_keys_when_the_short_ones_clash():
+    name = wandb_run_name(["data.batch_size=8", "trainer.batch_size=2", "optimizer.lr=1e-3"])
+    assert name == "data.batch_size=8,trainer.batch_size=2,lr=1e-3"
+
+
+def test_run_name_without_overrides_is_the_default():
+    assert wandb_run_name(["hydra.verbose=true", "resume=false"], exclude_keys=["resume"], default="clm") == "clm"
+
+
+def test_group_is_the_sweep_in_a_multirun_and_the_experiment_otherwise():
+    assert wandb_group("clm", multirun=True, sweep_name="lr_sweep") == "clm-lr_sweep"
+    assert wandb_group("clm", multirun=False, sweep_name="lr_sweep") == "clm"
+
+
+def test_run_id_is_kept_in_the_run_dir_and_reused_only_when_resuming(tmp_path):
+    first = run_id(tmp_path, resume=True, write=True)
+    assert (tmp_path / "wandb_id.txt").read_text().strip() == first
+    assert run_id(tmp_path, resume=True, write=True) == first
+    assert run_id(tmp_path, resume=False, write=False) != first
+
+
+def test_secrets_are_redacted_from_logged_configs_but_token_settings_are_not():
+    from lmlab.utils.provenance import redact
+
+    config = {"hub": {"hf_token": "hf_abc", "WANDB_API_KEY": "k", "password": "p"},
+              "data": {"tokenizer": "gpt2", "tokenizer_train_chars": 1000, "token_ids": {"pad": 1}}}
+    assert redact(config) == {"hub": {"hf_token": "***", "WANDB_API_KEY": "***", "password": "***"},
+                              "data": {"tokenizer": "gpt2", "tokenizer_train_chars": 1000, "token_ids": {"pad": 1}}}
+
+
+def test_composed_logger_config_names_and_groups_the_run():
+    cfg = compose(["logger=wandb", "model=llama-tiny", "optimizer.lr=3e-4", "paths.cache_dir=/tmp/x"])
+    assert cfg.logger.wandb.name == "model=llama-tiny,lr=3e-4"  # paths.* are excluded like in run names
+    assert cfg.logger.wandb.group == "clm"
+    assert cfg.logger.wandb.job_type == "clm"
+    assert list(cfg.logger.wandb.tags) == ["clm", "llama-tiny"]
+    in_a_sweep = compose(["logger=wandb", "model=llama-tiny", "hydra.mode=MULTIRUN", "sweep_name=lr_sweep"])
+    assert in_a_sweep.logger.wandb.group == "clm-lr_sweep"
+
+
+def _finish() -> None:
+    """Finish the W&B run and stop wandb's service process: only then are its offline files complete."""
+    import wandb
+
+    from lmlab.tracking import finish_wandb
+
+    finish_wandb()
+    wandb.teardown()
+
+
+def _wandb_files(run_dir: Path) -> list[Path]:
+    return sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+
+
+@pytest.mark.timeout(600)
+def test_offline_run_holds_group_name_config_history_and_a_rerun_continues_it(tmp_path, cache_dir):
+    # No checkpoints: this test is about the W&B run, not about resuming the training.
+    overrides = [*QUICK, "logger=wandb", "model=llama-tiny", "optimizer.lr=2e-3", "callbacks.model_checkpoint=null"]
+    try:
+        cfg, _ = train_in_process(tmp_path, cache_dir, overrides)
+    finally:
+        _finish()
+    run_dir = Path(cfg.paths.run_dir)
+    [first_file] = _wandb_files(run_dir)
+    run = offline_run(first_file)
+    assert run["id"] == (run_dir / "wandb_id.txt").read_text().strip()
+    assert run["group"] == "clm" and run["job_type"] == "clm"
+    assert "model=llama-tiny,lr=2e-3," in run["name"]
+    assert run["config"]["optimizer"]["lr"] == 2e-3 and run["config"]["model"]["name"] == "llama-tiny"
+    assert run["config"]["task_name"] == "clm"  # the whole resolved config, not just the module's hparams
+    assert run["config"]["data"]["tokenizer_train_chars"] == cfg.data.tokenizer_train_chars  # not mistaken for a secret
+    history = [(row["trainer/global_step"], row["val/loss"]) for row in run["history"] if "val/loss" in row]
+    assert history == [(step, pytest.approx(value)) for step, value in metric_series(run_dir, "val/loss")]
+    assert run["summary"]["best/val/loss"] == pytest.approx(min(v for _, v in history))
+
+    # The same command again (as after a crash or a timeout) continues the same W&B run.
+    try:
+        train_in_process(tmp_path, cache_dir, overrides)
+    finally:
+        _finish()
+    files = _wandb_files(run_dir)
+    assert len(files) == 2
+    resumed = offline_run(next(f for f in files if f != first_file))
+    assert resumed["id"] == run["id"] and resumed["group"] == "clm"
+    assert any("val/loss" in row for row in resumed["history"])
