@@ -14,7 +14,7 @@ from lmlab.tracking import run_id, wandb_group, wandb_run_name
 QUICK = ["trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
          "trainer.num_sanity_val_steps=0", "data.max_documents=30", "data.vocab_size=512", "data.block_size=32",
          "data.batch_size=4", "data.eval_batch_size=8", "callbacks.samples=null", "callbacks.export_hf=null",
-         "callbacks.model_summary=null", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"]
+         "callbacks.model_summary=null", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
 
 
 def test_run_name_shortens_keys_and_drops_excluded_ones():
