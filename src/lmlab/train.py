@@ -50,9 +50,12 @@ def train(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from lightning.pytorch.utilities import rank_zero_only
 
+    from lmlab.utils.allocator import keep_freed_memory
     from lmlab.utils.instantiate import instantiate_named
     from lmlab.utils.provenance import write_provenance
     from lmlab.utils.rich_utils import print_config_tree
+
+    keep_freed_memory()  # before training allocates: no page faults on each step's large tensors
 
     # Lightning adds its own console handler; Hydra's root handlers already print (and write train.log).
     for name in ("lightning.pytorch", "lightning.fabric"):
