@@ -63,3 +63,22 @@ def test_keep_freed_memory_stops_page_faults_on_reallocation():
 
     faults_for_reallocations()  # the first allocation grows the heap once
     assert faults_for_reallocations() < 1000  # unfixed: 5 × 16k pages faulted in again
+
+
+def test_progress_bar_reads_metrics_only_when_a_log_is_due(monkeypatch):
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from lmlab.callbacks import ProgressBar
+
+    reads = []
+    monkeypatch.setattr(RichProgressBar, "get_metrics", lambda self, trainer, module: reads.append(trainer.global_step)
+                        or {"train/loss": float(trainer.global_step)})
+    bar = ProgressBar()
+    shown = [bar.get_metrics(SimpleNamespace(training=True, global_step=step, log_every_n_steps=5), None)
+             for step in range(1, 12)]
+    assert reads == [1, 5, 10]  # the first step, then only logging steps
+    assert shown[3] == {"train/loss": 1.0} and shown[-1] == {"train/loss": 10.0}
+    bar.get_metrics(SimpleNamespace(training=False, global_step=11, log_every_n_steps=5), None)
+    assert reads[-1] == 11  # validation always shows fresh metrics
