@@ -35,7 +35,7 @@ def test_causal_lm_module_fused_loss_equals_model_loss_and_gradients(config):
 
     spec = {"config": config}
     torch.manual_seed(0)
-    module = CausalLMModule(model=spec, optimizer={"_target_": "torch.optim.AdamW"}, vocab_size=97)
+    module = CausalLMModule(model=spec, optimizer={"_target_": "torch.optim.AdamW"}, vocab_size=97, fused_loss=True)
     assert module.fused_loss
     input_ids = torch.randint(0, 97, (4, 40))
     fused = module.next_token_loss(input_ids)
