@@ -64,9 +64,12 @@ def train(cfg: DictConfig) -> float | None:
     from lightning.pytorch.utilities import rank_zero_only
 
     from lmlab.tracking import log_config
+    from lmlab.utils.allocator import keep_freed_memory
     from lmlab.utils.instantiate import instantiate_named
     from lmlab.utils.provenance import resolved_config, write_provenance
     from lmlab.utils.rich_utils import print_config_tree
+
+    keep_freed_memory()  # before training allocates: no page faults on each step's large tensors
 
     # Lightning adds its own console handler; Hydra's root handlers already print (and write train.log).
     for name in ("lightning.pytorch", "lightning.fabric"):

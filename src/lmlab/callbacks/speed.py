@@ -42,7 +42,8 @@ class SpeedMonitor(L.Callback):
             self._flops_per_token = flops_per_token(pl_module.model, input_ids.shape[-1])
         self._times.append(time.perf_counter())
         self._tokens.append(input_ids.numel() * trainer.world_size)
-        if len(self._times) < 2:
+        # Only on the steps Lightning writes to the loggers: logging a float makes a tensor on the device.
+        if len(self._times) < 2 or trainer.global_step % max(trainer.log_every_n_steps, 1):
             return
         seconds = self._times[-1] - self._times[0]
         tokens_per_sec = sum(list(self._tokens)[1:]) / seconds

@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-
-from lmlab.data.tokenizer import batched
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +26,22 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
 
 
+def batches_of_text(documents: Iterable[str], chars: int) -> Iterator[list[str]]:
+    """Documents grouped into batches of about `chars` characters: a batch of a thousand one-line
+    documents is too little work to spread over the cores, and one of a thousand source files is plenty."""
+    batch, size = [], 0
+    for doc in documents:
+        batch.append(doc)
+        size += len(doc)
+        if size >= chars:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
 def write_token_stream(
-    documents: Iterable[str], tokenizer, out_dir: Path, block_size: int, batch_size: int = 1024
+    documents: Iterable[str], tokenizer, out_dir: Path, block_size: int, batch_chars: int = 1 << 22
 ) -> dict:
     """Encode `documents` in batches (the Rust tokenizer spreads each batch over all cores), append the
     EOS id after every document, and write the ids as a flat array to `out_dir/tokens.bin`."""
@@ -41,7 +53,7 @@ def write_token_stream(
     sep = np.array([separator], dtype=dtype)
     start, num_tokens, num_docs = time.perf_counter(), 0, 0
     with open(out_dir / TOKENS_FILE, "wb") as f:
-        for batch in batched(documents, batch_size):
+        for batch in batches_of_text(documents, batch_chars):
             pieces = []
             for encoding in backend.encode_batch_fast(batch, add_special_tokens=False):
                 pieces += [np.asarray(encoding.ids, dtype=dtype), sep]

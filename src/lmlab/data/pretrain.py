@@ -116,6 +116,8 @@ class PretrainDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> StatefulDataLoader:
         # StatefulDataLoader: Lightning stores its position in checkpoints, so resume is mid-epoch exact.
+        # The shuffle order depends on the run's seed alone (as in HF's Trainer), not on how many random
+        # numbers building the model drew: two models trained with one seed see the same batches.
         return StatefulDataLoader(
             self.datasets[split],
             batch_size=batch_size,
@@ -124,6 +126,7 @@ class PretrainDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(torch.initial_seed()) if shuffle else None,
         )
 
     def train_dataloader(self) -> StatefulDataLoader:

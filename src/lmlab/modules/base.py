@@ -49,6 +49,13 @@ class HFModelModule(L.LightningModule):
         self.tokenizer = tokenizer
         self.model = build_model(model, self.auto_class, vocab_size, token_ids, **model_kwargs)
 
+    def configure_model(self) -> None:
+        # `model.compile=true`: compile the network body in place (parameter names, hence checkpoints,
+        # stay the same); the output head is a single matmul and the fused loss calls the body directly.
+        if self.hparams.model.get("compile") and not getattr(self, "_compiled", False):
+            self.model.base_model.compile()
+            self._compiled = True
+
     def configure_optimizers(self):
         optimizer_cfg = dict(self.hparams.optimizer)
         weight_decay = optimizer_cfg.pop("weight_decay", 0.0)

@@ -1,0 +1,262 @@
+"""Training throughput: lmlab vs a minimal PyTorch loop vs the Hugging Face Trainer (run_clm.py-style).
+
+Same model config, packed data (lmlab's cache, same shuffle order), AdamW (fused), gradient clipping 1.0,
+cosine schedule, batch size, precision and steps; KV cache off everywhere. Each variant runs in its own
+process, interleaved A B C A B C …; tokens/s is measured over the steps after warm-up by the same clock.
+
+    python bench/train_throughput.py            # full: 5 rounds (CPU: 4x256 GPT-2, block 256; GPU: GPT-2 124M, bf16)
+    python bench/train_throughput.py --quick    # tiny sizes, one round (what tests/test_bench.py runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from harness import StepClock, interleaved, machine, paired_ratios, print_table, run_worker, spread
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ["lmlab", "raw", "hf"]
+LABELS = {"lmlab": "lmlab (Hydra CLI, default callbacks + CSV logger)", "raw": "raw PyTorch loop",
+          "hf": "HF Trainer (run_clm.py-style)"}
+
+
+def profiles(quick: bool, gpu: bool) -> dict:
+    """Sizes: (model overrides, block, batch, warm-up steps, measured steps, rounds)."""
+    if quick:
+        return {"overrides": ["model.config.n_layer=2", "model.config.n_embd=64", "model.config.n_head=2",
+                              "data.vocab_size=512", "data.max_documents=60"],
+                "block": 64, "batch": 8, "warmup": 2, "measured": 4, "rounds": 1}
+    if gpu:  # GPT-2 small (124M with GPT-2's vocabulary size), trained from scratch in bf16
+        return {"overrides": ["model=gpt2", "model.pretrained=null", "model.tokenizer=null", "data.vocab_size=50257",
+                              "trainer=gpu"], "block": 1024, "batch": 16, "warmup": 10, "measured": 30, "rounds": 5}
+    return {"overrides": ["model.config.n_layer=4", "model.config.n_embd=256", "model.config.n_head=4"],
+            "block": 256, "batch": 8, "warmup": 3, "measured": 10, "rounds": 5}
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from lmlab.config import config_dir, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def make_spec(args, work: Path) -> dict:
+    """Compose lmlab's config once; prepare (or reuse) its packed data; everything the workers share."""
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from lmlab.data.tokenizer import special_token_ids
+
+    p = profiles(args.quick, torch.cuda.is_available())
+    steps = p["warmup"] + p["measured"]
+    overrides = [*p["overrides"], f"data.block_size={p['block']}", f"data.batch_size={p['batch']}",
+                 f"trainer.max_steps={steps}", "optimizer.fused=true", f"paths.cache_dir={args.cache_dir}"]
+    cfg = compose([*overrides, f"paths.root_dir={work}"])
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    tokenizer = datamodule.tokenizer
+    model_config = OmegaConf.to_container(cfg.model.config, resolve=True)
+    model_config.update({k: v for k, v in special_token_ids(tokenizer).items() if v is not None},
+                        vocab_size=len(tokenizer))
+    optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    return {
+        "overrides": overrides, "work": str(work), "model_config": model_config,
+        "train_dir": str(Path(datamodule.datasets["train"].tokens.filename).parent),
+        "block": p["block"], "batch": p["batch"], "warmup": p["warmup"], "steps": steps, "rounds": p["rounds"],
+        "seed": cfg.seed, "bf16": "bf16" in str(cfg.trainer.precision), "clip": cfg.trainer.gradient_clip_val,
+        "optimizer": {k: optimizer[k] for k in ("lr", "betas", "eps", "weight_decay")},
+        "scheduler": {"name": cfg.scheduler.name, "num_warmup_steps": cfg.scheduler.num_warmup_steps},
+    }
+
+
+# ---------------------------------------------------------------------------------------------- workers
+def clock_for(spec: dict, out: str) -> StepClock:
+    return StepClock(out, spec["warmup"], spec["steps"], spec["batch"] * spec["block"])
+
+
+def packed_blocks(spec: dict):
+    """The packed token stream lmlab wrote, as fixed-length blocks (nanoGPT-style, no lmlab code)."""
+    import numpy as np
+    import torch
+
+    meta = json.loads((Path(spec["train_dir"]) / "meta.json").read_text())
+    tokens = np.memmap(Path(spec["train_dir"]) / "tokens.bin", dtype=meta["dtype"], mode="r")
+    block = meta["block_size"]
+
+    class Blocks(torch.utils.data.Dataset):
+        def __len__(self):
+            return meta["num_blocks"]
+
+        def __getitem__(self, i):
+            ids = torch.from_numpy(tokens[i * block:(i + 1) * block].astype(np.int64))
+            return {"input_ids": ids, "labels": ids}
+
+    return Blocks()
+
+
+def new_model(spec: dict):
+    """The model as a user builds it: GPT-2 from the same config, SDPA attention, KV cache off."""
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    config = GPT2Config(**{k: v for k, v in spec["model_config"].items() if k != "_target_"}, use_cache=False)
+    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").train()
+
+
+def run_raw(spec: dict, out: str) -> None:
+    import torch
+    from transformers import get_scheduler
+
+    torch.manual_seed(spec["seed"])
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = new_model(spec).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": spec["optimizer"]["weight_decay"]},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    opt = spec["optimizer"]
+    optimizer = torch.optim.AdamW(groups, lr=opt["lr"], betas=opt["betas"], eps=opt["eps"], fused=True)
+    scheduler = get_scheduler(spec["scheduler"]["name"], optimizer, spec["scheduler"]["num_warmup_steps"],
+                              spec["steps"])
+    blocks = packed_blocks(spec)
+    # Shuffled by a generator seeded with the run's seed (what the Trainer and lmlab do): the same batches.
+    sampler = torch.utils.data.RandomSampler(blocks, generator=torch.Generator().manual_seed(spec["seed"]))
+    loader = torch.utils.data.DataLoader(blocks, batch_size=spec["batch"], sampler=sampler, drop_last=True,
+                                         pin_memory=device == "cuda")
+    clock = clock_for(spec, out)
+    for _, batch in zip(range(spec["steps"]), loader, strict=False):
+        input_ids = batch["input_ids"].to(device, non_blocking=True)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=spec["bf16"]):
+            loss = model(input_ids=input_ids, labels=input_ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, spec["clip"])
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        clock.record_first_batch(input_ids, loss)
+        clock.tick()
+
+
+def run_hf(spec: dict, out: str) -> None:
+    import torch
+    from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator, set_seed
+
+    set_seed(spec["seed"])
+    model = new_model(spec)
+    clock = clock_for(spec, out)
+
+    def first_batch(module, args, kwargs, output):  # the Trainer hides its batches: watch the model's input
+        # Its loss divides by `num_items_in_batch`, which counts the labels before the shift: batch×block,
+        # not batch×(block-1) as the others do, so it reads (block-1)/block lower for the same weights.
+        clock.record_first_batch(kwargs["input_ids"], output.loss)
+
+    hook = model.register_forward_hook(first_batch, with_kwargs=True)
+
+    class Tick(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            hook.remove()
+            clock.tick()
+
+    opt = spec["optimizer"]
+    args = TrainingArguments(
+        output_dir=str(Path(spec["work"]) / "hf-trainer"), max_steps=spec["steps"],
+        per_device_train_batch_size=spec["batch"], learning_rate=opt["lr"], adam_beta1=opt["betas"][0],
+        adam_beta2=opt["betas"][1], adam_epsilon=opt["eps"], weight_decay=opt["weight_decay"],
+        lr_scheduler_type=spec["scheduler"]["name"], warmup_steps=spec["scheduler"]["num_warmup_steps"],
+        max_grad_norm=spec["clip"], optim="adamw_torch_fused", bf16=spec["bf16"], seed=spec["seed"],
+        dataloader_drop_last=True, save_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(),
+    )
+    Trainer(model=model, args=args, train_dataset=packed_blocks(spec), data_collator=default_data_collator,
+            callbacks=[Tick()]).train()
+
+
+def run_lmlab(spec: dict, out: str) -> None:
+    """`lmlab-train` itself (its Hydra main), with one extra callback: the same clock as the others."""
+    from lmlab.train import main
+
+    run_dir = Path(spec["work"]) / "lmlab-run"
+    sys.argv = ["lmlab-train", *spec["overrides"], f"hydra.run.dir={run_dir}", "resume=false",
+                f"trainer.val_check_interval={spec['steps']}", "trainer.limit_val_batches=1",
+                "+callbacks.bench_clock._target_=lmlab_clock.LightningStepClock",
+                f"+callbacks.bench_clock.output_file={out}", f"+callbacks.bench_clock.warmup={spec['warmup']}",
+                f"+callbacks.bench_clock.steps={spec['steps']}",
+                f"+callbacks.bench_clock.tokens_per_step={spec['batch'] * spec['block']}"]
+    main()
+
+
+# ----------------------------------------------------------------------------------------------- report
+def report(spec: dict, results: dict[str, list[dict]]) -> dict:
+    import torch
+
+    rows = []
+    for v in VARIANTS:
+        rs = results[v]
+        rows.append([LABELS[v], spread([r["tokens_per_sec"] for r in rs], "{:.0f}"),
+                     spread([r["time_to_first_step"] for r in rs], "{:.1f}"),
+                     spread([r["peak_memory_mb"] for r in rs], "{:.0f}"), f"{rs[0]['first_loss']:.4f}"])
+    steps = f"{spec['steps'] - spec['warmup']} measured steps after {spec['warmup']} warm-up"
+    print_table(f"Training throughput: batch {spec['batch']} x block {spec['block']}, {steps}, "
+                f"{len(results['lmlab'])} interleaved rounds",
+                ["variant", "tokens/s", "time to first step (s)", "peak memory (MB)", "first-step loss"], rows)
+    vs_raw = paired_ratios(results, "lmlab", "raw", "tokens_per_sec")
+    vs_hf = paired_ratios(results, "lmlab", "hf", "tokens_per_sec")
+    line = (f"lmlab / raw PyTorch loop: {spread(vs_raw)}x tokens/s; lmlab / HF Trainer: {spread(vs_hf)}x "
+            f"(median (range) of {len(vs_raw)} paired rounds; {machine()})")
+    print(line)
+    summary = {"spec": spec, "results": results, "lmlab_vs_raw": vs_raw, "lmlab_vs_hf": vs_hf, "readme_line": line}
+    if torch.cuda.is_available():
+        from lightning.fabric.utilities.throughput import get_available_flops
+
+        from lmlab.models import flops_per_token
+
+        peak = get_available_flops(torch.device("cuda"), torch.bfloat16)
+        per_token = flops_per_token(new_model(spec), spec["block"])
+        summary["mfu"] = {v: statistics.median(r["tokens_per_sec"] for r in results[v]) * per_token / peak
+                          for v in VARIANTS}
+        print("MFU (6·params + attention FLOPs per token, over the GPU's bf16 peak): "
+              + ", ".join(f"{v} {m:.1%}" for v, m in summary["mfu"].items()))
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one round")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default: 5, or 1 with --quick)")
+    parser.add_argument("--cache-dir", default=str(ROOT / "outputs" / ".cache"), help="lmlab's data cache")
+    parser.add_argument("--json", help="also write every figure to this file")
+    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        spec = json.loads(Path(args.spec).read_text())
+        {"lmlab": run_lmlab, "raw": run_raw, "hf": run_hf}[args.worker](spec, args.out)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="lmlab-bench-") as tmp:
+        work = Path(tmp)
+        spec = make_spec(args, work)
+        spec["rounds"] = args.rounds or spec["rounds"]
+        spec_file = work / "spec.json"
+        spec_file.write_text(json.dumps(spec))
+        results = interleaved(VARIANTS, spec["rounds"], lambda v, r: run_worker(
+            __file__, v, spec_file, work / f"{v}-{r}.json", work / f"{v}-{r}.log"))
+        summary = report(spec, results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

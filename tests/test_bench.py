@@ -1,0 +1,45 @@
+"""The benchmark scripts keep working (`--quick`): they produce their figures, on identical data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+
+def run_bench(script: str, tmp_path, cache_dir) -> dict:
+    out = tmp_path / f"{script}.json"
+    proc = subprocess.run([sys.executable, f"bench/{script}.py", "--quick", "--cache-dir", str(cache_dir),
+                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert json.loads(out.read_text())["readme_line"] in proc.stdout
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_train_throughput_quick_trains_all_variants_on_the_same_batches(tmp_path, cache_dir):
+    summary = run_bench("train_throughput", tmp_path, cache_dir)
+    first = {v: rounds[0] for v, rounds in summary["results"].items()}
+    assert set(first) == {"lmlab", "raw", "hf"}
+    for result in first.values():
+        assert result["tokens_per_sec"] > 0 and result["time_to_first_step"] > 0 and result["peak_memory_mb"] > 0
+    assert len({r["first_batch_sha"] for r in first.values()}) == 1  # same shuffle order, same blocks
+    # Same initial weights on the same batch: the same loss, up to HF's (block-1)/block normalisation.
+    block = summary["spec"]["block"]
+    assert first["lmlab"]["first_loss"] == pytest.approx(first["raw"]["first_loss"], rel=1e-4)
+    assert first["hf"]["first_loss"] == pytest.approx(first["raw"]["first_loss"] * (block - 1) / block, rel=1e-4)
+    ratio = first["lmlab"]["tokens_per_sec"] / first["raw"]["tokens_per_sec"]
+    assert summary["lmlab_vs_raw"][0] == pytest.approx(ratio)
+
+
+@pytest.mark.slow
+def test_data_prep_quick_tokenizes_the_same_text_in_both_pipelines(tmp_path, cache_dir):
+    summary = run_bench("data_prep", tmp_path, cache_dir)
+    for name, corpus in summary["corpora"].items():
+        # lmlab appends one EOS per document; otherwise both pipelines produce the same tokens
+        assert corpus["lmlab_tokens"] == corpus["run_clm_tokens"] + corpus["documents"], name
+        assert corpus["ratio"] == pytest.approx(corpus["lmlab_tokens_per_sec"] / corpus["run_clm_tokens_per_sec"])
+    assert 0 < summary["cached_ready_seconds"] < summary["first_build_seconds"]
