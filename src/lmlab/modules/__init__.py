@@ -1,5 +1,6 @@
 """LightningModules, one per training objective."""
 
 from lmlab.modules.causal_lm import CausalLMModule
+from lmlab.modules.masked_lm import MaskedLMModule
 
-__all__ = ["CausalLMModule"]
+__all__ = ["CausalLMModule", "MaskedLMModule"]
