@@ -70,6 +70,8 @@ class LocalSplits:
         try:
             return datasets.load_dataset(_BUILDERS[file.suffix], data_files=str(file), split="train", **options)
         except Exception as e:
+            if "corresponds to no data" in str(e):  # datasets' way of saying the file holds no rows
+                raise LmlabError(f"the {split} split of data.source is empty ({str(file)!r} has no rows)") from e
             raise LmlabError(f"data.source: {str(file)!r} could not be read: {_first_line(e)}") from e
 
     def fingerprint(self) -> str:
