@@ -142,11 +142,15 @@ def test_init_from_a_directory_that_is_no_run_is_an_error(tmp_path):
         resolve_init_from(str(tmp_path / "notarun"), tmp_path)
 
 
-def test_every_new_option_composes():
-    for overrides in (["task=mlm", "model=roberta-tiny"], ["task=classify", "data=sst2"], ["task=classify", "data=imdb"],
-                      ["task=classify", "model=minilm-l6"], ["experiment=pretrain_then_classify"]):
-        cfg = compose(overrides)
-        assert cfg.task.module._target_.startswith("lmlab.modules.")
+def test_every_new_data_option_instantiates_its_source():
+    from hydra.utils import instantiate
+
+    expected = {"stdlib-functions": "StdlibFunctions", "sst2": "HubSplits", "imdb": "HubSplits",
+                "sst2_local": "LocalSplits", "imdb_local": "LocalSplits"}
+    for data, source_class in expected.items():
+        cfg = compose(["task=classify", f"data={data}", "data.source.path=somewhere"] if "local" in data
+                      else ["task=classify", f"data={data}"])
+        assert type(instantiate(cfg.data.source)).__name__ == source_class
 
 
 @pytest.mark.slow
@@ -157,7 +161,21 @@ def test_tiny_classification_run_learns(tmp_path, cache_dir):
                  "model.config.intermediate_size=128", "trainer.max_steps=40", "trainer.val_check_interval=20",
                  "trainer.log_every_n_steps=5", "scheduler.num_warmup_steps=2", "optimizer.lr=3e-3",
                  "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+    from omegaconf import OmegaConf
+
+    from lmlab.evaluate import evaluate
+
     cfg, metric = train_in_process(tmp_path, cache_dir, overrides)
-    losses = [v for _, v in metric_series(tmp_path / "run", "train/loss")]
+    run_dir = tmp_path / "run"
+    losses = [v for _, v in metric_series(run_dir, "train/loss")]
     assert np.mean(losses[-2:]) < losses[0]
-    assert metric is not None and 0 <= metric <= 1
+
+    metrics = evaluate(OmegaConf.create({"ckpt_path": str(run_dir / "checkpoints" / "last.ckpt"), "split": "validation",
+                                         "batch_size": None, "accelerator": "cpu", "output_dir": None}))
+    predictions = [json.loads(line) for line in (run_dir / "eval" / "validation_predictions.jsonl").open()]
+    assert len(predictions) == 256
+    assert {p["label"] for p in predictions} <= set(cfg.data.source.packages)
+    accuracy = np.mean([p["label"] == p["prediction"] for p in predictions])
+    assert metrics["validation/accuracy"] == pytest.approx(accuracy)
+    assert json.loads((run_dir / "eval" / "validation_metrics.json").read_text())["validation/accuracy"] == \
+        pytest.approx(accuracy)

@@ -32,7 +32,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     ckpt = Path(cfg.ckpt_path).expanduser()
     run_dir = ckpt.parent.parent
     if not ckpt.is_file() or not is_lmlab_run(run_dir):
-        raise LmlabError(f"ckpt_path={cfg.ckpt_path!r} is not a checkpoint of an lmlab run (<run dir>/checkpoints/*.ckpt)")
+        raise LmlabError(f"ckpt_path={cfg.ckpt_path!r} is not a checkpoint of an lmlab run "
+                         "(<run dir>/checkpoints/*.ckpt)")
     run_cfg = OmegaConf.load(run_dir / "config.yaml")
     if "ClassificationDataModule" not in str(run_cfg.data.get("_target_")):
         raise LmlabError(f"ckpt_path={cfg.ckpt_path!r}: lmlab-eval scores classification runs (task=classify)")
@@ -55,7 +56,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     (out_dir / f"{cfg.split}_metrics.json").write_text(json.dumps({"ckpt_path": str(ckpt), **metrics}, indent=2))
     raw, names = datamodule.raw_splits[cfg.split], module.model.config.id2label
     with open(out_dir / f"{cfg.split}_predictions.jsonl", "w") as f:
-        for i, (p, y) in enumerate(zip(probs.tolist(), labels.tolist())):
+        for i, (p, y) in enumerate(zip(probs.tolist(), labels.tolist(), strict=True)):
             record = {"index": i, "text": raw[i][datamodule.text_column]}
             if datamodule.text_pair_column:
                 record["text_pair"] = raw[i][datamodule.text_pair_column]

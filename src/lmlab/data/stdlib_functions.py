@@ -68,7 +68,7 @@ class StdlibFunctions:
         files = sorted(self.files(package), key=lambda p: zlib.crc32(str(p.relative_to(self.root())).encode()))
         counts = [len(function_sources(p, self.max_chars)) for p in files]
         target, taken, validation = self.validation_fraction * sum(counts), 0, []
-        for path, count in zip(files, counts):
+        for path, count in zip(files, counts, strict=True):
             if taken >= target or len(validation) == len(files) - 1:
                 break
             validation.append(path)
