@@ -156,9 +156,9 @@ def test_every_new_data_option_instantiates_its_source():
 @pytest.mark.slow
 def test_tiny_classification_run_learns(tmp_path, cache_dir):
     """A few dozen steps on the stdlib-functions task: the training loss falls; lmlab-eval scores the checkpoint."""
-    overrides = ["task=classify", "data.max_examples=256", "data.vocab_size=512", "data.max_length=64",
+    overrides = ["task=classify", "data.max_examples=128", "data.vocab_size=512", "data.max_length=48",
                  "data.batch_size=16", "model.config.num_hidden_layers=1", "model.config.hidden_size=64",
-                 "model.config.intermediate_size=128", "trainer.max_steps=40", "trainer.val_check_interval=20",
+                 "model.config.intermediate_size=128", "trainer.max_steps=24", "trainer.val_check_interval=12",
                  "trainer.log_every_n_steps=5", "scheduler.num_warmup_steps=2", "optimizer.lr=3e-3",
                  "callbacks.progress_bar=null", "callbacks.model_summary=null"]
     from omegaconf import OmegaConf
@@ -173,7 +173,7 @@ def test_tiny_classification_run_learns(tmp_path, cache_dir):
     metrics = evaluate(OmegaConf.create({"ckpt_path": str(run_dir / "checkpoints" / "last.ckpt"), "split": "validation",
                                          "batch_size": None, "accelerator": "cpu", "output_dir": None}))
     predictions = [json.loads(line) for line in (run_dir / "eval" / "validation_predictions.jsonl").open()]
-    assert len(predictions) == 256
+    assert len(predictions) == 128
     assert {p["label"] for p in predictions} <= set(cfg.data.source.packages)
     accuracy = np.mean([p["label"] == p["prediction"] for p in predictions])
     assert metrics["validation/accuracy"] == pytest.approx(accuracy)
