@@ -13,6 +13,7 @@ import sys
 import sysconfig
 import zlib
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from lmlab.data.sources import _files_fingerprint
@@ -23,6 +24,7 @@ PACKAGES = ["asyncio", "email", "unittest", "tkinter", "multiprocessing", "xml",
 _SKIP_DIRS = {"test", "tests", "idle_test", "__pycache__"}  # a package's own tests are not its code
 
 
+@cache  # split_files counts functions and load reads them: parse each file once per process
 def function_sources(path: Path, max_chars: int) -> list[str]:
     """Source text of every function and method defined in `path` (nested ones too), cut to `max_chars`."""
     source = path.read_text(encoding="utf-8", errors="replace")
