@@ -160,7 +160,7 @@ class ClassificationDataModule(L.LightningDataModule):
             return ensure_cls_sep(load_pretrained_tokenizer(resolve_init_from(self.init_from, self.cache_dir)))
         if self.tokenizer_name:
             return ensure_cls_sep(load_pretrained_tokenizer(self.tokenizer_name))
-        train = self.raw_splits["train"]
+        train = self.raw_splits["train"] if "train" in self.splits else self.raw("train")  # lmlab-eval: one split
         key = fingerprint(kind=BPE_VERSION, source=self.source.fingerprint(), column=self.text_column,
                           max_examples=self.max_examples, vocab_size=self.vocab_size)
 

@@ -33,6 +33,10 @@ class SequenceClassificationModule(HFModelModule):
         labels = list(labels)
         super().__init__(model, *args, num_labels=len(labels), id2label=dict(enumerate(labels)),
                          label2id={name: i for i, name in enumerate(labels)}, **kwargs)
+        # Hydra's instantiate turns the label maps into DictConfigs inside the model config; save_pretrained
+        # needs plain dicts.
+        self.model.config.id2label = dict(enumerate(labels))
+        self.model.config.label2id = {name: i for i, name in enumerate(labels)}
         self.train_metrics = classification_metrics(len(labels), "train/")
         self.val_metrics = classification_metrics(len(labels), "val/")
         self.test_metrics = classification_metrics(len(labels), "test/")
