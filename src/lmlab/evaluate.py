@@ -41,8 +41,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("batch_size"):
         data_cfg.eval_batch_size = cfg.batch_size
     datamodule = hydra.utils.instantiate(data_cfg)
-    module = SequenceClassificationModule.load_from_checkpoint(ckpt, map_location="cpu", tokenizer=datamodule.tokenizer,
-                                                               labels=datamodule.labels)
+    # weights_only=False: an lmlab checkpoint's hyperparameters hold OmegaConf containers (our own file)
+    module = SequenceClassificationModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False,
+                                                               tokenizer=datamodule.tokenizer, labels=datamodule.labels)
     datamodule.module_kwargs()  # checks the split's labels against the model's label set
     trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_progress_bar=False)
     outputs = trainer.predict(module, dataloaders=datamodule.dataloader(cfg.split))
