@@ -85,6 +85,7 @@ def train(cfg: DictConfig) -> float | None:
         optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
         scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None,
         tokenizer=datamodule.tokenizer,
+        **_module_kwargs(datamodule),
         _recursive_=False,
         _convert_="all",  # plain containers in hparams, so checkpoints load with torch's weights_only
     )
@@ -107,6 +108,11 @@ def train(cfg: DictConfig) -> float | None:
 
     metric = trainer.callback_metrics.get(cfg.monitor.metric)
     return None if metric is None else float(metric)
+
+
+def _module_kwargs(datamodule) -> dict:
+    """What a data module hands to the LightningModule beyond the tokenizer (a classifier's label names)."""
+    return datamodule.module_kwargs() if hasattr(datamodule, "module_kwargs") else {}
 
 
 def run_task(task_fn, cfg: DictConfig) -> float | None:

@@ -1,6 +1,10 @@
 """Data: text sources, tokenizers, the packed-token cache and the LightningDataModules."""
 
+from lmlab.data.classification import ClassificationDataModule
+from lmlab.data.classification_sources import HubSplits, LocalSplits
 from lmlab.data.pretrain import PretrainDataModule
 from lmlab.data.sources import HubDataset, StdlibCorpus, TextFiles
+from lmlab.data.stdlib_functions import StdlibFunctions
 
-__all__ = ["HubDataset", "PretrainDataModule", "StdlibCorpus", "TextFiles"]
+__all__ = ["ClassificationDataModule", "HubDataset", "HubSplits", "LocalSplits", "PretrainDataModule",
+           "StdlibCorpus", "StdlibFunctions", "TextFiles"]

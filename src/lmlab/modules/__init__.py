@@ -1,5 +1,7 @@
 """LightningModules, one per training objective."""
 
 from lmlab.modules.causal_lm import CausalLMModule
+from lmlab.modules.classification import SequenceClassificationModule
+from lmlab.modules.masked_lm import MaskedLMModule
 
-__all__ = ["CausalLMModule"]
+__all__ = ["CausalLMModule", "MaskedLMModule", "SequenceClassificationModule"]

@@ -1,0 +1,82 @@
+"""Labelled-example sources for classification: a Hugging Face dataset or local files, split by split.
+
+A source has `fingerprint() -> str` and `load(split) -> datasets.Dataset`, split being train, validation
+or test; `label_names()` (optional) returns the label set the source itself declares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lmlab.errors import LmlabError
+
+_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+@dataclass
+class HubSplits:
+    """`datasets.load_dataset(path, name, split=splits[split])`, e.g. glue/sst2 or imdb."""
+
+    path: str
+    name: str | None = None
+    splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "validation": "validation"})
+
+    def load(self, split: str):
+        import datasets
+
+        if split not in self.splits:
+            raise LmlabError(f"data.source.splits has no {split!r} entry (has {sorted(self.splits)})")
+        try:
+            return datasets.load_dataset(self.path, self.name, split=self.splits[split])
+        except Exception as e:  # datasets raises many types; the user needs the name and the reason
+            raise LmlabError(f"data.source.path={self.path!r} (split {self.splits[split]!r}) could not be loaded: "
+                             f"{_first_line(e)}") from e
+
+    def fingerprint(self) -> str:
+        parts = [self.path, str(self.name)] + [self.load(s)._fingerprint for s in sorted(self.splits)]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass
+class LocalSplits:
+    """Local CSV/TSV/JSON Lines/Parquet files, one per split, under a directory `path`."""
+
+    path: str
+    files: dict[str, str] = field(default_factory=lambda: {"train": "train.csv", "validation": "validation.csv"})
+
+    def file(self, split: str) -> Path:
+        if split not in self.files:
+            raise LmlabError(f"data.source.files has no {split!r} entry (has {sorted(self.files)})")
+        file = Path(self.path).expanduser() / self.files[split]
+        if not file.is_file():
+            raise LmlabError(f"data.source: the {split} file {str(file)!r} does not exist")
+        if file.suffix not in _BUILDERS:
+            raise LmlabError(f"data.source: {str(file)!r} is not one of {sorted(_BUILDERS)}")
+        return file
+
+    def load(self, split: str):
+        import datasets
+
+        file = self.file(split)
+        # GLUE-style TSV files hold raw quotes: read them without CSV quoting (csv.QUOTE_NONE).
+        options = {"delimiter": "\t", "quoting": 3} if file.suffix == ".tsv" else {}
+        try:
+            return datasets.load_dataset(_BUILDERS[file.suffix], data_files=str(file), split="train", **options)
+        except Exception as e:
+            if "corresponds to no data" in str(e):  # datasets' way of saying the file holds no rows
+                raise LmlabError(f"the {split} split of data.source is empty ({str(file)!r} has no rows)") from e
+            raise LmlabError(f"data.source: {str(file)!r} could not be read: {_first_line(e)}") from e
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for split in sorted(self.files):
+            stat = self.file(split).stat()
+            digest.update(f"{split}\0{self.file(split)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]

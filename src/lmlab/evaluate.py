@@ -1,0 +1,83 @@
+"""`lmlab-eval ckpt_path=<run>/checkpoints/<x>.ckpt [split=validation]`: metrics and per-example predictions.
+
+Rebuilds the run's data module from its recorded config.yaml, scores the checkpoint on `split` and writes
+`eval/<split>_metrics.json` and `eval/<split>_predictions.jsonl` (text, label and predicted label names,
+probabilities) into the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from lmlab.config import config_dir, register_resolvers
+from lmlab.errors import LmlabError
+
+log = logging.getLogger("lmlab")
+register_resolvers()
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    import lightning as L
+    import torch
+
+    from lmlab.init_from import is_lmlab_run
+    from lmlab.metrics import classification_metrics
+    from lmlab.modules import SequenceClassificationModule
+
+    ckpt = Path(cfg.ckpt_path).expanduser()
+    run_dir = ckpt.parent.parent
+    if not ckpt.is_file() or not is_lmlab_run(run_dir):
+        raise LmlabError(f"ckpt_path={cfg.ckpt_path!r} is not a checkpoint of an lmlab run "
+                         "(<run dir>/checkpoints/*.ckpt)")
+    run_cfg = OmegaConf.load(run_dir / "config.yaml")
+    if "ClassificationDataModule" not in str(run_cfg.data.get("_target_")):
+        raise LmlabError(f"ckpt_path={cfg.ckpt_path!r}: lmlab-eval scores classification runs (task=classify)")
+    data_cfg = OmegaConf.merge(run_cfg.data, {"splits": [cfg.split]})
+    if cfg.get("batch_size"):
+        data_cfg.eval_batch_size = cfg.batch_size
+    datamodule = hydra.utils.instantiate(data_cfg)
+    # weights_only=False: an lmlab checkpoint's hyperparameters hold OmegaConf containers (our own file)
+    module = SequenceClassificationModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False,
+                                                               tokenizer=datamodule.tokenizer, labels=datamodule.labels)
+    datamodule.module_kwargs()  # checks the split's labels against the model's label set
+    trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_progress_bar=False)
+    outputs = trainer.predict(module, dataloaders=datamodule.dataloader(cfg.split))
+    probs = torch.cat([o["probs"] for o in outputs])
+    labels = torch.cat([o["labels"] for o in outputs])
+    metrics = classification_metrics(len(datamodule.labels), f"{cfg.split}/")(probs.argmax(-1), labels)
+    metrics = {k: float(v) for k, v in metrics.items()}
+
+    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else run_dir / "eval"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{cfg.split}_metrics.json").write_text(json.dumps({"ckpt_path": str(ckpt), **metrics}, indent=2))
+    raw, names = datamodule.raw_splits[cfg.split], module.model.config.id2label
+    with open(out_dir / f"{cfg.split}_predictions.jsonl", "w") as f:
+        for i, (p, y) in enumerate(zip(probs.tolist(), labels.tolist(), strict=True)):
+            record = {"index": i, "text": raw[i][datamodule.text_column]}
+            if datamodule.text_pair_column:
+                record["text_pair"] = raw[i][datamodule.text_pair_column]
+            record |= {"label": names[y], "prediction": names[max(range(len(p)), key=p.__getitem__)],
+                       "probabilities": {names[j]: round(q, 6) for j, q in enumerate(p)}}
+            f.write(json.dumps(record) + "\n")
+    log.info("%s: %s (written to %s)", cfg.split, metrics, out_dir)
+    return metrics
+
+
+@hydra.main(config_path=str(config_dir()), config_name="eval", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    from lmlab.train import run_task
+
+    run_task(evaluate, cfg)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""`model.init_from`: where a fine-tuning run takes its pretrained body and tokenizer from.
+
+Accepts an lmlab run directory (its `hf/` export, else its last checkpoint), an lmlab checkpoint file,
+a Hugging Face model directory, or a hub name; always resolves to something `from_pretrained` loads.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lmlab.errors import LmlabError
+
+log = logging.getLogger(__name__)
+
+
+def is_lmlab_run(directory: Path) -> bool:
+    """lmlab writes config.yaml and run.json into every run directory before training starts."""
+    return (directory / "config.yaml").is_file() and (directory / "run.json").is_file()
+
+
+def resolve_init_from(init_from: str, cache_dir: str | Path) -> str:
+    """A Hugging Face directory or hub name holding the model and tokenizer that `init_from` names."""
+    path = Path(init_from).expanduser()
+    if path.is_file():
+        if path.suffix != ".ckpt" or not is_lmlab_run(path.parent.parent):
+            raise LmlabError(f"model.init_from={init_from!r} is a file but not a checkpoint of an lmlab run "
+                             "(<run dir>/checkpoints/*.ckpt)")
+        return str(export_checkpoint(path, Path(cache_dir)))
+    if path.is_dir():
+        if is_lmlab_run(path):
+            if (path / "hf" / "config.json").is_file():
+                return str(path / "hf")
+            if (path / "checkpoints" / "last.ckpt").is_file():
+                return str(export_checkpoint(path / "checkpoints" / "last.ckpt", Path(cache_dir)))
+            raise LmlabError(f"model.init_from={init_from!r} is an lmlab run without hf/ export or "
+                             "checkpoints/last.ckpt (did it finish?)")
+        if (path / "config.json").is_file():
+            return str(path)
+        raise LmlabError(f"model.init_from={init_from!r} is not an lmlab run directory (no config.yaml and run.json) "
+                         "nor a Hugging Face model directory (no config.json)")
+    if path.is_absolute() or init_from.startswith((".", "~")) or init_from.count("/") > 1:
+        raise LmlabError(f"model.init_from={init_from!r} does not exist")
+    return init_from  # a hub name
+
+
+def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
+    """The checkpoint's model (and its run's tokenizer) as a Hugging Face directory, cached by content."""
+    import hydra
+    import torch
+    from omegaconf import OmegaConf
+
+    from lmlab.data.cache import cached_dir, fingerprint
+    from lmlab.models import build_model
+
+    stat = ckpt_path.stat()
+    key = fingerprint(ckpt=str(ckpt_path.resolve()), size=stat.st_size, mtime=stat.st_mtime_ns)
+    run_dir = ckpt_path.parent.parent
+
+    def build(tmp: Path) -> None:
+        run_cfg = OmegaConf.load(run_dir / "config.yaml")
+        module_class = hydra.utils.get_class(run_cfg.task.module._target_)
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        hparams = checkpoint["hyper_parameters"]
+        model = build_model(hparams["model"], module_class.auto_class, hparams.get("vocab_size"),
+                            hparams.get("token_ids"))
+        state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+        model.load_state_dict(state)
+        model.save_pretrained(tmp)
+        if (run_dir / "hf" / "tokenizer_config.json").is_file():
+            tokenizer_source = str(run_dir / "hf")
+            from transformers import AutoTokenizer
+
+            AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(tmp)
+        else:  # the run's data module finds its tokenizer in the shared cache (or trains it again)
+            hydra.utils.instantiate(run_cfg.data).tokenizer.save_pretrained(tmp)
+
+    return cached_dir(cache_dir / "init_from", key, build, f"Hugging Face export of {ckpt_path}")

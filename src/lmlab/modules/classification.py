@@ -1,0 +1,68 @@
+"""`SequenceClassificationModule`: fine-tune a (pretrained) body with a fresh classification head."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from lmlab.metrics import classification_metrics
+from lmlab.modules.base import HFModelModule
+
+
+class SequenceClassificationModule(HFModelModule):
+    """Sequence classification; logs loss, accuracy, macro F1 and MCC (torchmetrics) for train and validation.
+
+    `labels` (names, in id order) go into the model config as id2label/label2id, so an exported model and
+    `lmlab-eval`'s predictions carry names. `model.init_from` (a pretraining run, checkpoint, HF directory
+    or hub name) replaces `model.pretrained`: the body is loaded from it and the head starts fresh.
+    """
+
+    auto_class = AutoModelForSequenceClassification
+
+    def __init__(self, model: Mapping[str, Any], *args, labels: list[str], cache_dir: str = "outputs/.cache",
+                 **kwargs):
+        from lmlab.init_from import resolve_init_from
+
+        if model.get("init_from"):
+            model = {**model, "pretrained": resolve_init_from(str(model["init_from"]), cache_dir)}
+        for key in ("num_labels", "id2label", "label2id"):  # derived from labels (present when reloading hparams)
+            kwargs.pop(key, None)
+        labels = list(labels)
+        super().__init__(model, *args, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                         label2id={name: i for i, name in enumerate(labels)}, **kwargs)
+        # Hydra's instantiate turns the label maps into DictConfigs inside the model config; save_pretrained
+        # needs plain dicts.
+        self.model.config.id2label = dict(enumerate(labels))
+        self.model.config.label2id = {name: i for i, name in enumerate(labels)}
+        self.train_metrics = classification_metrics(len(labels), "train/")
+        self.val_metrics = classification_metrics(len(labels), "val/")
+        self.test_metrics = classification_metrics(len(labels), "test/")
+
+    def forward(self, batch: dict[str, torch.Tensor]):
+        return self.model(**batch)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        output = self(batch)
+        self.train_metrics(output.logits.argmax(dim=-1), batch["labels"])
+        self.log("train/loss", output.loss, prog_bar=True)
+        self.log_dict(self.train_metrics)
+        return output.loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val/loss")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test/loss")
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics, loss_name: str) -> None:
+        output = self(batch)
+        metrics.update(output.logits.argmax(dim=-1), batch["labels"])
+        self.log(loss_name, output.loss, batch_size=len(batch["labels"]))
+        self.log_dict(metrics, prog_bar=True)  # epoch-level: torchmetrics computes over the whole split
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        logits = self.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        return {"probs": logits.float().softmax(dim=-1), "labels": batch.get("labels")}
