@@ -48,8 +48,13 @@ def train(cfg: DictConfig) -> float | None:
     """Train one run; returns the monitored validation metric (what a sweeper optimizes)."""
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
+    from lightning.pytorch.trainer.states import TrainerStatus
     from lightning.pytorch.utilities import rank_zero_only
 
+    from lmlab.distributed import apply_global_batch_size
+    from lmlab.hydra_ddp import use_job_overrides_for_ddp_children
+    from lmlab.resume import mark_finished, plan_resume, record_resume
+    from lmlab.resume import report as report_resume
     from lmlab.utils.instantiate import instantiate_named
     from lmlab.utils.provenance import write_provenance
     from lmlab.utils.rich_utils import print_config_tree
@@ -60,6 +65,12 @@ def train(cfg: DictConfig) -> float | None:
 
     run_dir = Path(cfg.paths.run_dir)
     check_config(cfg)
+    apply_global_batch_size(cfg)
+    plan = plan_resume(cfg, run_dir)
+    if rank_zero_only.rank == 0:
+        report_resume(plan, run_dir)
+    if plan.finished is not None:
+        return plan.finished.get("metric")
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = hydra.utils.instantiate(cfg.data)
@@ -78,17 +89,21 @@ def train(cfg: DictConfig) -> float | None:
     if rank_zero_only.rank == 0:
         print_config_tree(cfg)
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
-        write_provenance(cfg, run_dir, overrides)
+        if plan.ckpt_path and (run_dir / "config.yaml").is_file():
+            record_resume(run_dir, overrides, plan)  # keeps the first launch's config.yaml and run.json
+        else:
+            write_provenance(cfg, run_dir, overrides)
         log.info("Run directory: %s", run_dir)
 
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is None and cfg.get("resume") and (run_dir / "checkpoints" / "last.ckpt").is_file():
-        ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
-        log.info("Resuming from %s", ckpt_path)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    if HydraConfig.initialized():
+        use_job_overrides_for_ddp_children()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path)
 
     metric = trainer.callback_metrics.get(cfg.monitor.metric)
-    return None if metric is None else float(metric)
+    metric = None if metric is None else float(metric)
+    if trainer.state.status == TrainerStatus.FINISHED and trainer.is_global_zero:
+        mark_finished(run_dir, trainer.global_step, metric)
+    return metric
 
 
 def run_task(task_fn, cfg: DictConfig) -> float | None:
@@ -110,6 +125,7 @@ def run_task(task_fn, cfg: DictConfig) -> float | None:
         sys.exit(2)
     finally:
         _finish_wandb()
+        _leave_process_group()
 
 
 def _finish_wandb() -> None:
@@ -119,6 +135,15 @@ def _finish_wandb() -> None:
 
         if wandb.run is not None:
             wandb.finish()
+
+
+def _leave_process_group() -> None:
+    """End this run's DDP process group, so that the next run of a multirun starts its own."""
+    if "torch.distributed" in sys.modules:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")

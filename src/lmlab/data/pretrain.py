@@ -21,6 +21,7 @@ from lmlab.data.tokenizer import (
     tokenizer_fingerprint,
     train_bpe,
 )
+from lmlab.distributed import eval_sampler
 from lmlab.errors import LmlabError
 
 log = logging.getLogger(__name__)
@@ -116,10 +117,12 @@ class PretrainDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> StatefulDataLoader:
         # StatefulDataLoader: Lightning stores its position in checkpoints, so resume is mid-epoch exact.
+        dataset = self.datasets[split]
         return StatefulDataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=None if shuffle else eval_sampler(dataset, self.trainer),
             drop_last=shuffle,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
