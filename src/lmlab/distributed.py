@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 from omegaconf import DictConfig, ListConfig
 
@@ -52,6 +53,24 @@ def apply_global_batch_size(cfg: DictConfig) -> None:
     batch, accumulate = split_global_batch(int(global_batch_size), world, int(cfg.data.batch_size))
     cfg.data.batch_size = batch
     cfg.trainer.accumulate_grad_batches = accumulate
+
+
+def train_sampler(dataset, trainer) -> object:
+    """A shuffle that depends only on (seed, epoch), split across ranks by striding.
+
+    With N processes of batch B/N, the ranks' batches together are exactly the batches one process of
+    batch B draws: results do not depend on the number of devices, and the order needs no RNG state
+    to resume. Lightning keeps a sampler that is already distributed and calls its `set_epoch`.
+
+    torchdata's stateful version saves how far into the epoch it is; it draws the epoch's permutation
+    lazily, after Lightning has set the epoch on resume (a plain `DistributedSampler` is fast-forwarded
+    before that, on the permutation of epoch 0).
+    """
+    from torchdata.stateful_dataloader.sampler import StatefulDistributedSampler
+
+    world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+    return StatefulDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, drop_last=True,
+                                      seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
 
 
 def eval_sampler(dataset, trainer) -> object | None:

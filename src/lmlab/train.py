@@ -97,7 +97,8 @@ def train(cfg: DictConfig) -> float | None:
 
     if HydraConfig.initialized():
         use_job_overrides_for_ddp_children()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path)
+    # weights_only=False: lmlab checkpoints hold RNG states and hyperparameters, not only tensors
+    trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path, weights_only=False)
 
     metric = trainer.callback_metrics.get(cfg.monitor.metric)
     metric = None if metric is None else float(metric)

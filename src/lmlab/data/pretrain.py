@@ -21,7 +21,7 @@ from lmlab.data.tokenizer import (
     tokenizer_fingerprint,
     train_bpe,
 )
-from lmlab.distributed import eval_sampler
+from lmlab.distributed import eval_sampler, train_sampler
 from lmlab.errors import LmlabError
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,7 @@ class PretrainDataModule(L.LightningDataModule):
         return StatefulDataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
-            sampler=None if shuffle else eval_sampler(dataset, self.trainer),
+            sampler=train_sampler(dataset, self.trainer) if shuffle else eval_sampler(dataset, self.trainer),
             drop_last=shuffle,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
