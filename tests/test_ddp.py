@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import compose, metric_series, run_cli
-from resume_helpers import SHORT, assert_same_params, kill_group, launch, wait_for_step
+from resume_helpers import SHORT, assert_same_params, final_params, kill_group, launch, wait_for_step
 
 pytestmark = pytest.mark.slow
 
@@ -37,11 +37,15 @@ def two_process(tmp_path_factory, cache_dir) -> Path:
 
 
 def test_ddp_loss_curve_matches_one_process_with_the_same_global_batch(single, two_process):
-    one, two = metric_series(single, "train/loss"), metric_series(two_process, "train/loss")
-    assert [s for s, _ in one] == [s for s, _ in two] and len(one) >= 2
-    # the two ranks' half batches are the one process's batch (lmlab.distributed.train_sampler)
-    assert torch.allclose(torch.tensor([v for _, v in one]), torch.tensor([v for _, v in two]), rtol=1e-4)
-    assert one[-1][1] < one[0][1]
+    """The two ranks' half batches are the one process's batch (lmlab.distributed.train_sampler), so the
+    runs differ only by floating-point summation order. (train/loss is rank 0's half batch: compare the
+    validation curve, over the whole split, and the weights.)"""
+    one, two = metric_series(single, "val/loss"), metric_series(two_process, "val/loss")
+    assert [s for s, _ in one] == [s for s, _ in two] and len(one) >= 5
+    assert torch.allclose(torch.tensor([v for _, v in one]), torch.tensor([v for _, v in two]), rtol=1e-5)
+    assert one[-1][1] < one[0][1] - 0.1
+    a, b = final_params(single), final_params(two_process)
+    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
 
 
 def test_ddp_validation_counts_every_example_once(two_process, cache_dir):
