@@ -89,7 +89,7 @@ def test_ddp_single_run_and_multirun_leave_one_run_directory_each(two_process, t
     result = run_cli(["-m", *DDP, "trainer=ddp", "trainer.max_steps=2", "optimizer.lr=0.001,0.002",
                       f"paths.cache_dir={cache_dir}", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["0", "1"]
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]  # no second sweep folder, no stray runs
     for job in ("0", "1"):
         assert (tmp_path / "sweep" / job / "finished.json").is_file()

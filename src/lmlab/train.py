@@ -6,6 +6,7 @@ Heavy imports (Lightning, transformers) happen inside `train`, so `lmlab-train -
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ from lmlab.config import config_dir, register_resolvers
 from lmlab.errors import LmlabError
 
 log = logging.getLogger("lmlab")
+DISTRIBUTED_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 register_resolvers()
 # CSVLogger appends to an existing metrics.csv (we rely on it when resuming); its warning says otherwise.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
@@ -116,6 +118,7 @@ def run_task(task_fn, cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    environ = dict(os.environ)
     try:
         return task_fn(cfg)
     except LmlabError as e:
@@ -126,7 +129,7 @@ def run_task(task_fn, cfg: DictConfig) -> float | None:
         sys.exit(2)
     finally:
         _finish_wandb()
-        _leave_process_group()
+        _leave_process_group(environ)
 
 
 def _finish_wandb() -> None:
@@ -138,13 +141,22 @@ def _finish_wandb() -> None:
             wandb.finish()
 
 
-def _leave_process_group() -> None:
-    """End this run's DDP process group, so that the next run of a multirun starts its own."""
+def _leave_process_group(environ: dict[str, str]) -> None:
+    """End this run's DDP process group, so that the next run of a multirun starts its own.
+
+    Lightning's launcher also leaves LOCAL_RANK, WORLD_SIZE, MASTER_PORT... in the environment, which
+    would make the next run believe its processes were started externally (and wait for them forever).
+    """
     if "torch.distributed" in sys.modules:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
+    for key in DISTRIBUTED_ENV:
+        if key in environ:
+            os.environ[key] = environ[key]
+        else:
+            os.environ.pop(key, None)
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
