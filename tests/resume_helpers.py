@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -24,11 +26,18 @@ SHORT = [
 ]
 
 
-def launch(args: list[str], cwd: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
-    """Start `lmlab-train <args>` in its own process group (DDP children die with it); output to `log`."""
+@contextmanager
+def launch(args: list[str], cwd: Path, log: Path) -> Iterator[subprocess.Popen]:
+    """Run `lmlab-train <args>` in its own process group (DDP children die with it), output to `log`;
+    the group is killed on leaving, so a failing test leaves no training behind."""
     with open(log, "a") as out:
-        return subprocess.Popen([sys.executable, "-m", "lmlab.train", *args], cwd=cwd, stdout=out,
-                                stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True)
+        process = subprocess.Popen([sys.executable, "-m", "lmlab.train", *args], cwd=cwd, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            kill_group(process)
 
 
 def wait_for_step(run_dir: Path, step: int, process: subprocess.Popen, timeout: float = 300) -> int:

@@ -72,9 +72,9 @@ def test_ddp_validation_counts_every_example_once(two_process, cache_dir):
 def test_ddp_run_killed_and_resumed_with_two_processes_is_exact(two_process, tmp_path, cache_dir):
     run_dir = tmp_path / "run"
     args = [*DDP, "trainer=ddp", f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}"]
-    process = launch(args, tmp_path, tmp_path / "train.log")
-    wait_for_step(run_dir, 7, process)
-    kill_group(process)
+    with launch(args, tmp_path, tmp_path / "train.log") as process:
+        wait_for_step(run_dir, 7, process)
+        kill_group(process)
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Resuming from" in result.stdout + result.stderr
@@ -102,18 +102,22 @@ def test_two_nodes_over_loopback_complete(tmp_path, cache_dir):
     args = [*DDP, "trainer=ddp_multinode", "trainer.devices=1", "trainer.max_steps=3",
             f"run_dir={tmp_path / 'run'}", f"paths.cache_dir={cache_dir}"]
     nodes = [launch_torchrun(rank, args, tmp_path) for rank in (0, 1)]
-    for node in nodes:
-        assert node.wait(timeout=600) == 0, (tmp_path / "node0.log").read_text()[-3000:]
+    try:
+        for node in nodes:
+            assert node.wait(timeout=600) == 0, (tmp_path / "node0.log").read_text()[-3000:]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                kill_group(node)
     assert (tmp_path / "run" / "finished.json").is_file()
     assert [s for s, _ in metric_series(tmp_path / "run", "train/loss")] == [0, 1, 2]
 
 
 def launch_torchrun(node_rank: int, args: list[str], cwd: Path):
-    import os
     import subprocess
 
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
                 f"--node-rank={node_rank}", "--master-addr=127.0.0.1", "--master-port=29581"]
     with open(cwd / f"node{node_rank}.log", "w") as log:
         return subprocess.Popen([*torchrun, "-m", "lmlab.train", *args], cwd=cwd, stdout=log,
-                                stderr=subprocess.STDOUT, env=dict(os.environ))
+                                stderr=subprocess.STDOUT, start_new_session=True)

@@ -29,10 +29,10 @@ def test_sigkill_at_several_steps_then_resume_is_bitwise_equal(reference, tmp_pa
     run_dir, log = tmp_path / "run", tmp_path / "train.log"
     args = [*SHORT, f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}"]
     for step in (3, 7, 10):
-        process = launch(args, tmp_path, log)
-        wait_for_step(run_dir, step, process)
-        kill_group(process)
-        assert process.returncode == -9
+        with launch(args, tmp_path, log) as process:
+            wait_for_step(run_dir, step, process)
+            kill_group(process)
+            assert process.returncode == -9
     last = run_dir / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
 
@@ -50,11 +50,11 @@ def test_sigterm_checkpoints_the_step_it_stopped_on_and_resumes_exactly(referenc
     run_dir, log = tmp_path / "run", tmp_path / "train.log"
     args = [*SHORT, f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}",
             "callbacks.last_checkpoint.every_n_train_steps=4"]  # only the preemption save can hold step 6
-    process = launch(args, tmp_path, log)
-    wait_for_step(run_dir, 4, process)
-    time.sleep(0.3)  # somewhere after step 4, mostly not on a periodic checkpoint
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 0, log.read_text()[-3000:]
+    with launch(args, tmp_path, log) as process:
+        wait_for_step(run_dir, 4, process)
+        time.sleep(0.3)  # somewhere after step 4, mostly not on a periodic checkpoint
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0, log.read_text()[-3000:]
     stopped = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert f"Stopped by a signal at step {stopped['global_step']};" in log.read_text()
     assert 4 <= stopped["global_step"] < 24 and not (run_dir / "finished.json").exists()
