@@ -28,6 +28,9 @@ class RNGStateCheckpoint(L.Callback):
         else:
             checkpoint["rng_states"] = [states]
 
+    def __init__(self) -> None:
+        self._to_restore: dict[str, Any] | None = None
+
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         states = checkpoint.get("rng_states")
         if not states:
@@ -36,4 +39,10 @@ class RNGStateCheckpoint(L.Callback):
             log.warning("The checkpoint holds RNG states of %d processes, this run has %d: not restoring them",
                         len(states), trainer.world_size)
         else:
-            _set_rng_states(states[trainer.global_rank])
+            self._to_restore = states[trainer.global_rank]
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Restored here, after the sanity check and the data loaders' setup, right before the next step.
+        if self._to_restore is not None:
+            _set_rng_states(self._to_restore)
+            self._to_restore = None

@@ -123,6 +123,9 @@ class PretrainDataModule(L.LightningDataModule):
             batch_size=batch_size,
             sampler=train_sampler(dataset, self.trainer) if shuffle else eval_sampler(dataset, self.trainer),
             drop_last=shuffle,
+            # its own generator: starting an iterator draws a seed, which must not move the global RNG
+            # (dropout's), or a resumed run's random numbers would be shifted by its extra iterators
+            generator=torch.Generator(),
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
