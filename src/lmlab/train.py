@@ -6,6 +6,7 @@ Heavy imports (Lightning, transformers) happen inside `train`, so `lmlab-train -
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ from lmlab.config import config_dir, register_resolvers
 from lmlab.errors import LmlabError
 
 log = logging.getLogger("lmlab")
+DISTRIBUTED_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 register_resolvers()
 # CSVLogger appends to an existing metrics.csv (we rely on it when resuming); its warning says otherwise.
 warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
@@ -61,8 +63,13 @@ def train(cfg: DictConfig) -> float | None:
 
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
+    from lightning.pytorch.trainer.states import TrainerStatus
     from lightning.pytorch.utilities import rank_zero_only
 
+    from lmlab.distributed import apply_global_batch_size
+    from lmlab.hydra_ddp import use_job_overrides_for_ddp_children
+    from lmlab.resume import mark_finished, plan_resume, record_resume
+    from lmlab.resume import report as report_resume
     from lmlab.tracking import log_config
     from lmlab.utils.allocator import keep_freed_memory
     from lmlab.utils.instantiate import instantiate_named
@@ -76,6 +83,12 @@ def train(cfg: DictConfig) -> float | None:
         logging.getLogger(name).handlers.clear()
 
     run_dir = Path(cfg.paths.run_dir)
+    apply_global_batch_size(cfg)
+    plan = plan_resume(cfg, run_dir)
+    if rank_zero_only.rank == 0:
+        report_resume(plan, run_dir)
+    if plan.finished is not None:
+        return plan.finished.get("metric")
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = hydra.utils.instantiate(cfg.data)
@@ -96,18 +109,23 @@ def train(cfg: DictConfig) -> float | None:
     if rank_zero_only.rank == 0:
         print_config_tree(cfg)
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
-        write_provenance(cfg, run_dir, overrides)
+        if plan.ckpt_path and (run_dir / "config.yaml").is_file():
+            record_resume(run_dir, overrides, plan)  # keeps the first launch's config.yaml and run.json
+        else:
+            write_provenance(cfg, run_dir, overrides)
         log_config(loggers, resolved_config(cfg))
         log.info("Run directory: %s", run_dir)
 
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is None and cfg.get("resume") and (run_dir / "checkpoints" / "last.ckpt").is_file():
-        ckpt_path = str(run_dir / "checkpoints" / "last.ckpt")
-        log.info("Resuming from %s", ckpt_path)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    if HydraConfig.initialized():
+        use_job_overrides_for_ddp_children()
+    # weights_only=False: lmlab checkpoints hold RNG states and hyperparameters, not only tensors
+    trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path, weights_only=False)
 
     metric = trainer.callback_metrics.get(cfg.monitor.metric)
-    return None if metric is None else float(metric)
+    metric = None if metric is None else float(metric)
+    if trainer.state.status == TrainerStatus.FINISHED and trainer.is_global_zero:
+        mark_finished(run_dir, trainer.global_step, metric)
+    return metric
 
 
 def _module_kwargs(datamodule) -> dict:
@@ -124,6 +142,7 @@ def run_task(task_fn, cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    environ = dict(os.environ)
     try:
         return task_fn(cfg)
     except LmlabError as e:
@@ -134,6 +153,7 @@ def run_task(task_fn, cfg: DictConfig) -> float | None:
         sys.exit(2)
     finally:
         _finish_wandb()
+        _leave_process_group(environ)
 
 
 def _finish_wandb() -> None:
@@ -142,6 +162,24 @@ def _finish_wandb() -> None:
         from lmlab.tracking import finish_wandb
 
         finish_wandb()
+
+
+def _leave_process_group(environ: dict[str, str]) -> None:
+    """End this run's DDP process group, so that the next run of a multirun starts its own.
+
+    Lightning's launcher also leaves LOCAL_RANK, WORLD_SIZE, MASTER_PORT... in the environment, which
+    would make the next run believe its processes were started externally (and wait for them forever).
+    """
+    if "torch.distributed" in sys.modules:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    for key in DISTRIBUTED_ENV:
+        if key in environ:
+            os.environ[key] = environ[key]
+        else:
+            os.environ.pop(key, None)
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")

@@ -21,6 +21,7 @@ from lmlab.data.tokenizer import (
     tokenizer_fingerprint,
     train_bpe,
 )
+from lmlab.distributed import eval_sampler, train_sampler
 from lmlab.errors import LmlabError
 
 log = logging.getLogger(__name__)
@@ -116,17 +117,18 @@ class PretrainDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> StatefulDataLoader:
         # StatefulDataLoader: Lightning stores its position in checkpoints, so resume is mid-epoch exact.
-        # The shuffle order depends on the run's seed alone (as in HF's Trainer), not on how many random
-        # numbers building the model drew: two models trained with one seed see the same batches.
+        dataset = self.datasets[split]
         return StatefulDataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=train_sampler(dataset, self.trainer) if shuffle else eval_sampler(dataset, self.trainer),
             drop_last=shuffle,
+            # its own generator: starting an iterator draws a seed, which must not move the global RNG
+            # (dropout's), or a resumed run's random numbers would be shifted by its extra iterators
+            generator=torch.Generator(),
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(torch.initial_seed()) if shuffle else None,
         )
 
     def train_dataloader(self) -> StatefulDataLoader:

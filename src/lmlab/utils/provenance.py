@@ -53,7 +53,12 @@ def write_provenance(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> No
     config = resolved_config(cfg)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
     (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
-    info = {
+    (run_dir / "run.json").write_text(json.dumps(launch_info(overrides), indent=2) + "\n")
+
+
+def launch_info(overrides: list[str]) -> dict[str, object]:
+    """How this process was launched: command line, overrides, code version, host, time."""
+    return {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "argv": sys.argv,
         "overrides": list(overrides),
@@ -63,4 +68,3 @@ def write_provenance(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> No
         "python": sys.version.split()[0],
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -1,0 +1,158 @@
+"""Where a launch of `lmlab-train` starts from: nothing, the newest valid checkpoint, or a given file.
+
+The run directory is deterministic (outputs/<experiment>/<run_name>, or `run_dir=`), so launching the
+same command again (by hand, or a SLURM requeue) finds its checkpoints. `resume` chooses what happens:
+
+- `auto` (default; `true` is the same): continue from the newest checkpoint that loads; a finished run
+  (its `finished.json` marker exists) is not trained again.
+- `force`: continue even a finished run (e.g. after raising `trainer.max_steps`).
+- `never` (`false`): start from scratch; refused when the run directory already holds checkpoints, so
+  an earlier run is never overwritten.
+
+`ckpt_path=<file>` resumes from that file whatever `resume` says.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from lmlab.errors import LmlabError
+
+log = logging.getLogger(__name__)
+
+FINISHED_MARKER = "finished.json"
+RESUMES_FILE = "resumes.jsonl"
+MODES = {"auto": "auto", "true": "auto", "force": "force", "never": "never", "false": "never"}
+# Keys that say where a run lives or how it was launched, not what it trains: never reported as changes.
+IGNORED_KEYS = ("paths.", "resume", "ckpt_path", "run_name")
+
+
+@dataclass
+class ResumePlan:
+    """What this launch does: `ckpt_path` to resume from (None: fresh start) or `finished` (do nothing)."""
+
+    ckpt_path: str | None = None
+    finished: dict | None = None
+    skipped: list[str] = field(default_factory=list)  # newer checkpoints that failed to load
+    config_changes: list[str] = field(default_factory=list)
+
+
+def resume_mode(value: object) -> str:
+    mode = MODES.get(str(value).lower())
+    if mode is None:
+        raise LmlabError(f"resume={value!r} is not one of auto, force, never (true/false also work)")
+    return mode
+
+
+def checkpoint_files(run_dir: Path) -> list[Path]:
+    """Every checkpoint of a run: Lightning's (<run_dir>/checkpoints/*.ckpt) and SLURM's hpc_ckpt_*.ckpt."""
+    return sorted([*(run_dir / "checkpoints").glob("*.ckpt"), *run_dir.glob("hpc_ckpt_*.ckpt")])
+
+
+def checkpoint_step(path: Path) -> int:
+    """The global step stored in a checkpoint; raises if the file is truncated or not a checkpoint.
+
+    `mmap=True` reads the zip directory (at the end of the file, so truncation fails here) without
+    loading the tensors.
+    """
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    return int(checkpoint["global_step"])
+
+
+def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, list[str]]:
+    """The checkpoint with the highest step (newest file on ties) that loads, and the ones skipped."""
+    candidates, skipped = [], []
+    for path in checkpoint_files(run_dir):
+        try:
+            candidates.append((checkpoint_step(path), path.stat().st_mtime, path))
+        except Exception as e:  # noqa: BLE001 - any failure to load means "not usable"
+            skipped.append(f"{path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+    if not candidates:
+        return None, skipped
+    return max(candidates)[2], skipped
+
+
+def config_changes(saved: dict, current: dict) -> list[str]:
+    """`key: old -> new` for every leaf that differs between two resolved configs (launch keys ignored)."""
+    old, new = _flatten(saved), _flatten(current)
+    changes = []
+    for key in sorted(old.keys() | new.keys()):
+        if key.startswith(IGNORED_KEYS) or old.get(key, "<unset>") == new.get(key, "<unset>"):
+            continue
+        changes.append(f"{key}: {old.get(key, '<unset>')!r} -> {new.get(key, '<unset>')!r}")
+    return changes
+
+
+def _flatten(node: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): node}
+
+
+def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
+    """Decide where this launch starts; raises `LmlabError` for a bad `ckpt_path` or a refused restart."""
+    from lmlab.utils.provenance import resolved_config
+
+    mode = resume_mode(cfg.get("resume", "auto"))
+    plan = ResumePlan()
+    if cfg.get("ckpt_path"):
+        path = Path(cfg.ckpt_path)
+        try:
+            checkpoint_step(path)
+        except Exception as e:  # noqa: BLE001
+            raise LmlabError(f"ckpt_path={cfg.ckpt_path!r} is not a loadable checkpoint ({type(e).__name__})") from e
+        plan.ckpt_path = str(path)
+    else:
+        marker = run_dir / FINISHED_MARKER
+        if marker.is_file() and mode == "auto":
+            plan.finished = json.loads(marker.read_text())
+            return plan
+        newest, plan.skipped = newest_valid_checkpoint(run_dir)
+        if newest is not None and mode == "never":
+            raise LmlabError(f"resume=never but {run_dir} already holds checkpoints of an earlier run; "
+                             "pick a new run_name= or run_dir=, or resume it with resume=auto")
+        if mode != "never":
+            plan.ckpt_path = None if newest is None else str(newest)
+    saved = run_dir / "config.yaml"
+    if plan.ckpt_path and saved.is_file():
+        plan.config_changes = config_changes(OmegaConf.to_container(OmegaConf.load(saved)), resolved_config(cfg))
+    return plan
+
+
+def report(plan: ResumePlan, run_dir: Path) -> None:
+    """Log the plan: skipped (corrupt) checkpoints and config changes are warnings."""
+    for skipped in plan.skipped:
+        log.warning("Skipping a checkpoint that does not load: %s", skipped)
+    if plan.finished is not None:
+        log.info("Run %s already finished at step %s (%s); nothing to do. Pass resume=force to train it further.",
+                 run_dir, plan.finished.get("global_step"), run_dir / FINISHED_MARKER)
+    elif plan.ckpt_path:
+        log.info("Resuming from %s", plan.ckpt_path)
+    if plan.config_changes:
+        log.warning("The config differs from the one this run started with (%s):\n  %s",
+                    run_dir / "config.yaml", "\n  ".join(plan.config_changes))
+
+
+def record_resume(run_dir: Path, overrides: list[str], plan: ResumePlan) -> None:
+    """Append this launch to `resumes.jsonl`; the first launch's config.yaml and run.json stay as written."""
+    from lmlab.utils.provenance import launch_info
+
+    if (run_dir / FINISHED_MARKER).is_file():  # resume=force or ckpt_path=: the run is no longer finished
+        (run_dir / FINISHED_MARKER).rename(run_dir / f"finished-{int(time.time())}.json")
+    entry = {**launch_info(overrides), "resumed_from": plan.ckpt_path, "config_changes": plan.config_changes}
+    with (run_dir / RESUMES_FILE).open("a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def mark_finished(run_dir: Path, global_step: int, metric: float | None) -> None:
+    """Write the end marker that stops `resume=auto` from training this run again."""
+    info = {"global_step": global_step, "metric": metric, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    (run_dir / FINISHED_MARKER).write_text(json.dumps(info, indent=2) + "\n")

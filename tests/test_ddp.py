@@ -1,0 +1,123 @@
+"""Acceptance 4: DDP on CPU (gloo) through the CLI, as a user launches it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import compose, metric_series, run_cli
+from resume_helpers import SHORT, assert_same_params, final_params, kill_group, launch, wait_for_step
+
+pytestmark = pytest.mark.slow
+
+# Global batch 8 on 1 or 2 processes. 3 documents: 34 training blocks (4 steps an epoch) and 117
+# validation blocks, an odd number, all of them evaluated.
+DDP = [*SHORT, "data.max_documents=3", "global_batch_size=8", "data.eval_batch_size=4",
+       "trainer.limit_val_batches=null", "trainer.log_every_n_steps=1", "trainer.accelerator=cpu",
+       "callbacks.last_checkpoint.save_top_k=-1"]  # keep every step's checkpoint (for the validation check)
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, cache_dir) -> Path:
+    tmp = tmp_path_factory.mktemp("single")
+    result = run_cli([*DDP, f"run_dir={tmp / 'run'}", f"paths.cache_dir={cache_dir}"], cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp / "run"
+
+
+@pytest.fixture(scope="module")
+def two_process(tmp_path_factory, cache_dir) -> Path:
+    tmp = tmp_path_factory.mktemp("ddp")
+    result = run_cli([*DDP, "trainer=ddp", f"run_dir={tmp / 'run'}", f"paths.cache_dir={cache_dir}"], cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp / "run"
+
+
+def test_ddp_loss_curve_matches_one_process_with_the_same_global_batch(single, two_process):
+    """The two ranks' half batches are the one process's batch (lmlab.distributed.train_sampler), so the
+    runs differ only by floating-point summation order. (train/loss is rank 0's half batch: compare the
+    validation curve, over the whole split, and the weights.)"""
+    one, two = metric_series(single, "val/loss"), metric_series(two_process, "val/loss")
+    assert [s for s, _ in one] == [s for s, _ in two] and len(one) >= 5
+    assert torch.allclose(torch.tensor([v for _, v in one]), torch.tensor([v for _, v in two]), rtol=1e-5)
+    assert one[-1][1] < one[0][1] - 0.1
+    a, b = final_params(single), final_params(two_process)
+    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+
+
+def test_ddp_validation_counts_every_example_once(two_process, cache_dir):
+    """val/loss logged by 2 processes equals one process evaluating the same weights on the whole split."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    cfg = compose([*DDP, f"paths.cache_dir={cache_dir}"])
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("validate")
+    assert len(datamodule.datasets["validation"]) % 2 == 1
+    logged = metric_series(two_process, "val/loss")[0][1]  # the first validation, after 4 steps
+    ckpt = two_process / "checkpoints" / "step000004.ckpt"  # saved after step 4, before its validation
+    from lmlab.modules import CausalLMModule
+
+    module = CausalLMModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False)
+    (result,) = trainer.validate(module, datamodule=datamodule, verbose=False)
+    assert result["val/loss"] == pytest.approx(logged, rel=1e-5)
+
+
+def test_ddp_run_killed_and_resumed_with_two_processes_is_exact(two_process, tmp_path, cache_dir):
+    run_dir = tmp_path / "run"
+    args = [*DDP, "trainer=ddp", f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}"]
+    with launch(args, tmp_path, tmp_path / "train.log") as process:
+        wait_for_step(run_dir, 7, process)
+        kill_group(process)
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resuming from" in result.stdout + result.stderr
+    assert_same_params(two_process, run_dir)
+
+
+def test_ddp_single_run_and_multirun_leave_one_run_directory_each(two_process, tmp_path, cache_dir):
+    assert sorted(p.name for p in two_process.parent.iterdir()) == ["run"]
+    assert [p.name for p in two_process.glob("*.log")] == ["train.log"]
+    shutil.rmtree(tmp_path, ignore_errors=True)
+    tmp_path.mkdir()
+    result = run_cli(["-m", *DDP, "trainer=ddp", "trainer.max_steps=2", "optimizer.lr=0.001,0.002",
+                      f"paths.cache_dir={cache_dir}", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]  # no second sweep folder, no stray runs
+    for job in ("0", "1"):
+        assert (tmp_path / "sweep" / job / "finished.json").is_file()
+        assert [p.name for p in (tmp_path / "sweep" / job).glob("*.log")] == ["train.log"]
+        assert len(metric_series(tmp_path / "sweep" / job, "train/loss")) >= 1
+
+
+def test_two_nodes_over_loopback_complete(tmp_path, cache_dir):
+    """Two `torchrun --nnodes=2` processes on 127.0.0.1, one process each."""
+    args = [*DDP, "trainer=ddp_multinode", "trainer.devices=1", "trainer.max_steps=3",
+            f"run_dir={tmp_path / 'run'}", f"paths.cache_dir={cache_dir}"]
+    nodes = [launch_torchrun(rank, args, tmp_path) for rank in (0, 1)]
+    try:
+        for node in nodes:
+            assert node.wait(timeout=600) == 0, (tmp_path / "node0.log").read_text()[-3000:]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                kill_group(node)
+    assert (tmp_path / "run" / "finished.json").is_file()
+    assert [s for s, _ in metric_series(tmp_path / "run", "train/loss")] == [0, 1, 2]
+
+
+def launch_torchrun(node_rank: int, args: list[str], cwd: Path):
+    import subprocess
+
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+                f"--node-rank={node_rank}", "--master-addr=127.0.0.1", "--master-port=29581"]
+    with open(cwd / f"node{node_rank}.log", "w") as log:
+        return subprocess.Popen([*torchrun, "-m", "lmlab.train", *args], cwd=cwd, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,0 +1,136 @@
+"""Resume planning, global batch arithmetic and atomic checkpoint writes (fast, no training)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import compose
+from omegaconf import OmegaConf
+
+from lmlab.checkpoint_io import AtomicCheckpointIO
+from lmlab.distributed import split_global_batch, world_size
+from lmlab.errors import LmlabError
+from lmlab.resume import config_changes, newest_valid_checkpoint, plan_resume, resume_mode
+
+
+def save(path: Path, step: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"global_step": step, "state_dict": {"w": torch.full((64,), float(step))}}, path)
+    return path
+
+
+def cfg_for(run_dir: Path, **keys):
+    return OmegaConf.create({"resume": "auto", "ckpt_path": None, "paths": {"run_dir": str(run_dir)}, **keys})
+
+
+@pytest.mark.parametrize(("value", "mode"), [(True, "auto"), ("auto", "auto"), ("force", "force"),
+                                             (False, "never"), ("never", "never")])
+def test_resume_modes(value, mode):
+    assert resume_mode(value) == mode
+
+
+def test_unknown_resume_mode_names_the_key():
+    with pytest.raises(LmlabError, match="resume='sometimes'"):
+        resume_mode("sometimes")
+
+
+def test_newest_valid_checkpoint_skips_a_truncated_newest(tmp_path):
+    save(tmp_path / "checkpoints" / "step000004.ckpt", 4)
+    save(tmp_path / "checkpoints" / "step000005.ckpt", 5)
+    last = save(tmp_path / "checkpoints" / "last.ckpt", 6)
+    assert newest_valid_checkpoint(tmp_path)[0] == last
+    last.write_bytes(last.read_bytes()[:-100])
+    newest, skipped = newest_valid_checkpoint(tmp_path)
+    assert newest == tmp_path / "checkpoints" / "step000005.ckpt"
+    assert len(skipped) == 1 and "last.ckpt" in skipped[0]
+
+
+def test_slurm_hpc_checkpoint_is_a_candidate(tmp_path):
+    save(tmp_path / "checkpoints" / "last.ckpt", 3)
+    hpc = save(tmp_path / "hpc_ckpt_1.ckpt", 7)
+    assert newest_valid_checkpoint(tmp_path)[0] == hpc
+
+
+def test_plan_fresh_resume_and_finished(tmp_path):
+    assert plan_resume(cfg_for(tmp_path), tmp_path).ckpt_path is None
+    ckpt = save(tmp_path / "checkpoints" / "last.ckpt", 3)
+    assert plan_resume(cfg_for(tmp_path), tmp_path).ckpt_path == str(ckpt)
+    (tmp_path / "finished.json").write_text(json.dumps({"global_step": 3, "metric": 1.5}))
+    finished = plan_resume(cfg_for(tmp_path), tmp_path)
+    assert finished.finished["metric"] == 1.5 and finished.ckpt_path is None
+    forced = plan_resume(cfg_for(tmp_path, resume="force"), tmp_path)
+    assert forced.finished is None and forced.ckpt_path == str(ckpt)
+
+
+def test_resume_never_refuses_to_overwrite_an_earlier_run(tmp_path):
+    assert plan_resume(cfg_for(tmp_path, resume=False), tmp_path).ckpt_path is None
+    save(tmp_path / "checkpoints" / "last.ckpt", 3)
+    with pytest.raises(LmlabError, match="already holds checkpoints"):
+        plan_resume(cfg_for(tmp_path, resume="never"), tmp_path)
+
+
+def test_explicit_ckpt_path_is_checked(tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(LmlabError, match="ckpt_path=.*bad.ckpt"):
+        plan_resume(cfg_for(tmp_path, ckpt_path=str(bad)), tmp_path)
+    good = save(tmp_path / "elsewhere" / "x.ckpt", 2)
+    assert plan_resume(cfg_for(tmp_path, ckpt_path=str(good)), tmp_path).ckpt_path == str(good)
+
+
+def test_config_changes_are_reported_against_the_saved_config(tmp_path):
+    save(tmp_path / "checkpoints" / "last.ckpt", 3)
+    OmegaConf.save(cfg_for(tmp_path, optimizer={"lr": 0.001}, trainer={"max_steps": 10}), tmp_path / "config.yaml")
+    cfg = cfg_for(tmp_path, optimizer={"lr": 0.002}, trainer={"max_steps": 10}, seed=1)
+    cfg.paths.run_dir = "/moved"  # where a run lives is not a change to what it trains
+    assert plan_resume(cfg, tmp_path).config_changes == ["optimizer.lr: 0.001 -> 0.002", "seed: '<unset>' -> 1"]
+
+
+def test_config_changes_ignore_launch_keys():
+    assert config_changes({"resume": "auto", "a": {"b": 1}}, {"resume": "force", "a": {"b": 1}}) == []
+
+
+@pytest.mark.parametrize(("global_batch", "world", "max_batch", "expected"), [
+    (32, 1, 32, (32, 1)), (32, 2, 32, (16, 1)), (32, 2, 8, (8, 2)), (24, 2, 8, (6, 2)), (64, 4, 4, (4, 4)),
+])
+def test_split_global_batch(global_batch, world, max_batch, expected):
+    batch, accumulate = split_global_batch(global_batch, world, max_batch)
+    assert (batch, accumulate) == expected and batch * accumulate * world == global_batch
+
+
+def test_global_batch_must_divide_over_processes():
+    with pytest.raises(LmlabError, match="global_batch_size=30 .* 4 training processes"):
+        split_global_batch(30, 4, 8)
+
+
+def test_world_size_from_devices_and_nodes():
+    assert world_size(2, 3) == 6 and world_size([0, 1], 1) == 2 and world_size("4", 2) == 8
+    with pytest.raises(LmlabError, match="trainer.devices"):
+        world_size("auto", 1)
+
+
+def test_global_batch_size_sets_batch_and_accumulation():
+    from lmlab.distributed import apply_global_batch_size
+
+    cfg = compose(["global_batch_size=64", "data.batch_size=16", "trainer.devices=2"])
+    apply_global_batch_size(cfg)
+    assert (cfg.data.batch_size, cfg.trainer.accumulate_grad_batches) == (16, 2)
+
+
+def test_run_dir_override_places_the_run(tmp_path):
+    cfg = compose([f"run_dir={tmp_path / 'here'}"])
+    assert cfg.hydra.run.dir == str(tmp_path / "here")
+    assert compose([]).hydra.run.dir.endswith("/clm/default")
+
+
+def test_atomic_save_keeps_the_old_file_when_a_write_fails(tmp_path):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"global_step": 1}, path)
+    with pytest.raises(Exception):  # noqa: B017 - torch.save of an unpicklable object, after a partial write
+        io.save_checkpoint({"global_step": 2, "big": torch.zeros(1000), "bad": lambda: 0}, path)
+    assert torch.load(path, weights_only=False)["global_step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
