@@ -131,9 +131,8 @@ def run_raw(spec: dict, out: str) -> None:
     scheduler = get_scheduler(spec["scheduler"]["name"], optimizer, spec["scheduler"]["num_warmup_steps"],
                               spec["steps"])
     blocks = packed_blocks(spec)
-    # Shuffled by a generator seeded with the run's seed (what the Trainer and lmlab do): the same batches.
-    sampler = torch.utils.data.RandomSampler(blocks, generator=torch.Generator().manual_seed(spec["seed"]))
-    loader = torch.utils.data.DataLoader(blocks, batch_size=spec["batch"], sampler=sampler, drop_last=True,
+    loader = torch.utils.data.DataLoader(blocks, batch_size=spec["batch"], sampler=seeded_shuffle(blocks, spec),
+                                         drop_last=True,
                                          pin_memory=device == "cuda")
     clock = clock_for(spec, out)
     for _, batch in zip(range(spec["steps"]), loader, strict=False):
@@ -147,6 +146,15 @@ def run_raw(spec: dict, out: str) -> None:
         optimizer.zero_grad(set_to_none=True)
         clock.record_first_batch(input_ids, loss)
         clock.tick()
+
+
+def seeded_shuffle(dataset, spec: dict):
+    """lmlab's training order (a permutation drawn from the run's seed, lmlab.distributed.train_sampler),
+    so that all three variants train on the same batches."""
+    import torch
+
+    return torch.utils.data.DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=spec["seed"],
+                                               drop_last=True)
 
 
 def run_hf(spec: dict, out: str) -> None:
@@ -178,8 +186,12 @@ def run_hf(spec: dict, out: str) -> None:
         max_grad_norm=spec["clip"], optim="adamw_torch_fused", bf16=spec["bf16"], seed=spec["seed"],
         dataloader_drop_last=True, save_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(),
     )
-    Trainer(model=model, args=args, train_dataset=packed_blocks(spec), data_collator=default_data_collator,
-            callbacks=[Tick()]).train()
+    class SameOrderTrainer(Trainer):
+        def _get_train_sampler(self, *args, **kwargs):
+            return seeded_shuffle(self.train_dataset, spec)
+
+    SameOrderTrainer(model=model, args=args, train_dataset=packed_blocks(spec), data_collator=default_data_collator,
+                     callbacks=[Tick()]).train()
 
 
 def run_lmlab(spec: dict, out: str) -> None:

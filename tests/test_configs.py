@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import ROOT, compose
 from hydra.utils import get_class, instantiate
-from omegaconf import OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lmlab.config import config_dir
 from lmlab.utils.instantiate import instantiate_named
@@ -17,6 +17,9 @@ SKIP_GROUPS = {"hydra"}
 REQUIRED = {
     ("data", "files"): [f"data.source.train={ROOT / 'README.md'}"],
     ("data", "hub"): ["data.source.path=some/dataset"],
+    ("data", "classification"): ["data.source={_target_:lmlab.data.StdlibFunctions}", "task=classify"],
+    ("data", "sst2_local"): [f"data.source.path={ROOT.parent / 'shared' / 'data' / 'sst2'}", "task=classify"],
+    ("data", "imdb_local"): ["data.source.path=/data/imdb", "task=classify"],
 }
 
 
@@ -43,10 +46,14 @@ def instantiate_config(cfg) -> None:
     optimizer = instantiate(cfg.optimizer, params=params)
     if cfg.get("scheduler"):
         instantiate(cfg.scheduler, optimizer=optimizer, num_training_steps=100)
-    if cfg.trainer.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
-        cfg.trainer.accelerator = "cpu"  # the rest of a GPU preset (precision, strategy) still instantiates
     callbacks = instantiate_named(cfg.get("callbacks"))
     loggers = instantiate_named(cfg.get("logger"))
+    if cfg.trainer.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
+        strategy = cfg.trainer.get("strategy")
+        if isinstance(strategy, DictConfig) and "FSDP" in strategy._target_:
+            instantiate(strategy)  # FSDP refuses a CPU Trainer; the strategy itself must still build
+            return
+        cfg.trainer.accelerator = "cpu"  # the rest of a GPU preset (precision, strategy) still instantiates
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     assert trainer.max_steps == cfg.trainer.max_steps
 

@@ -12,6 +12,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from lmlab.data.cache import cached_dir, fingerprint
 from lmlab.data.tokenizer import BPE_VERSION, load_pretrained_tokenizer, tokenizer_fingerprint, train_bpe
+from lmlab.distributed import eval_sampler, train_sampler
 from lmlab.errors import LmlabError
 
 log = logging.getLogger(__name__)
@@ -210,10 +211,13 @@ class ClassificationDataModule(L.LightningDataModule):
         from transformers import DataCollatorWithPadding
 
         self.setup()
+        dataset = self.datasets[split]
         return StatefulDataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            shuffle=shuffle,
+            # seeded, resumable shuffle; under DDP every validation example counted exactly once
+            sampler=train_sampler(dataset, self.trainer) if shuffle else eval_sampler(dataset, self.trainer),
+            generator=torch.Generator(),  # starting an iterator must not move the global (dropout) RNG
             collate_fn=DataCollatorWithPadding(self.tokenizer),  # pads each batch to its own longest example
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
