@@ -89,7 +89,9 @@ def test_hf_export_reloads_with_the_checkpoints_logits(tiny_run):
     run_dir, _, _ = tiny_run
     exported = AutoModelForCausalLM.from_pretrained(run_dir / "hf").eval()
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "hf")
-    module = CausalLMModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu").eval()
+    # weights_only=False: lmlab checkpoints also hold every process's RNG states (numpy arrays among them)
+    module = CausalLMModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu",
+                                                 weights_only=False).eval()
     input_ids = tokenizer("def main():\n    return 0\n", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         expected = module.model(input_ids=input_ids).logits

@@ -28,7 +28,7 @@ def encode_docs(tokenizer, docs):
 
 
 def test_packing_preserves_every_token_in_order_across_blocks(tokenizer, tmp_path):
-    meta = write_token_stream(DOCS, tokenizer, tmp_path, block_size=16, batch_size=7)
+    meta = write_token_stream(DOCS, tokenizer, tmp_path, block_size=16, batch_chars=300)
     expected = encode_docs(tokenizer, DOCS)
     blocks = PackedBlocks(tmp_path)
 
@@ -42,19 +42,19 @@ def test_packing_preserves_every_token_in_order_across_blocks(tokenizer, tmp_pat
 def test_packing_loses_no_tokens_between_tokenizer_batches(tokenizer, tmp_path):
     block_size = 16
     by_batch = {}
-    for batch_size in (1, 3, 7, 1000):
-        out = tmp_path / f"b{batch_size}"
+    for batch_chars in (1, 100, 300, 1 << 22):  # one document per batch ... all in one batch
+        out = tmp_path / f"b{batch_chars}"
         out.mkdir()
-        write_token_stream(DOCS, tokenizer, out, block_size=block_size, batch_size=batch_size)
-        by_batch[batch_size] = np.fromfile(out / "tokens.bin", dtype=np.uint16)
+        write_token_stream(DOCS, tokenizer, out, block_size=block_size, batch_chars=batch_chars)
+        by_batch[batch_chars] = np.fromfile(out / "tokens.bin", dtype=np.uint16)
     assert all(np.array_equal(by_batch[1], stream) for stream in by_batch.values())
 
     # run_clm.py's group_texts packs each tokenizer batch on its own and drops every batch's remainder.
     expected = encode_docs(tokenizer, DOCS)
     per_batch_kept = sum(len(encode_docs(tokenizer, DOCS[i : i + 3])) // block_size * block_size
                          for i in range(0, len(DOCS), 3))
-    assert len(PackedBlocks(tmp_path / "b3")) * block_size > per_batch_kept
-    assert len(PackedBlocks(tmp_path / "b3")) == len(expected) // block_size
+    assert len(PackedBlocks(tmp_path / "b100")) * block_size > per_batch_kept
+    assert len(PackedBlocks(tmp_path / "b100")) == len(expected) // block_size
 
 
 def make_datamodule(tmp_path, corpus, **kwargs) -> PretrainDataModule:

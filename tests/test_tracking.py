@@ -78,8 +78,7 @@ def _wandb_files(run_dir: Path) -> list[Path]:
 
 @pytest.mark.timeout(600)
 def test_offline_run_holds_group_name_config_history_and_a_rerun_continues_it(tmp_path, cache_dir):
-    # No checkpoints: this test is about the W&B run, not about resuming the training.
-    overrides = [*QUICK, "logger=wandb", "model=llama-tiny", "optimizer.lr=2e-3", "callbacks.model_checkpoint=null"]
+    overrides = [*QUICK, "logger=wandb", "model=llama-tiny", "optimizer.lr=2e-3"]
     try:
         cfg, _ = train_in_process(tmp_path, cache_dir, overrides)
     finally:
@@ -89,7 +88,7 @@ def test_offline_run_holds_group_name_config_history_and_a_rerun_continues_it(tm
     run = offline_run(first_file)
     assert run["id"] == (run_dir / "wandb_id.txt").read_text().strip()
     assert run["group"] == "clm" and run["job_type"] == "clm"
-    assert "model=llama-tiny,lr=2e-3," in run["name"]
+    assert run["name"].endswith(",model=llama-tiny,lr=2e-3")
     assert run["config"]["optimizer"]["lr"] == 2e-3 and run["config"]["model"]["name"] == "llama-tiny"
     assert run["config"]["task_name"] == "clm"  # the whole resolved config, not just the module's hparams
     assert run["config"]["data"]["tokenizer_train_chars"] == cfg.data.tokenizer_train_chars  # not mistaken for a secret
@@ -97,13 +96,15 @@ def test_offline_run_holds_group_name_config_history_and_a_rerun_continues_it(tm
     assert history == [(step, pytest.approx(value)) for step, value in metric_series(run_dir, "val/loss")]
     assert run["summary"]["best/val/loss"] == pytest.approx(min(v for _, v in history))
 
-    # The same command again (as after a crash or a timeout) continues the same W&B run.
+    # Continuing the run from its last checkpoint (here: a finished run extended by 4 steps) continues the
+    # same W&B run.
     try:
-        train_in_process(tmp_path, cache_dir, overrides)
+        train_in_process(tmp_path, cache_dir, [*overrides, "resume=force", "trainer.max_steps=8"])
     finally:
         _finish()
     files = _wandb_files(run_dir)
     assert len(files) == 2
     resumed = offline_run(next(f for f in files if f != first_file))
     assert resumed["id"] == run["id"] and resumed["group"] == "clm"
-    assert any("val/loss" in row for row in resumed["history"])
+    resumed_steps = [row["trainer/global_step"] for row in resumed["history"] if "val/loss" in row]
+    assert resumed_steps and min(resumed_steps) > max(step for step, _ in history)  # it went on, not over
