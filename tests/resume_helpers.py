@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from conftest import TINY
+from conftest import TINY, run_cli
 
 # Epochs of 5 steps, so kill points fall mid-epoch and on epoch boundaries; a checkpoint every step.
 SHORT = [
@@ -69,3 +69,10 @@ def assert_same_params(a: Path, b: Path) -> None:
     assert pa.keys() == pb.keys()
     different = [k for k in pa if not torch.equal(pa[k], pb[k])]
     assert not different, f"parameters differ from the uninterrupted run: {different[:5]}"
+
+
+def completed_run(tmp: Path, args: list[str], cache_dir: Path) -> Path:
+    """`lmlab-train <args>` run to the end in `tmp/run` (asserting it succeeded); returns that directory."""
+    result = run_cli([*args, f"run_dir={tmp / 'run'}", f"paths.cache_dir={cache_dir}"], cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp / "run"

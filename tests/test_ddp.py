@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import compose, metric_series, run_cli
-from resume_helpers import SHORT, assert_same_params, final_params, kill_group, launch, wait_for_step
+from resume_helpers import (
+    SHORT,
+    assert_same_params,
+    completed_run,
+    final_params,
+    kill_group,
+    launch,
+    wait_for_step,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -22,18 +30,12 @@ DDP = [*SHORT, "data.max_documents=3", "global_batch_size=8", "data.eval_batch_s
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory, cache_dir) -> Path:
-    tmp = tmp_path_factory.mktemp("single")
-    result = run_cli([*DDP, f"run_dir={tmp / 'run'}", f"paths.cache_dir={cache_dir}"], cwd=tmp)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return tmp / "run"
+    return completed_run(tmp_path_factory.mktemp("single"), DDP, cache_dir)
 
 
 @pytest.fixture(scope="module")
 def two_process(tmp_path_factory, cache_dir) -> Path:
-    tmp = tmp_path_factory.mktemp("ddp")
-    result = run_cli([*DDP, "trainer=ddp", f"run_dir={tmp / 'run'}", f"paths.cache_dir={cache_dir}"], cwd=tmp)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return tmp / "run"
+    return completed_run(tmp_path_factory.mktemp("ddp"), [*DDP, "trainer=ddp"], cache_dir)
 
 
 def test_ddp_loss_curve_matches_one_process_with_the_same_global_batch(single, two_process):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import run_cli
-from resume_helpers import SHORT, assert_same_params, kill_group, launch, wait_for_step
+from resume_helpers import SHORT, assert_same_params, completed_run, kill_group, launch, wait_for_step
 
 pytestmark = pytest.mark.slow
 # 3 documents: 34 training blocks, so real epochs of 4 steps (kill points fall mid-epoch and on epoch
@@ -21,10 +21,7 @@ RUN = [*(a for a in SHORT if not a.startswith("trainer.limit_train_batches")), "
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, cache_dir) -> Path:
     """One uninterrupted run of 24 steps, shared by every kill test."""
-    tmp = tmp_path_factory.mktemp("reference")
-    result = run_cli([*RUN, f"run_dir={tmp / 'run'}", f"paths.cache_dir={cache_dir}"], cwd=tmp)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return tmp / "run"
+    return completed_run(tmp_path_factory.mktemp("reference"), RUN, cache_dir)
 
 
 def test_sigkill_at_several_steps_then_resume_is_bitwise_equal(reference, tmp_path, cache_dir):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -91,9 +90,3 @@ def special_token_ids(tokenizer) -> dict[str, int | None]:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
-
-
-def batched(iterable: Iterable, n: int):
-    iterator = iter(iterable)
-    while batch := list(itertools.islice(iterator, n)):
-        yield batch
