@@ -198,8 +198,8 @@ def run_lmlab(spec: dict, out: str) -> None:
     """`lmlab-train` itself (its Hydra main), with one extra callback: the same clock as the others."""
     from lmlab.train import main
 
-    run_dir = Path(spec["work"]) / "lmlab-run"
-    sys.argv = ["lmlab-train", *spec["overrides"], f"hydra.run.dir={run_dir}", "resume=false",
+    run_dir = Path(spec["work"]) / f"lmlab-run-{Path(out).stem}"  # a fresh run each round
+    sys.argv = ["lmlab-train", *spec["overrides"], f"run_dir={run_dir}", "resume=never",
                 f"trainer.val_check_interval={spec['steps']}", "trainer.limit_val_batches=1",
                 "+callbacks.bench_clock._target_=lmlab_clock.LightningStepClock",
                 f"+callbacks.bench_clock.output_file={out}", f"+callbacks.bench_clock.warmup={spec['warmup']}",
