@@ -43,3 +43,19 @@ def test_data_prep_quick_tokenizes_the_same_text_in_both_pipelines(tmp_path, cac
         assert corpus["lmlab_tokens"] == corpus["run_clm_tokens"] + corpus["documents"], name
         assert corpus["ratio"] == pytest.approx(corpus["lmlab_tokens_per_sec"] / corpus["run_clm_tokens_per_sec"])
     assert 0 < summary["cached_ready_seconds"] < summary["first_build_seconds"]
+
+
+@pytest.mark.slow
+def test_classify_throughput_quick_trains_both_variants_on_the_same_batches(tmp_path, cache_dir):
+    if not (ROOT.parent / "shared" / "data" / "sst2" / "train.tsv").is_file():
+        pytest.skip("no ../shared/data/sst2")
+    summary = run_bench("classify_throughput", tmp_path, cache_dir)
+    first = {v: rounds[0] for v, rounds in summary["results"].items()}
+    assert set(first) == {"lmlab", "hf"}
+    assert all(r["tokens_per_sec"] > 0 and r["time_to_first_step"] > 0 for r in first.values())
+    assert first["lmlab"]["first_batch_sha"] == first["hf"]["first_batch_sha"]  # same order, same padding
+    # the same pretrained body on the same batch; the fresh heads differ (each run draws its own), so the
+    # binary cross-entropy is near log 2 for both
+    for result in first.values():
+        assert result["first_loss"] == pytest.approx(0.693, abs=0.05)
+    assert summary["lmlab_vs_hf"][0] == pytest.approx(first["lmlab"]["tokens_per_sec"] / first["hf"]["tokens_per_sec"])

@@ -82,3 +82,25 @@ def test_progress_bar_reads_metrics_only_when_a_log_is_due(monkeypatch):
     assert shown[3] == {"train/loss": 1.0} and shown[-1] == {"train/loss": 10.0}
     bar.get_metrics(SimpleNamespace(training=False, global_step=11, log_every_n_steps=5), None)
     assert reads[-1] == 11  # validation always shows fresh metrics
+
+
+def test_fused_activations_compute_the_same_function_and_gradients():
+    import copy
+
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    from lmlab.models import fuse_activations
+
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=97, resid_pdrop=0.0,
+                        embd_pdrop=0.0, attn_pdrop=0.0)
+    reference = AutoModelForCausalLM.from_config(config).double()
+    fused = copy.deepcopy(reference)
+    assert fuse_activations(fused) == 2  # one per block
+    assert not any(type(m).__name__ == "NewGELUActivation" for m in fused.modules())
+    input_ids = torch.randint(0, 97, (3, 20))
+    losses = [m(input_ids=input_ids, labels=input_ids).loss for m in (reference, fused)]
+    assert torch.allclose(losses[0], losses[1], rtol=1e-12)
+    for got, want in zip(*(torch.autograd.grad(loss, list(m.parameters())) for loss, m in zip(
+            losses, (reference, fused), strict=True)), strict=True):
+        assert torch.allclose(got, want, rtol=1e-9, atol=1e-12)

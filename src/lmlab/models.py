@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.utils import instantiate
 
 from lmlab.errors import LmlabError
@@ -38,7 +39,25 @@ def build_model(spec: Mapping[str, Any], auto_class, vocab_size: int | None = No
         model = auto_class.from_config(config, attn_implementation=attn)
     # KV caching only serves generation; in training it costs memory and ~10% of step time.
     model.config.use_cache = False
+    if spec.get("fused_activations", True):
+        fuse_activations(model)
     return model.train()  # transformers 5 returns from_pretrained models in eval mode (dropout off)
+
+
+def fuse_activations(model: torch.nn.Module) -> int:
+    """Swap GPT-2's `gelu_new` (seven element-wise kernels written in Python, each with its own
+    intermediate tensor) for PyTorch's one-kernel `GELU(approximate="tanh")`: the same formula, so the
+    same function to float rounding, at ~10% less step time on the CPU bench model. The config still
+    says `gelu_new`, so exported models load anywhere. Returns how many modules were swapped."""
+    from transformers.activations import NewGELUActivation
+
+    swapped = 0
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if type(child) is NewGELUActivation:
+                setattr(parent, name, torch.nn.GELU(approximate="tanh"))
+                swapped += 1
+    return swapped
 
 
 def load_pretrained(auto_class, name_or_path: str, **kwargs):
