@@ -39,6 +39,8 @@ def test_second_run_reuses_the_tokenized_cache(project):
     assert "Reusing cached tokenized train split" in log
     assert "Reusing cached tokenizer" in log
     assert "cache miss" not in log
+    console = result.stdout + result.stderr  # Lightning's own handler and Hydra's would print each line twice
+    assert console.count("Seed set to") == 1, console[-3000:]
 
 
 def test_default_run_name_comes_from_the_overrides(tmp_path):

@@ -79,7 +79,7 @@ def train(cfg: DictConfig) -> float | None:
     keep_freed_memory()  # before training allocates: no page faults on each step's large tensors
 
     # Lightning adds its own console handler; Hydra's root handlers already print (and write train.log).
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()
 
     run_dir = Path(cfg.paths.run_dir)

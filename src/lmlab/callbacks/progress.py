@@ -22,3 +22,9 @@ class ProgressBar(RichProgressBar):
         if due or self._shown is None:
             self._shown = super().get_metrics(trainer, pl_module)
         return self._shown
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        # Lightning prints "Epoch 0/-2" when max_epochs=-1 (training bounded by max_steps only)
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs >= 0:
+            return super()._get_train_description(current_epoch)
+        return f"{f'Epoch {current_epoch}':{len(self.validation_description)}}"
