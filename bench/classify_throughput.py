@@ -53,8 +53,15 @@ def run_hf(spec: dict, out: str) -> None:
     """run_glue.py's path: load the file, tokenize without padding, DataCollatorWithPadding, Trainer."""
     import datasets
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainerCallback, TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+        set_seed,
+    )
 
     set_seed(spec["seed"])
     raw = datasets.load_dataset("csv", data_files=spec["data"], split="train", delimiter="\t", quoting=3)
@@ -104,7 +111,8 @@ def run_lmlab(spec: dict, out: str) -> None:
                 f"trainer.val_check_interval={spec['steps']}", "trainer.limit_val_batches=1",
                 "+callbacks.bench_clock._target_=lmlab_clock.LightningStepClock",
                 f"+callbacks.bench_clock.output_file={out}", f"+callbacks.bench_clock.warmup={spec['warmup']}",
-                f"+callbacks.bench_clock.steps={spec['steps']}", f"+callbacks.bench_clock.tokens_per_step={spec['batch']}"]
+                f"+callbacks.bench_clock.steps={spec['steps']}",
+                f"+callbacks.bench_clock.tokens_per_step={spec['batch']}"]
     main()
 
 
@@ -118,7 +126,8 @@ def report(spec: dict, results: dict[str, list[dict]]) -> dict:
                 f"{len(results['lmlab'])} interleaved rounds",
                 ["variant", "examples/s", "time to first step (s)", "peak memory (MB)", "first-step loss"], rows)
     vs_hf = paired_ratios(results, "lmlab", "hf", "tokens_per_sec")
-    line = f"lmlab / HF Trainer: {spread(vs_hf)}x examples/s (median (range) of {len(vs_hf)} paired rounds; {machine()})"
+    line = (f"lmlab / HF Trainer: {spread(vs_hf)}x examples/s "
+            f"(median (range) of {len(vs_hf)} paired rounds; {machine()})")
     print(line)
     return {"spec": spec, "results": results, "lmlab_vs_hf": vs_hf, "readme_line": line}
 

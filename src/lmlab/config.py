@@ -58,7 +58,7 @@ def register_resolvers() -> None:
         "lmlab.minilm_path": minilm_path,
         # `${hydra:runtime.cwd}` is unset in a multirun's launching process, where the sweep dir is resolved.
         "lmlab.cwd": os.getcwd,
-        "lmlab.wandb_name": lambda overrides, exclude_keys, default: wandb_run_name(overrides, exclude_keys, default),
+        "lmlab.wandb_name": wandb_run_name,
         "lmlab.wandb_group": lambda experiment, mode, sweep: wandb_group(experiment, mode == RunMode.MULTIRUN, sweep),
     }
     for name, fn in resolvers.items():
