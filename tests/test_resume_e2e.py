@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-import time
+import os
 from pathlib import Path
 
 import pytest
@@ -48,17 +47,19 @@ def test_sigkill_at_several_steps_then_resume_is_bitwise_equal(reference, tmp_pa
 
 
 def test_sigterm_checkpoints_the_step_it_stopped_on_and_resumes_exactly(reference, tmp_path, cache_dir):
-    run_dir, log = tmp_path / "run", tmp_path / "train.log"
+    """SIGTERM during step 6 (mid-epoch; epochs are 4 steps): the run saves step 6 and exits cleanly.
+
+    Known limit, not tested: a signal during the last step of an epoch resumes one epoch off (README)."""
+    run_dir = tmp_path / "run"
     args = [*RUN, f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}",
             "callbacks.last_checkpoint.every_n_train_steps=4"]  # only the preemption save can hold step 6
-    with launch(args, tmp_path, log) as process:
-        wait_for_step(run_dir, 4, process)
-        time.sleep(0.3)  # somewhere after step 4, mostly not on a periodic checkpoint
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=120) == 0, log.read_text()[-3000:]
+    signal_at = ["+callbacks.sigterm._target_=signal_at_step.SigtermDuringStep", "+callbacks.sigterm.step=6"]
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
+    result = run_cli([*args, *signal_at], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
     stopped = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert f"Stopped by a signal at step {stopped['global_step']};" in log.read_text()
-    assert 4 <= stopped["global_step"] < 24 and not (run_dir / "finished.json").exists()
+    assert stopped["global_step"] == 6 and not (run_dir / "finished.json").exists()
+    assert "Stopped by a signal at step 6;" in result.stdout + result.stderr
 
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
