@@ -13,11 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-from harness import StepClock, interleaved, machine, paired_ratios, print_table, run_worker, spread
+from harness import (
+    StepClock,
+    interleaved,
+    machine,
+    paired_ratios,
+    print_table,
+    run_lmlab_cli,
+    run_worker,
+    spread,
+    train_with_hf_trainer,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SST2 = ROOT.parent / "shared" / "data" / "sst2"
@@ -52,14 +61,10 @@ def clock_for(spec: dict, out: str) -> StepClock:
 def run_hf(spec: dict, out: str) -> None:
     """run_glue.py's path: load the file, tokenize without padding, DataCollatorWithPadding, Trainer."""
     import datasets
-    import torch
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
         DataCollatorWithPadding,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
         set_seed,
     )
 
@@ -71,49 +76,12 @@ def run_hf(spec: dict, out: str) -> None:
     train = raw.map(lambda b: tokenizer(b["sentence"], padding=False, max_length=spec["max_length"], truncation=True),
                     batched=True, remove_columns=["sentence"])
     model = AutoModelForSequenceClassification.from_pretrained(spec["pretrained"], num_labels=2).train()
-    clock = clock_for(spec, out)
-
-    def first_batch(module, args, kwargs, output):
-        clock.record_first_batch(kwargs["input_ids"], output.loss)
-
-    hook = model.register_forward_hook(first_batch, with_kwargs=True)
-
-    class Tick(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            hook.remove()
-            clock.tick()
-
-    opt = spec["optimizer"]
-    args = TrainingArguments(
-        output_dir=str(Path(spec["work"]) / "hf-trainer"), max_steps=spec["steps"],
-        per_device_train_batch_size=spec["batch"], learning_rate=opt["lr"], adam_beta1=opt["betas"][0],
-        adam_beta2=opt["betas"][1], adam_epsilon=opt["eps"], weight_decay=opt["weight_decay"],
-        lr_scheduler_type=spec["scheduler"]["name"], warmup_steps=spec["scheduler"]["num_warmup_steps"],
-        max_grad_norm=spec["clip"], optim="adamw_torch_fused", seed=spec["seed"], dataloader_drop_last=True,
-        save_strategy="no", eval_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(),
-    )
-
-    class SameOrderTrainer(Trainer):
-        def _get_train_sampler(self, *args, **kwargs):
-            return torch.utils.data.DistributedSampler(self.train_dataset, num_replicas=1, rank=0, shuffle=True,
-                                                       seed=spec["seed"], drop_last=True)
-
-    SameOrderTrainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer),
-                     callbacks=[Tick()]).train()
+    train_with_hf_trainer(spec, model, train, DataCollatorWithPadding(tokenizer), clock_for(spec, out),
+                          eval_strategy="no")
 
 
 def run_lmlab(spec: dict, out: str) -> None:
-    """`lmlab-train` itself (its Hydra main), with one extra callback: the same clock as the HF variant."""
-    from lmlab.train import main
-
-    run_dir = Path(spec["work"]) / f"lmlab-run-{Path(out).stem}"
-    sys.argv = ["lmlab-train", *spec["overrides"], f"run_dir={run_dir}", "resume=never",
-                f"trainer.val_check_interval={spec['steps']}", "trainer.limit_val_batches=1",
-                "+callbacks.bench_clock._target_=lmlab_clock.LightningStepClock",
-                f"+callbacks.bench_clock.output_file={out}", f"+callbacks.bench_clock.warmup={spec['warmup']}",
-                f"+callbacks.bench_clock.steps={spec['steps']}",
-                f"+callbacks.bench_clock.tokens_per_step={spec['batch']}"]
-    main()
+    run_lmlab_cli(spec, out, tokens_per_step=spec["batch"])
 
 
 def report(spec: dict, results: dict[str, list[dict]]) -> dict:

@@ -125,3 +125,61 @@ def machine() -> str:
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{os.cpu_count()} CPU cores"
     return f"{device}, {cpu}, torch {torch.__version__}"
+
+
+# ------------------------------------------------------------------------------- what the variants share
+def seeded_shuffle(dataset, seed: int):
+    """lmlab's training order (a permutation drawn from the run's seed, lmlab.distributed.train_sampler),
+    so that every variant trains on the same batches."""
+    import torch
+
+    return torch.utils.data.DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed,
+                                               drop_last=True)
+
+
+def train_with_hf_trainer(spec: dict, model, dataset, collator, clock: StepClock, **training_args) -> None:
+    """The `Trainer` as Hugging Face's example scripts set it up (fused AdamW, clipping, the spec's schedule),
+    on `dataset` in lmlab's order, timed by `clock`."""
+    import torch
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    def first_batch(module, args, kwargs, output):  # the Trainer hides its batches: watch the model's input
+        clock.record_first_batch(kwargs["input_ids"], output.loss)
+
+    hook = model.register_forward_hook(first_batch, with_kwargs=True)
+
+    class Tick(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            hook.remove()
+            clock.tick()
+
+    class SameOrderTrainer(Trainer):
+        def _get_train_sampler(self, *args, **kwargs):
+            return seeded_shuffle(self.train_dataset, spec["seed"])
+
+    opt = spec["optimizer"]
+    args = TrainingArguments(
+        output_dir=str(Path(spec["work"]) / "hf-trainer"), max_steps=spec["steps"],
+        per_device_train_batch_size=spec["batch"], learning_rate=opt["lr"], adam_beta1=opt["betas"][0],
+        adam_beta2=opt["betas"][1], adam_epsilon=opt["eps"], weight_decay=opt["weight_decay"],
+        lr_scheduler_type=spec["scheduler"]["name"], warmup_steps=spec["scheduler"]["num_warmup_steps"],
+        max_grad_norm=spec["clip"], optim="adamw_torch_fused", seed=spec["seed"], dataloader_drop_last=True,
+        save_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(), **training_args,
+    )
+    SameOrderTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
+                     callbacks=[Tick()]).train()
+
+
+def run_lmlab_cli(spec: dict, out: str, tokens_per_step: int) -> None:
+    """`lmlab-train` itself (its Hydra main) in a fresh run directory, with one extra callback: the same
+    clock as the other variants; validation only once, after the timed steps."""
+    from lmlab.train import main
+
+    run_dir = Path(spec["work"]) / f"lmlab-run-{Path(out).stem}"
+    sys.argv = ["lmlab-train", *spec["overrides"], f"run_dir={run_dir}", "resume=never",
+                f"trainer.val_check_interval={spec['steps']}", "trainer.limit_val_batches=1",
+                "+callbacks.bench_clock._target_=lmlab_clock.LightningStepClock",
+                f"+callbacks.bench_clock.output_file={out}", f"+callbacks.bench_clock.warmup={spec['warmup']}",
+                f"+callbacks.bench_clock.steps={spec['steps']}",
+                f"+callbacks.bench_clock.tokens_per_step={tokens_per_step}"]
+    main()

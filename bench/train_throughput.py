@@ -13,11 +13,21 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-from harness import StepClock, interleaved, machine, paired_ratios, print_table, run_worker, spread
+from harness import (
+    StepClock,
+    interleaved,
+    machine,
+    paired_ratios,
+    print_table,
+    run_lmlab_cli,
+    run_worker,
+    seeded_shuffle,
+    spread,
+    train_with_hf_trainer,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ["lmlab", "raw", "hf"]
@@ -131,7 +141,7 @@ def run_raw(spec: dict, out: str) -> None:
     scheduler = get_scheduler(spec["scheduler"]["name"], optimizer, spec["scheduler"]["num_warmup_steps"],
                               spec["steps"])
     blocks = packed_blocks(spec)
-    loader = torch.utils.data.DataLoader(blocks, batch_size=spec["batch"], sampler=seeded_shuffle(blocks, spec),
+    loader = torch.utils.data.DataLoader(blocks, batch_size=spec["batch"], sampler=seeded_shuffle(blocks, spec["seed"]),
                                          drop_last=True,
                                          pin_memory=device == "cuda")
     clock = clock_for(spec, out)
@@ -148,64 +158,18 @@ def run_raw(spec: dict, out: str) -> None:
         clock.tick()
 
 
-def seeded_shuffle(dataset, spec: dict):
-    """lmlab's training order (a permutation drawn from the run's seed, lmlab.distributed.train_sampler),
-    so that all three variants train on the same batches."""
-    import torch
-
-    return torch.utils.data.DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=spec["seed"],
-                                               drop_last=True)
-
-
 def run_hf(spec: dict, out: str) -> None:
-    import torch
-    from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator, set_seed
+    from transformers import default_data_collator, set_seed
 
     set_seed(spec["seed"])
-    model = new_model(spec)
-    clock = clock_for(spec, out)
-
-    def first_batch(module, args, kwargs, output):  # the Trainer hides its batches: watch the model's input
-        # Its loss divides by `num_items_in_batch`, which counts the labels before the shift: batch×block,
-        # not batch×(block-1) as the others do, so it reads (block-1)/block lower for the same weights.
-        clock.record_first_batch(kwargs["input_ids"], output.loss)
-
-    hook = model.register_forward_hook(first_batch, with_kwargs=True)
-
-    class Tick(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            hook.remove()
-            clock.tick()
-
-    opt = spec["optimizer"]
-    args = TrainingArguments(
-        output_dir=str(Path(spec["work"]) / "hf-trainer"), max_steps=spec["steps"],
-        per_device_train_batch_size=spec["batch"], learning_rate=opt["lr"], adam_beta1=opt["betas"][0],
-        adam_beta2=opt["betas"][1], adam_epsilon=opt["eps"], weight_decay=opt["weight_decay"],
-        lr_scheduler_type=spec["scheduler"]["name"], warmup_steps=spec["scheduler"]["num_warmup_steps"],
-        max_grad_norm=spec["clip"], optim="adamw_torch_fused", bf16=spec["bf16"], seed=spec["seed"],
-        dataloader_drop_last=True, save_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(),
-    )
-    class SameOrderTrainer(Trainer):
-        def _get_train_sampler(self, *args, **kwargs):
-            return seeded_shuffle(self.train_dataset, spec)
-
-    SameOrderTrainer(model=model, args=args, train_dataset=packed_blocks(spec), data_collator=default_data_collator,
-                     callbacks=[Tick()]).train()
+    # The Trainer's loss divides by `num_items_in_batch`, which counts the labels before the shift:
+    # batch×block, not batch×(block-1) as the others do, so it reads (block-1)/block lower for the same weights.
+    train_with_hf_trainer(spec, new_model(spec), packed_blocks(spec), default_data_collator, clock_for(spec, out),
+                          bf16=spec["bf16"])
 
 
 def run_lmlab(spec: dict, out: str) -> None:
-    """`lmlab-train` itself (its Hydra main), with one extra callback: the same clock as the others."""
-    from lmlab.train import main
-
-    run_dir = Path(spec["work"]) / f"lmlab-run-{Path(out).stem}"  # a fresh run each round
-    sys.argv = ["lmlab-train", *spec["overrides"], f"run_dir={run_dir}", "resume=never",
-                f"trainer.val_check_interval={spec['steps']}", "trainer.limit_val_batches=1",
-                "+callbacks.bench_clock._target_=lmlab_clock.LightningStepClock",
-                f"+callbacks.bench_clock.output_file={out}", f"+callbacks.bench_clock.warmup={spec['warmup']}",
-                f"+callbacks.bench_clock.steps={spec['steps']}",
-                f"+callbacks.bench_clock.tokens_per_step={spec['batch'] * spec['block']}"]
-    main()
+    run_lmlab_cli(spec, out, tokens_per_step=spec["batch"] * spec["block"])
 
 
 # ----------------------------------------------------------------------------------------------- report
