@@ -34,8 +34,10 @@ def check_config(cfg: DictConfig) -> None:
     """Cheap checks that would otherwise fail deep inside training (or after data preparation)."""
     from transformers import AutoConfig
 
+    from lmlab.adapters import check_peft_config
     from lmlab.models import context_length
 
+    check_peft_config(cfg)
     lr = cfg.optimizer.get("lr")
     if lr is not None and not lr > 0:
         raise LmlabError(f"optimizer.lr={lr} must be a positive learning rate (e.g. optimizer.lr=3e-4)")
@@ -97,6 +99,7 @@ def train(cfg: DictConfig) -> float | None:
         model=OmegaConf.to_container(cfg.model, resolve=True),
         optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
         scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None,
+        peft=OmegaConf.to_container(cfg.peft, resolve=True) if cfg.get("peft") else None,
         tokenizer=datamodule.tokenizer,
         **_module_kwargs(datamodule),
         _recursive_=False,

@@ -8,6 +8,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
+from lmlab.adapters import save_model
+
 log = logging.getLogger(__name__)
 
 
@@ -17,7 +19,7 @@ class ExportHuggingFace(L.Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.model.save_pretrained(self.dirpath)
+        save_model(pl_module.model, self.dirpath)  # with LoRA: the merged model, and hf-adapter/
         if getattr(pl_module, "tokenizer", None) is not None:
             pl_module.tokenizer.save_pretrained(self.dirpath)
         log.info("Exported the model and tokenizer to %s", self.dirpath)

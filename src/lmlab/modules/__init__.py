@@ -3,5 +3,6 @@
 from lmlab.modules.causal_lm import CausalLMModule
 from lmlab.modules.classification import SequenceClassificationModule
 from lmlab.modules.masked_lm import MaskedLMModule
+from lmlab.modules.sft import SFTModule
 
-__all__ = ["CausalLMModule", "MaskedLMModule", "SequenceClassificationModule"]
+__all__ = ["CausalLMModule", "MaskedLMModule", "SequenceClassificationModule", "SFTModule"]

@@ -9,6 +9,13 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 
+from lmlab.adapters import (
+    added_token_ids,
+    apply_peft,
+    check_trainable_loaded,
+    log_parameter_counts,
+    trainable_state_dict,
+)
 from lmlab.data.tokenizer import special_token_ids
 from lmlab.models import build_model
 
@@ -39,6 +46,7 @@ class HFModelModule(L.LightningModule):
         tokenizer=None,
         vocab_size: int | None = None,
         token_ids: Mapping[str, int | None] | None = None,
+        peft: Mapping[str, Any] | None = None,
         **model_kwargs: Any,
     ):
         super().__init__()
@@ -48,6 +56,21 @@ class HFModelModule(L.LightningModule):
         self.hparams.update(vocab_size=vocab_size, token_ids=token_ids)
         self.tokenizer = tokenizer
         self.model = build_model(model, self.auto_class, vocab_size, token_ids, **model_kwargs)
+        if peft:  # LoRA: checkpoints keep only the trainable parameters, so loading them is not strict
+            self.model = apply_peft(self.model, peft, self.auto_class, added_token_ids(model, vocab_size))
+            self.strict_loading = False
+
+    def on_fit_start(self) -> None:
+        if self.hparams.get("peft"):
+            log_parameter_counts(self)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.hparams.get("peft"):
+            checkpoint["state_dict"] = trainable_state_dict(self, checkpoint["state_dict"])
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.hparams.get("peft"):
+            check_trainable_loaded(self, checkpoint["state_dict"], "the checkpoint")
 
     def configure_model(self) -> None:
         # `model.compile=true`: compile the network body in place (parameter names, hence checkpoints,
