@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # Sensible targets per architecture (`model_type`), wider than peft's own defaults (q/v only): every
 # attention projection. Architectures not listed fall back to peft's table.
 TARGET_MODULES = {
-    "gpt2": ["c_attn", "c_proj"],
+    "gpt2": ["c_attn"],  # q, k and v in one projection
     "llama": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "mistral": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
@@ -62,7 +62,7 @@ def apply_peft(model, peft_cfg: Mapping[str, Any], auto_class, new_token_ids: li
         options["target_modules"] = TARGET_MODULES[model.config.model_type]
     if new_token_ids:  # tokens the base model never saw (e.g. chat role markers): train their rows only
         options["trainable_token_indices"] = list(new_token_ids)
-    config = instantiate({"_target_": peft_cfg["_target_"], **options, "task_type": task_type})
+    config = instantiate({"_target_": peft_cfg["_target_"], **options, "task_type": task_type}, _convert_="all")
     try:
         return get_peft_model(model, config)
     except ValueError as e:
