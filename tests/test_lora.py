@@ -93,6 +93,7 @@ def test_lora_checkpoint_is_small_and_kill_and_resume_is_bitwise_exact(tmp_path,
     adapter and its merged export); its checkpoint is < 15% of the full model's size."""
     from safetensors.torch import load_file
 
+    (tmp_path / "reference").mkdir()
     reference = completed_run(tmp_path / "reference", LORA_RUN, cache_dir)
     run_dir, log = tmp_path / "run", tmp_path / "train.log"
     args = [*LORA_RUN, f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}"]

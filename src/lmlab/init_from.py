@@ -50,6 +50,7 @@ def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
     import torch
     from omegaconf import OmegaConf
 
+    from lmlab.adapters import added_token_ids, apply_peft, merged
     from lmlab.data.cache import cached_dir, fingerprint
     from lmlab.models import build_model
 
@@ -64,9 +65,12 @@ def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
         hparams = checkpoint["hyper_parameters"]
         model = build_model(hparams["model"], module_class.auto_class, hparams.get("vocab_size"),
                             hparams.get("token_ids"))
+        if hparams.get("peft"):  # a LoRA run's checkpoint holds the adapter only: base + adapter, merged
+            model = apply_peft(model, hparams["peft"], module_class.auto_class,
+                               added_token_ids(hparams["model"], hparams.get("vocab_size")))
         state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-        model.load_state_dict(state)
-        model.save_pretrained(tmp)
+        model.load_state_dict(state, strict=not hparams.get("peft"))
+        merged(model).save_pretrained(tmp)
         if (run_dir / "hf" / "tokenizer_config.json").is_file():
             tokenizer_source = str(run_dir / "hf")
             from transformers import AutoTokenizer
