@@ -94,7 +94,7 @@ def load_hf(name_or_path: str):
 
 
 def load_checkpoint(ckpt: Path, cache_dir: str):
-    """The checkpoint's module rebuilt from its hyperparameters (a LoRA one: base + adapter), and its run's tokenizer."""
+    """The checkpoint's module rebuilt from its hyperparameters (LoRA: base + adapter), and its run's tokenizer."""
     import hydra
     from omegaconf import OmegaConf
 

@@ -60,6 +60,10 @@ class SFTDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir)
         self.datasets: dict = {}
 
+    @property
+    def columns(self) -> list[str | None]:
+        return [self.messages_column, self.prompt_column, self.response_column, self.input_column]
+
     # --- conversations, checked ----------------------------------------------------------------------
     def raw(self, split: str):
         dataset = self.source.load(split)
@@ -124,9 +128,8 @@ class SFTDataModule(L.LightningDataModule):
             return with_chat_template(load_pretrained_tokenizer(resolve_init_from(self.init_from, self.cache_dir)))
         if self.tokenizer_name:
             return with_chat_template(load_pretrained_tokenizer(self.tokenizer_name))
-        key = fingerprint(kind=BPE_VERSION, task="sft", source=self.source.fingerprint(), max_examples=self.max_examples,
-                          columns=[self.messages_column, self.prompt_column, self.response_column, self.input_column],
-                          vocab_size=self.vocab_size)
+        key = fingerprint(kind=BPE_VERSION, task="sft", source=self.source.fingerprint(), columns=self.columns,
+                          max_examples=self.max_examples, vocab_size=self.vocab_size)
 
         def build(tmp: Path) -> None:
             texts = (m["content"] for messages in self.conversations("train") for m in messages)
@@ -161,8 +164,8 @@ class SFTDataModule(L.LightningDataModule):
 
     def _tokenized(self, split: str) -> Path:
         key = fingerprint(source=self.source.fingerprint(), split=split, tokenizer=self.tokenizer_fingerprint,
-                          columns=[self.messages_column, self.prompt_column, self.response_column, self.input_column],
-                          system_prompt=self.system_prompt, max_length=self.max_length, max_examples=self.max_examples)
+                          columns=self.columns, system_prompt=self.system_prompt, max_length=self.max_length,
+                          max_examples=self.max_examples)
 
         def build(tmp: Path) -> None:
             import datasets
