@@ -67,6 +67,32 @@ def test_prompt_tokens_carry_no_loss(cache_dir):
     assert logits.grad[0, : prompt_len - 1].abs().sum() == 0 and logits.grad[0, prompt_len - 1:-1].abs().sum() > 0
 
 
+@pytest.mark.parametrize("architecture", ["gpt2", "llama"])
+def test_packed_examples_do_not_attend_across_each_other(architecture, cache_dir):
+    """data.packing=true: a row of examples back to back gives every token the logits it has alone, and
+    the same response-only labels (the first token of each example carries none). Without a KV cache, as
+    lmlab trains (`use_cache=False`): transformers reads packing from position_ids only then."""
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+
+    datamodule = synthetic_datamodule(cache_dir, packing=True, batch_size=3)
+    datamodule.setup()
+    examples = [datamodule.datasets["train"][i] for i in range(3)]
+    packed = datamodule.collator()(examples)
+    assert packed["input_ids"].shape == (1, sum(len(e["input_ids"]) for e in examples))
+    vocab = len(datamodule.tokenizer)
+    config = (GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=vocab) if architecture == "gpt2" else
+              LlamaConfig(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=2,
+                          num_key_value_heads=2, vocab_size=vocab))
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in packed.items() if k != "labels"}, use_cache=False).logits[0]
+        alone = torch.cat([model(input_ids=torch.tensor([e["input_ids"]])).logits[0] for e in examples])
+    torch.testing.assert_close(logits, alone, rtol=1e-4, atol=1e-4)
+    want = [label for e in examples for label in [IGNORE_INDEX, *e["labels"][1:]]]
+    assert packed["labels"][0].tolist() == want
+
+
 def test_columns_messages_and_alpaca(tmp_path, cache_dir):
     """prompt/response columns, a messages column and Alpaca's instruction/input/output give the same format."""
     rows = [{"instruction": "upper", "input": "abc", "output": "ABC"}, {"instruction": "say hi", "input": "",

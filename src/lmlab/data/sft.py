@@ -4,7 +4,7 @@ Sources are the classification ones (`LocalSplits`: JSON Lines/CSV/Parquet files
 dataset) or `SyntheticInstructions`. A split has a `messages` column (lists of `{role, content}`) or
 `prompt` and `response` columns (names configurable; `input_column` appends e.g. Alpaca's `input` to the
 prompt). Tokenized splits are cached under a fingerprint like every other task's; batches are padded to
-their own longest example (labels with -100).
+their own longest example (labels with -100), or packed into one row without cross-example attention.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class SFTDataModule(L.LightningDataModule):
         max_length: int = 512,
         max_examples: int | None = None,
         generation_examples: int = 32,
+        packing: bool = False,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -55,6 +56,7 @@ class SFTDataModule(L.LightningDataModule):
         self.tokenizer_name, self.init_from = tokenizer, init_from
         self.vocab_size, self.max_length, self.max_examples = vocab_size, max_length, max_examples
         self.num_generation_examples = generation_examples
+        self.packing = packing
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers = num_workers
         self.cache_dir = Path(cache_dir)
@@ -185,9 +187,19 @@ class SFTDataModule(L.LightningDataModule):
             if split not in self.datasets:
                 self.datasets[split] = datasets.load_from_disk(str(self._tokenized(split)))
 
-    def dataloader(self, split: str, shuffle: bool = False) -> StatefulDataLoader:
-        from transformers import DataCollatorForSeq2Seq
+    def collator(self):
+        """Padding to the batch's longest example, or (`packing`) the batch's examples back to back in one row.
 
+        A packed row carries `position_ids` that restart at each example and no attention mask, from which
+        transformers builds a block-diagonal causal mask: no token attends across examples.
+        """
+        from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
+
+        if self.packing:
+            return DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX)
+        return DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=IGNORE_INDEX)
+
+    def dataloader(self, split: str, shuffle: bool = False) -> StatefulDataLoader:
         self.setup()
         dataset = self.datasets[split]
         self.tokenizer.padding_side = "right"
@@ -196,8 +208,7 @@ class SFTDataModule(L.LightningDataModule):
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
             sampler=train_sampler(dataset, self.trainer) if shuffle else eval_sampler(dataset, self.trainer),
             generator=torch.Generator(),  # starting an iterator must not move the global (dropout) RNG
-            # pads each batch to its own longest example; labels with -100
-            collate_fn=DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=IGNORE_INDEX),
+            collate_fn=self.collator(),
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,

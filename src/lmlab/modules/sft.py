@@ -50,7 +50,7 @@ class SFTModule(HFModelModule):
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = self.model(**{k: v for k, v in batch.items() if k != "labels"}).logits  # packed: position_ids
         loss, correct, count = response_token_stats(logits, batch["labels"])
         self.val_loss.update(loss / count, weight=count)
         self.val_token_accuracy.update(correct / count, weight=count)
