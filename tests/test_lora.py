@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import compose, metric_series, train_in_process
+from conftest import compose, metric_series, run_cli, train_in_process
 from resume_helpers import assert_same_params, completed_run, kill_group, launch, wait_for_step
 from test_sft import SFT_TINY
 
@@ -112,6 +113,16 @@ def test_lora_checkpoint_is_small_and_kill_and_resume_is_bitwise_exact(tmp_path,
     assert checkpoint < 0.15 * full, (checkpoint, full)
     counts = metric_series(reference, "params/trainable") + metric_series(reference, "params/total")
     assert len(counts) == 2 and counts[0][1] < 0.05 * counts[1][1]
+
+    # lmlab-generate from the LoRA checkpoint (base + adapter) answers as from the merged hf/ export
+    answers = []
+    for source in (reference / "checkpoints" / "last.ckpt", reference / "hf"):
+        out = tmp_path / f"{source.name}.jsonl"
+        result = run_cli([str(source), "upper abc", "upper xyzw", "--max-new-tokens", "6", "--out", str(out)],
+                         tmp_path, module="lmlab.generate")
+        assert result.returncode == 0, result.stderr[-2000:]
+        answers.append([json.loads(line)["completion"] for line in out.read_text().splitlines()])
+    assert answers[0] == answers[1]
 
 
 @pytest.mark.slow

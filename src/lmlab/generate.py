@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="apply the chat template (default: when the tokenizer has one)")
     parser.add_argument("--out", type=Path, help="write {prompt, completion, ...} JSON lines here")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    parser.add_argument("--cache-dir", default="outputs/.cache", help="where a run's tokenizer is cached")
+    parser.add_argument("--cache-dir", default=None, help="where a run's tokenizer is cached (default: the run's own)")
     return parser.parse_args(argv)
 
 
@@ -64,7 +64,7 @@ def check_sampling(args: argparse.Namespace) -> None:
         raise LmlabError(f"--top-k={args.top_k} must be positive")
 
 
-def load_model(source: str, cache_dir: str):
+def load_model(source: str, cache_dir: str | None):
     """(model in eval mode, tokenizer) from a run directory, checkpoint, HF directory or hub name."""
     from lmlab.init_from import is_lmlab_run
 
@@ -93,7 +93,7 @@ def load_hf(name_or_path: str):
     return load_pretrained(AutoModelForCausalLM, name_or_path).eval(), load_pretrained_tokenizer(name_or_path)
 
 
-def load_checkpoint(ckpt: Path, cache_dir: str):
+def load_checkpoint(ckpt: Path, cache_dir: str | None):
     """The checkpoint's module rebuilt from its hyperparameters (LoRA: base + adapter), and its run's tokenizer."""
     import hydra
     from omegaconf import OmegaConf
@@ -111,7 +111,7 @@ def load_checkpoint(ckpt: Path, cache_dir: str):
 
         tokenizer = load_pretrained_tokenizer(str(run_dir / "hf"))
     else:  # the run's data module finds its tokenizer in the cache (or builds it again)
-        tokenizer = hydra.utils.instantiate(run_cfg.data, cache_dir=cache_dir).tokenizer
+        tokenizer = hydra.utils.instantiate(run_cfg.data, **({"cache_dir": cache_dir} if cache_dir else {})).tokenizer
     # weights_only=False: an lmlab checkpoint's hyperparameters hold plain containers and RNG states
     module = module_class.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
     return module.model.eval(), tokenizer
