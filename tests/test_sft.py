@@ -154,6 +154,7 @@ def test_sft_learns_held_out_task_and_generate_answers_it(tmp_path, cache_dir):
     assert records[0]["completion"] in result.stdout  # streamed to the console
 
 
+@pytest.mark.slow
 def test_generate_on_a_clm_run_is_plain_transformers_greedy(tmp_path, cache_dir):
     """Acceptance 4: lmlab-generate on a CLM run (no chat template) equals transformers' own greedy decoding;
     sampling with a seed repeats itself."""
