@@ -29,8 +29,11 @@ log = logging.getLogger(__name__)
 FINISHED_MARKER = "finished.json"
 RESUMES_FILE = "resumes.jsonl"
 MODES = {"auto": "auto", "true": "auto", "force": "force", "never": "never", "false": "never"}
-# Keys that say where a run lives or how it was launched, not what it trains: never reported as changes.
-IGNORED_KEYS = ("paths.", "resume", "ckpt_path", "run_name")
+# Keys that say where a run lives, how it was launched or how it is watched, not what it trains: never
+# reported as changes on resume (a relaunch of the same command must report nothing).
+IGNORED_KEYS = ("paths.", "resume", "ckpt_path", "run_name", "run_dir", "sweep_name", "logger.", "data.cache_dir",
+                "data.num_workers", "callbacks.progress_bar", "callbacks.model_summary", "trainer.enable_progress_bar",
+                "trainer.enable_model_summary")
 
 
 @dataclass
