@@ -57,7 +57,7 @@ def apply_global_batch_size(cfg: DictConfig) -> None:
     cfg.trainer.accumulate_grad_batches = accumulate
 
 
-class GlobalOrderSampler(torch.utils.data.Sampler[int]):
+class GlobalOrderSampler(torch.utils.data.DistributedSampler):
     """This rank's share of a training order that depends only on (seed, epoch) and the global batch.
 
     Epoch `e` is a permutation drawn from `seed + e`, cut to whole global batches (`steps_per_epoch x
@@ -71,21 +71,22 @@ class GlobalOrderSampler(torch.utils.data.Sampler[int]):
     processes (elastic resume), at any step (epoch boundaries included).
     """
 
-    def __init__(self, num_samples: int, batch_size: int, trainer=None, seed: int = 0):
-        self.num_samples = num_samples
+    def __init__(self, dataset, batch_size: int, trainer=None, seed: int = 0):
+        # a DistributedSampler, so that Lightning does not wrap it in its own under DDP
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        super().__init__(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        num_samples = len(dataset)
         self.trainer = trainer
-        self.seed = seed
-        self.world, self.rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         accumulate = trainer.accumulate_grad_batches if trainer is not None else 1
-        self.global_batch_size = batch_size * accumulate * self.world
+        self.global_batch_size = batch_size * accumulate * self.num_replicas
         self.steps_per_epoch = num_samples // self.global_batch_size
         if self.steps_per_epoch == 0:
             raise LmlabError(f"the training split has {num_samples} examples, fewer than one global batch of "
                              f"{self.global_batch_size} (per-device batch {batch_size} x {accumulate} accumulation "
-                             f"x {self.world} processes): use more data or a smaller batch")
+                             f"x {self.num_replicas} processes): use more data or a smaller batch")
 
     def __len__(self) -> int:
-        return self.steps_per_epoch * self.global_batch_size // self.world
+        return self.steps_per_epoch * self.global_batch_size // self.num_replicas
 
     def _run_steps_per_epoch(self) -> int:
         """Optimizer steps in one of the trainer's epochs (fewer under `trainer.limit_train_batches`)."""
@@ -100,8 +101,8 @@ class GlobalOrderSampler(torch.utils.data.Sampler[int]):
         epoch, step_in_epoch = divmod(step, steps_per_epoch)
         generator = torch.Generator()
         generator.manual_seed(self.seed + epoch)
-        order = torch.randperm(self.num_samples, generator=generator)[: steps_per_epoch * self.global_batch_size]
-        yield from order[step_in_epoch * self.global_batch_size + self.rank :: self.world].tolist()
+        order = torch.randperm(len(self.dataset), generator=generator)[: steps_per_epoch * self.global_batch_size]
+        yield from order[step_in_epoch * self.global_batch_size + self.rank :: self.num_replicas].tolist()
 
     # Stateful, so that torchdata's loader restores through these (no replay of yielded batches):
     # the checkpoint records the position in global samples; the start comes from the restored step.
@@ -115,7 +116,7 @@ class GlobalOrderSampler(torch.utils.data.Sampler[int]):
 
 def train_sampler(dataset, trainer, batch_size: int) -> GlobalOrderSampler:
     """The training sampler of every lmlab data module: see `GlobalOrderSampler`."""
-    return GlobalOrderSampler(len(dataset), batch_size, trainer, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
+    return GlobalOrderSampler(dataset, batch_size, trainer, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
 
 
 def eval_sampler(dataset, trainer) -> object | None:

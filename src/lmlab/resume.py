@@ -23,6 +23,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.errors import LmlabError
+from lmlab.runs.position import check_global_batch
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
                              "pick a new run_name= or run_dir=, or resume it with resume=auto")
         if mode != "never":
             plan.ckpt_path = None if newest is None else str(newest)
+    if plan.ckpt_path:
+        check_global_batch(cfg, plan.ckpt_path)
     saved = run_dir / "config.yaml"
     if plan.ckpt_path and saved.is_file():
         plan.config_changes = config_changes(OmegaConf.to_container(OmegaConf.load(saved)), resolved_config(cfg))

@@ -57,3 +57,31 @@ def restore_position(trainer, checkpoint: dict[str, Any]) -> None:
     for scope, steps in (("current", steps_in_epoch), ("total", steps_before + steps_in_epoch)):
         batches = steps * new
         progress[scope] = {key: batches for key in _COUNTERS} | {"completed": batches - ended_a_batch}
+
+
+def check_global_batch(cfg, ckpt_path: str) -> None:
+    """Refuse, before training, a resume whose global batch differs from the checkpoint's.
+
+    The data position is `global_step x global batch`: another global batch would continue at another
+    sample. A different number of processes is fine when `global_batch_size` keeps the global batch.
+    """
+    import torch
+
+    from lmlab.distributed import world_size
+    from lmlab.errors import LmlabError
+
+    saved = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False).get(POSITION_KEY) or {}
+    if not saved.get("global_batch_size") or not cfg.data.get("batch_size"):
+        return
+    try:
+        world = world_size(cfg.trainer.get("devices", 1), cfg.trainer.get("num_nodes", 1))
+    except LmlabError:  # devices=auto or -1: the count is only known inside the trainer
+        return
+    accumulate = int(cfg.trainer.get("accumulate_grad_batches", 1))
+    batch = int(cfg.data.batch_size) * accumulate * world
+    if batch != saved["global_batch_size"]:
+        raise LmlabError(
+            f"this launch's global batch is {batch} samples (data.batch_size={cfg.data.batch_size} x "
+            f"{accumulate} accumulation x {world} processes) but {ckpt_path} was trained with "
+            f"{saved['global_batch_size']} ({saved['world_size']} processes): set "
+            f"global_batch_size={saved['global_batch_size']} to resume at the same sample on any number of devices")
