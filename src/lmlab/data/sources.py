@@ -1,13 +1,16 @@
 """Text sources for pretraining. Each yields documents per split and a cheap fingerprint of its content.
 
-A source is anything with `fingerprint() -> str` and `documents(split) -> Iterator[str]`, where split is
-"train" or "validation". Splits are deterministic, so every run (and every DDP process) sees the same.
+A source is anything with `fingerprint() -> str` and `documents(split) -> Iterator[Document]`, where split
+is "train" or "validation" and a document is a string or, for a file too big to hold, an iterator of its
+text in chunks. Splits are deterministic, so every run (and every DDP process) sees the same. An optional
+`size_hint(split)` (about the characters of a split) gives the progress display its ETA.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import sys
 import sysconfig
 import zlib
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from lmlab.data.cutting import Document
 from lmlab.errors import LmlabError
 
 SPLITS = ("train", "validation")
@@ -41,6 +45,27 @@ def _files_fingerprint(paths: list[Path], extra: str = "") -> str:
 
 def _read(path: Path, encoding: str = "utf-8") -> str:
     return path.read_text(encoding=encoding, errors="replace")
+
+
+def _lines_in_chunks(path: Path, encoding: str, start: int, stop: int | None,
+                     chunk_chars: int = 1 << 20) -> Iterator[str]:
+    """Lines `start:stop` of a text file, joined into chunks of about `chunk_chars`: a file of any size
+    read with memory bounded by the chunk."""
+    with open(path, encoding=encoding, errors="replace") as f:
+        chunk, size = [], 0
+        for line in itertools.islice(f, start, stop):
+            chunk.append(line)
+            size += len(line)
+            if size >= chunk_chars:
+                yield "".join(chunk)
+                chunk, size = [], 0
+        if chunk:
+            yield "".join(chunk)
+
+
+def _count_lines(path: Path, encoding: str) -> int:
+    with open(path, encoding=encoding, errors="replace") as f:
+        return sum(1 for _ in f)
 
 
 @dataclass
@@ -74,6 +99,9 @@ class StdlibCorpus:
     def fingerprint(self) -> str:
         return self._fingerprint
 
+    def size_hint(self, split: str) -> int:
+        return sum(p.stat().st_size for p in self.files(split))
+
     def documents(self, split: str) -> Iterator[str]:
         for path in self.files(split):
             yield _read(path)
@@ -82,7 +110,8 @@ class StdlibCorpus:
 @dataclass
 class TextFiles:
     """Local text files by glob. Without a `validation` glob, files are split by a hash of their path;
-    a single file is split by lines, its last `validation_fraction` becoming the validation text."""
+    a single file is split by lines, its last `validation_fraction` becoming the validation text. A single
+    file is streamed in chunks (it may be bigger than memory), the others are read whole."""
 
     train: str
     validation: str | None = None
@@ -104,9 +133,19 @@ class TextFiles:
         paths = self._train_paths()
         if self.validation:
             paths += self._glob(self.validation, "data.source.validation")
-        return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}")
+        # a single file is cut at its "\n" lines, read as a stream (it was once `str.splitlines`)
+        single = ":lines-stream" if len(paths) == 1 and not self.validation else ""
+        return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}{single}")
 
-    def documents(self, split: str) -> Iterator[str]:
+    def size_hint(self, split: str) -> int | None:
+        if self.validation:
+            pattern, key = (self.train, "data.source.train") if split == "train" else (
+                self.validation, "data.source.validation")
+            return sum(p.stat().st_size for p in self._glob(pattern, key))
+        size = sum(p.stat().st_size for p in self._train_paths())
+        return int(size * (self.validation_fraction if split == "validation" else 1 - self.validation_fraction))
+
+    def documents(self, split: str) -> Iterator[Document]:
         _check_split(split)
         if self.validation:
             paths = self._train_paths() if split == "train" else self._glob(self.validation, "data.source.validation")
@@ -115,9 +154,10 @@ class TextFiles:
             return
         paths = self._train_paths()
         if len(paths) == 1:
-            lines = _read(paths[0], self.encoding).splitlines(keepends=True)
-            cut = len(lines) - max(1, int(len(lines) * self.validation_fraction))
-            yield "".join(lines[:cut] if split == "train" else lines[cut:])
+            num_lines = _count_lines(paths[0], self.encoding)
+            cut = num_lines - max(1, int(num_lines * self.validation_fraction))
+            start, stop = (0, cut) if split == "train" else (cut, None)
+            yield _lines_in_chunks(paths[0], self.encoding, start, stop)
             return
         for path in paths:
             if _in_validation(path.name, self.validation_fraction) == (split == "validation"):
