@@ -170,6 +170,9 @@ class HubDataset:
 
     `path` may also be a builder such as "text" or "parquet" with `data_files`, which works offline.
     Without a `validation_split`, a seeded `validation_fraction` of the training rows is held out.
+    With `streaming`, rows are read as they are tokenized (`load_dataset(..., streaming=True)`): nothing is
+    downloaded or materialised first; the content is identified by the builder's config id and hash,
+    which follow the data files (local modification times, hub revisions).
     """
 
     path: str
@@ -180,19 +183,26 @@ class HubDataset:
     text_column: str = "text"
     data_files: dict[str, str] | None = None
     skip_empty: bool = True
+    streaming: bool = False
+
+    def _check_streaming(self) -> None:
+        if self.streaming and not self.validation_split:
+            raise LmlabError("data.source.streaming=true needs data.source.validation_split: a stream "
+                             "cannot hold out a shuffled fraction of its rows")
 
     def _load(self, split: str):
         import datasets
 
+        self._check_streaming()
         hf_split = self.validation_split if split == "validation" and self.validation_split else self.train_split
         try:
-            dataset = datasets.load_dataset(self.path, self.name, split=hf_split, data_files=self.data_files)
+            dataset = datasets.load_dataset(self.path, self.name, split=hf_split, data_files=self.data_files,
+                                            streaming=self.streaming)
         except Exception as e:  # datasets raises many types; the user needs the name and the reason
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise LmlabError(
-                f"data.source.path={self.path!r} (split {hf_split!r}) could not be loaded: {reason}"
+                f"data.source.path={self.path!r} (split {hf_split!r}) could not be loaded: {_reason(e)}"
             ) from e
-        if self.text_column not in dataset.column_names:
+        if dataset.column_names is not None and self.text_column not in dataset.column_names:
             raise LmlabError(
                 f"data.source.text_column={self.text_column!r} is not a column of {self.path!r}; "
                 f"columns: {dataset.column_names}"
@@ -204,8 +214,21 @@ class HubDataset:
 
     def fingerprint(self) -> str:
         parts = [self.path, str(self.name), self.text_column, str(self.validation_split), str(self.validation_fraction)]
-        parts += [self._load(split)._fingerprint for split in SPLITS]
+        if self.streaming:  # the same rows as the materialised dataset, but no Arrow fingerprint to read
+            parts += ["streaming", str(self.train_split), *self._builder_identity()]
+        else:
+            parts += [self._load(split)._fingerprint for split in SPLITS]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+    def _builder_identity(self) -> list[str]:
+        import datasets
+
+        self._check_streaming()
+        try:
+            builder = datasets.load_dataset_builder(self.path, self.name, data_files=self.data_files)
+        except Exception as e:
+            raise LmlabError(f"data.source.path={self.path!r} could not be loaded: {_reason(e)}") from e
+        return [builder.config_id, str(builder.hash)]
 
     def documents(self, split: str) -> Iterator[str]:
         _check_split(split)
@@ -217,3 +240,8 @@ class HubDataset:
                     raise LmlabError(f"data.source.text_column={self.text_column!r} holds {kind} values, not text")
                 if text.strip() or not self.skip_empty:
                     yield text
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
