@@ -156,7 +156,7 @@ class PackedBlocks(Dataset):
     (nanoGPT's `.bin`, indexed): block `i` of the stream, whichever shard it lies in."""
 
     def __init__(self, entry_dir: str | Path):
-        entry_dir = Path(entry_dir)
+        self.entry_dir = entry_dir = Path(entry_dir)
         meta = json.loads((entry_dir / META_FILE).read_text())
         self.block_size = int(meta["block_size"])
         self.num_blocks = int(meta["num_blocks"])
