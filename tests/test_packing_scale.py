@@ -150,3 +150,20 @@ def test_progress_without_a_terminal_logs_rate_and_eta_lines(caplog):
     assert len(lines) == 2
     assert "200 tokens" in lines[1] and "tokens/s" in lines[1] and "50% of ~1.0k characters" in lines[1]
     assert "ETA 0:00:0" in lines[1]
+
+
+def test_a_file_over_the_stream_size_is_read_in_chunks_with_the_same_tokens(tokenizer, stdlib_docs, tmp_path,
+                                                                            monkeypatch):
+    for i, doc in enumerate(stdlib_docs[:6]):
+        (tmp_path / f"{i}.txt").write_text(doc)
+    source = TextFiles(train=str(tmp_path / "*.txt"), validation=str(tmp_path / "5.txt"))
+    whole = list(source.documents("train"))
+    monkeypatch.setattr("lmlab.data.sources.STREAM_BYTES", 1000)
+    streamed = list(source.documents("train"))
+    assert all(isinstance(d, str) for d in whole) and sum(not isinstance(d, str) for d in streamed) >= 3
+    outs = []
+    for name, documents in (("whole", whole), ("streamed", streamed)):
+        outs.append(tmp_path / name)
+        outs[-1].mkdir()
+        write_token_stream(documents, tokenizer, outs[-1], block_size=16, batch_chars=16_000, num_proc=1)
+    assert read_token_stream(outs[1]).tolist() == read_token_stream(outs[0]).tolist()

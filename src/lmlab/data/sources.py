@@ -23,6 +23,7 @@ from lmlab.data.cutting import Document
 from lmlab.errors import LmlabError
 
 SPLITS = ("train", "validation")
+STREAM_BYTES = 16 << 20
 
 
 def _check_split(split: str) -> None:
@@ -61,6 +62,13 @@ def _lines_in_chunks(path: Path, encoding: str, start: int, stop: int | None,
                 chunk, size = [], 0
         if chunk:
             yield "".join(chunk)
+
+
+def _document(path: Path, encoding: str = "utf-8") -> Document:
+    """A file's text; one bigger than `STREAM_BYTES` as a stream of chunks (the same text, never held whole)."""
+    if path.stat().st_size > STREAM_BYTES:
+        return _lines_in_chunks(path, encoding, 0, None)
+    return _read(path, encoding)
 
 
 def _count_lines(path: Path, encoding: str) -> int:
@@ -111,7 +119,7 @@ class StdlibCorpus:
 class TextFiles:
     """Local text files by glob. Without a `validation` glob, files are split by a hash of their path;
     a single file is split by lines, its last `validation_fraction` becoming the validation text. A single
-    file is streamed in chunks (it may be bigger than memory), the others are read whole."""
+    file, and any file over `STREAM_BYTES`, is streamed in chunks (it may be bigger than memory)."""
 
     train: str
     validation: str | None = None
@@ -150,7 +158,7 @@ class TextFiles:
         if self.validation:
             paths = self._train_paths() if split == "train" else self._glob(self.validation, "data.source.validation")
             for path in paths:
-                yield _read(path, self.encoding)
+                yield _document(path, self.encoding)
             return
         paths = self._train_paths()
         if len(paths) == 1:
@@ -161,7 +169,7 @@ class TextFiles:
             return
         for path in paths:
             if _in_validation(path.name, self.validation_fraction) == (split == "validation"):
-                yield _read(path, self.encoding)
+                yield _document(path, self.encoding)
 
 
 @dataclass

@@ -55,14 +55,16 @@ def _limit_chars(documents: Iterable[Document], max_chars: int | None, progress:
     """The texts to train on: whole documents, a streamed one in pieces cut at lines (the byte-level
     pre-tokenizer's boundaries, so its word counts are unchanged), until `max_chars` have been given."""
     seen = 0
-    for doc in documents:
-        for text in [doc] if isinstance(doc, str) else document_pieces(doc, 1 << 20, cuttable=True):
-            if max_chars is not None and seen >= max_chars:
-                return
-            seen += len(text)
-            progress.advance(len(text), len(text))
-            yield text
-    log.info("Read %d characters for the BPE; computing its merges", seen)
+    try:
+        for doc in documents:
+            for text in [doc] if isinstance(doc, str) else document_pieces(doc, 1 << 20, cuttable=True):
+                if max_chars is not None and seen >= max_chars:
+                    return
+                seen += len(text)
+                progress.advance(len(text), len(text))
+                yield text
+    finally:
+        log.info("Read %d characters for the BPE; computing its merges", seen)
 
 
 def load_pretrained_tokenizer(name_or_path: str):
