@@ -9,11 +9,13 @@ import sys
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from lmlab.data import HubDataset, PretrainDataModule, StdlibCorpus, TextFiles
 from lmlab.data.packing import PackedBlocks, batches_of_text, read_token_stream, write_token_stream
 from lmlab.data.progress import DataProgress
 from lmlab.data.tokenizer import train_bpe
+from lmlab.errors import LmlabError
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +96,8 @@ def test_a_streaming_datasets_source_packs_the_same_tokens_as_the_materialised_o
     assert streams["train", True] == streams["train", False] and len(streams["train", True]) > 10_000
     assert streams["validation", True] == streams["validation", False]
     assert HubDataset(path="text", data_files=files, streaming=True).fingerprint() == fingerprints[True]
+    as_config_node = OmegaConf.create(files)  # as Hydra passes it
+    assert HubDataset(path="text", data_files=as_config_node, streaming=True).fingerprint() == fingerprints[True]
     (tmp_path / "train.txt").write_text("changed\n")
     assert HubDataset(path="text", data_files=files, streaming=True).fingerprint() != fingerprints[True]
 
@@ -167,3 +171,9 @@ def test_a_file_over_the_stream_size_is_read_in_chunks_with_the_same_tokens(toke
         outs[-1].mkdir()
         write_token_stream(documents, tokenizer, outs[-1], block_size=16, batch_chars=16_000, num_proc=1)
     assert read_token_stream(outs[1]).tolist() == read_token_stream(outs[0]).tolist()
+
+
+@pytest.mark.parametrize("key, value", [("num_proc", 0), ("shard_bytes", 0)])
+def test_a_bad_num_proc_or_shard_size_is_a_one_line_error(key, value, tmp_path):
+    with pytest.raises(LmlabError, match=rf"data\.{key}={value} must be"):
+        PretrainDataModule(source=TextFiles(train=str(tmp_path / "*.txt")), **{key: value})

@@ -53,6 +53,10 @@ class PretrainDataModule(L.LightningDataModule):
         super().__init__()
         if block_size < 2:
             raise LmlabError(f"data.block_size={block_size} must be at least 2")
+        if num_proc is not None and num_proc < 1:
+            raise LmlabError(f"data.num_proc={num_proc} must be at least 1 (or null: all cores)")
+        if shard_bytes < 1:
+            raise LmlabError(f"data.shard_bytes={shard_bytes} must be positive (e.g. 1073741824, 1 GiB)")
         self.source = source
         self.tokenizer_name = tokenizer
         self.vocab_size = vocab_size

@@ -193,6 +193,12 @@ class HubDataset:
     skip_empty: bool = True
     streaming: bool = False
 
+    def _data_files(self) -> dict | str | None:
+        """`data_files` as plain Python: a config node (Hydra's DictConfig) is read by `datasets` as a list."""
+        if self.data_files is None or isinstance(self.data_files, str):
+            return self.data_files
+        return {k: v if isinstance(v, str) else list(v) for k, v in dict(self.data_files).items()}
+
     def _check_streaming(self) -> None:
         if self.streaming and not self.validation_split:
             raise LmlabError("data.source.streaming=true needs data.source.validation_split: a stream "
@@ -204,7 +210,7 @@ class HubDataset:
         self._check_streaming()
         hf_split = self.validation_split if split == "validation" and self.validation_split else self.train_split
         try:
-            dataset = datasets.load_dataset(self.path, self.name, split=hf_split, data_files=self.data_files,
+            dataset = datasets.load_dataset(self.path, self.name, split=hf_split, data_files=self._data_files(),
                                             streaming=self.streaming)
         except Exception as e:  # datasets raises many types; the user needs the name and the reason
             raise LmlabError(
@@ -233,7 +239,7 @@ class HubDataset:
 
         self._check_streaming()
         try:
-            builder = datasets.load_dataset_builder(self.path, self.name, data_files=self.data_files)
+            builder = datasets.load_dataset_builder(self.path, self.name, data_files=self._data_files())
         except Exception as e:
             raise LmlabError(f"data.source.path={self.path!r} could not be loaded: {_reason(e)}") from e
         return [builder.config_id, str(builder.hash)]
