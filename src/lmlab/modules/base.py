@@ -18,6 +18,7 @@ from lmlab.adapters import (
 )
 from lmlab.data.tokenizer import special_token_ids
 from lmlab.models import build_model
+from lmlab.runs.position import restore_position, save_position
 
 
 def weight_decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -88,3 +89,11 @@ class HFModelModule(L.LightningModule):
         scheduler = instantiate(self.hparams.scheduler, optimizer=optimizer,
                                 num_training_steps=int(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        save_position(self.trainer, checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # before Lightning restores its loops from the same dict: counters for this launch's processes
+        if self._trainer is not None:  # not when a checkpoint is only loaded (`load_from_checkpoint`)
+            restore_position(self.trainer, checkpoint)
