@@ -65,14 +65,6 @@ class HFModelModule(L.LightningModule):
         if self.hparams.get("peft"):
             log_parameter_counts(self)
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.hparams.get("peft"):
-            checkpoint["state_dict"] = trainable_state_dict(self, checkpoint["state_dict"])
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.hparams.get("peft"):
-            check_trainable_loaded(self, checkpoint["state_dict"], "the checkpoint")
-
     def configure_model(self) -> None:
         # `model.compile=true`: compile the network body in place (parameter names, hence checkpoints,
         # stay the same); the output head is a single matmul and the fused loss calls the body directly.
@@ -92,8 +84,12 @@ class HFModelModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         save_position(self.trainer, checkpoint)
+        if self.hparams.get("peft"):
+            checkpoint["state_dict"] = trainable_state_dict(self, checkpoint["state_dict"])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.hparams.get("peft"):
+            check_trainable_loaded(self, checkpoint["state_dict"], "the checkpoint")
         # before Lightning restores its loops from the same dict: counters for this launch's processes
         if self._trainer is not None:  # not when a checkpoint is only loaded (`load_from_checkpoint`)
             restore_position(self.trainer, checkpoint)
