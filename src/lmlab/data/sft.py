@@ -206,7 +206,9 @@ class SFTDataModule(L.LightningDataModule):
         return StatefulDataLoader(
             dataset,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            sampler=train_sampler(dataset, self.trainer) if shuffle else eval_sampler(dataset, self.trainer),
+            # seeded, resumable shuffle; under DDP every validation example counted exactly once
+            sampler=(train_sampler(dataset, self.trainer, self.batch_size) if shuffle
+                     else eval_sampler(dataset, self.trainer)),
             generator=torch.Generator(),  # starting an iterator must not move the global (dropout) RNG
             collate_fn=self.collator(),
             num_workers=self.num_workers,
