@@ -37,6 +37,7 @@ class SFTDataModule(L.LightningDataModule):
         system_prompt: str | None = None,
         splits: tuple[str, ...] = ("train", "validation"),
         tokenizer: str | None = None,
+        pretrained: str | None = None,
         init_from: str | None = None,
         vocab_size: int = 8192,
         max_length: int = 512,
@@ -53,7 +54,7 @@ class SFTDataModule(L.LightningDataModule):
         self.messages_column, self.prompt_column, self.response_column = messages_column, prompt_column, response_column
         self.input_column, self.system_prompt = input_column, system_prompt
         self.splits = tuple(splits)
-        self.tokenizer_name, self.init_from = tokenizer, init_from
+        self.tokenizer_name, self.init_from = tokenizer or pretrained, init_from
         self.vocab_size, self.max_length, self.max_examples = vocab_size, max_length, max_examples
         self.num_generation_examples = generation_examples
         self.packing = packing
@@ -121,7 +122,8 @@ class SFTDataModule(L.LightningDataModule):
     # --- tokenizer -------------------------------------------------------------------------------------
     @cached_property
     def tokenizer(self):
-        """init_from's tokenizer, else data.tokenizer, else a BPE trained on the train split; with a chat template."""
+        """init_from's tokenizer, else data.tokenizer (else model.pretrained's), else a BPE trained on the train
+        split; with a chat template."""
         from transformers import AutoTokenizer
 
         from lmlab.init_from import resolve_init_from
