@@ -20,8 +20,9 @@ from lmlab.errors import LmlabError
 
 log = logging.getLogger(__name__)
 
-# Sensible targets per architecture (`model_type`), wider than peft's own defaults (q/v only): every
-# attention projection. Architectures not listed fall back to peft's table.
+# Targets per architecture (`model_type`): the attention projections (peft's own table takes q and v only).
+# GPT-2's attention output `c_proj` is left out: its MLP's output projection has the same name. Architectures
+# not listed fall back to peft's table.
 TARGET_MODULES = {
     "gpt2": ["c_attn"],  # q, k and v in one projection
     "llama": ["q_proj", "k_proj", "v_proj", "o_proj"],
