@@ -9,13 +9,16 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
+from lmlab.vocab_padding import pad_token_ids
+
 log = logging.getLogger(__name__)
 
 
 class SampleContinuations(L.Callback):
     """Generates `num_samples` continuations of `prompt`, logs them and appends them to `samples.txt`.
 
-    Sampling runs under a forked, fixed-seed RNG, so it never changes the training run's random stream
+    Pad rows of the model's vocabulary (`lmlab.vocab_padding`) are suppressed: no id beyond the
+    tokenizer is ever sampled. Sampling runs under a forked, fixed-seed RNG, so it never changes the training run's random stream
     (a resumed run stays bitwise equal to an uninterrupted one).
     """
 
@@ -40,7 +43,7 @@ class SampleContinuations(L.Callback):
             output = pl_module.model.generate(
                 prompt.repeat(self.num_samples, 1), do_sample=True, max_new_tokens=self.max_new_tokens,
                 temperature=self.temperature, top_k=self.top_k, use_cache=True,
-                pad_token_id=tokenizer.pad_token_id,
+                pad_token_id=tokenizer.pad_token_id, suppress_tokens=pad_token_ids(pl_module.model, len(tokenizer)) or None,
             )
         texts = tokenizer.batch_decode(output, skip_special_tokens=True)
         for text in texts:
