@@ -22,8 +22,8 @@ class GradNormProbe(L.Callback):
         self.norms: list[list[float]] = []
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for optimizer in trainer.optimizers:  # runs inside optimizer.step, after Lightning's clipping
-            optimizer.register_step_pre_hook(lambda opt, args, kwargs: self.norms[-1].append(
+        for optimizer in trainer.optimizers:  # after optimizer.step, which runs the closure (backward, clipping) first
+            optimizer.register_step_post_hook(lambda opt, args, kwargs: self.norms[-1].append(
                 total_norm(p for group in opt.param_groups for p in group["params"])))
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:

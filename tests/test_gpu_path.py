@@ -44,7 +44,7 @@ def test_bf16_mixed_fused_adamw_with_clipping_trains_and_clips(tmp_path, cache_d
     assert len(norms) == 6
     for before, at_step in norms:
         assert at_step == pytest.approx(min(before, 1.0), rel=1e-3)
-    assert any(before > 1.5 for before, _ in norms)  # clipping did act: the norms start above 1 at this lr
+    assert any(before > 1.1 for before, _ in norms)  # clipping did act (the first norms are ~1.3 here)
 
 
 def fp16_setup(clip_to: float, poison: bool = False):
