@@ -88,6 +88,23 @@ def test_16_mixed_fused_clipping_keeps_the_scalers_skip_on_inf():
     assert precision.scaler.get_scale() < scale
 
 
+def test_fsdp_norm_clipping_goes_through_the_root_modules_clip_grad_norm():
+    """Lightning's FSDPPrecision refuses norm clipping (`trainer=fsdp` with gradient_clip_val crashed); FSDP
+    itself can't run on a CPU, so this checks the hand-over: the root FSDP module clips, over all shards."""
+    from lightning.pytorch.plugins.precision import FSDPPrecision
+
+    calls = []
+    root = SimpleNamespace(clip_grad_norm_=calls.append)
+    module = SimpleNamespace(trainer=SimpleNamespace(precision_plugin=FSDPPrecision("bf16-mixed"),
+                                                     strategy=SimpleNamespace(model=root)),
+                             clip_gradients=lambda *args, **kwargs: calls.append("lightning"))
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.ones(3))], fused=True)
+    clip_gradients(module, optimizer, 1.0, None)
+    assert calls == [1.0]
+    clip_gradients(module, optimizer, 0.0, None)  # no clipping asked: Lightning's own (no-op) path
+    assert calls == [1.0, "lightning"]
+
+
 # --------------------------------------------------------------------------------- vocabulary padding
 def test_vocabulary_is_padded_to_a_multiple_of_64_for_models_built_from_a_config():
     assert [padded_vocab_size(n) for n in (50257, 8192, 100, 64)] == [50304, 8192, 128, 64]
