@@ -33,8 +33,9 @@ class CausalLMModule(HFModelModule):
     def configure_model(self) -> None:
         # `model.compile=true`: compile the whole step's computation, body, output head and loss, as one
         # graph (the model itself stays uncompiled, so its parameter names and generation are unchanged).
+        # Static shapes: packed blocks come in two or three batch sizes, each worth its own specialised graph.
         if self.hparams.model.get("compile") and "next_token_loss" not in vars(self):
-            self.next_token_loss = torch.compile(self.next_token_loss)
+            self.next_token_loss = torch.compile(self.next_token_loss, dynamic=False)
 
     def next_token_loss(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of predicting each token from the ones before it."""
