@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import TINY, train_in_process
+from conftest import TINY, metric_series, train_in_process
 from grad_norm_probe import total_norm
 
 from lmlab.losses import next_token_cross_entropy
@@ -218,3 +218,14 @@ def test_compiled_step_is_one_graph_with_head_and_loss(name):
     assert explanation.graph_count == 1
     ops = {str(node.target) for graph in explanation.graphs for node in graph.graph.nodes}
     assert any("cross_entropy" in op for op in ops)  # the loss is inside the graph
+
+
+@pytest.mark.slow
+def test_a_compiled_tiny_run_trains(tmp_path, cache_dir):
+    train_in_process(tmp_path, cache_dir, [*TINY, "model.compile=true", "trainer.max_steps=40",
+                                           "trainer.val_check_interval=20", "trainer.log_every_n_steps=5",
+                                           "optimizer.lr=3e-3", "callbacks.samples=null"])
+    losses = [loss for _, loss in metric_series(tmp_path / "run", "train/loss")]
+    assert len(losses) == 8 and losses[-1] < losses[0] - 0.5
+    val = [loss for _, loss in metric_series(tmp_path / "run", "val/loss")]
+    assert val[-1] < val[0]
