@@ -25,8 +25,8 @@ TINY_CONFIGS = {
 
 def tiny_module(name: str = "gpt2", vocab_size: int = 100, **model) -> CausalLMModule:
     torch.manual_seed(0)
-    return CausalLMModule(model={"config": TINY_CONFIGS[name], **model}, optimizer={"_target_": "torch.optim.AdamW"},
-                          vocab_size=vocab_size)
+    model = {"config": TINY_CONFIGS[name], "pad_vocab_multiple": 64, **model}
+    return CausalLMModule(model=model, optimizer={"_target_": "torch.optim.AdamW"}, vocab_size=vocab_size)
 
 
 # ------------------------------------------------------------------------------------ clipping, fused
@@ -107,13 +107,16 @@ def test_fsdp_norm_clipping_goes_through_the_root_modules_clip_grad_norm():
 
 # --------------------------------------------------------------------------------- vocabulary padding
 def test_vocabulary_is_padded_to_a_multiple_of_64_for_models_built_from_a_config():
-    assert [padded_vocab_size(n) for n in (50257, 8192, 100, 64)] == [50304, 8192, 128, 64]
+    assert [padded_vocab_size(n, 64) for n in (50257, 8192, 100, 64)] == [50304, 8192, 128, 64]
     assert padded_vocab_size(50257, None) == 50257
     module = tiny_module(vocab_size=100)
     assert module.model.config.vocab_size == 128 and module.model.get_output_embeddings().weight.shape[0] == 128
     assert module.hparams.vocab_size == 100  # the tokenizer's size, from which a checkpoint rebuilds the model
     assert pad_token_ids(module.model, 100) == list(range(100, 128))
     assert tiny_module(vocab_size=100, pad_vocab_multiple=None).model.config.vocab_size == 100
+    # a checkpoint from before padding existed has no pad_vocab_multiple: rebuilt unpadded, so it still loads
+    no_key = CausalLMModule(model={"config": TINY_CONFIGS["gpt2"]}, optimizer={}, vocab_size=100)
+    assert no_key.model.config.vocab_size == 100
 
 
 @pytest.fixture(scope="module")

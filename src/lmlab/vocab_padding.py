@@ -2,7 +2,7 @@
 
 An output projection of 50257 rows runs on cuBLAS's unaligned fallback kernels (~95 TFLOP/s on an H100,
 where 50304 rows run at ~700: `../shared/gpu/profile.md`). Models lmlab builds from a config therefore
-get `model.pad_vocab_multiple` (64) rows' alignment; the tokenizer keeps its size, so no real id ever
+get `model.pad_vocab_multiple` (64 in the configs) rows' alignment; the tokenizer keeps its size, so no real id ever
 points at a pad row. Training pushes the pad rows' logits down (they are never targets); generation
 suppresses them outright, and exports slice them off, so an `hf/` directory holds the tokenizer's size.
 """
@@ -13,10 +13,8 @@ import copy
 
 import torch
 
-PAD_VOCAB_MULTIPLE = 64
 
-
-def padded_vocab_size(vocab_size: int, multiple: int | None = PAD_VOCAB_MULTIPLE) -> int:
+def padded_vocab_size(vocab_size: int, multiple: int | None) -> int:
     """`vocab_size` rounded up to a multiple of `multiple` (unchanged for None, 0 or 1)."""
     if not multiple or multiple <= 1:
         return vocab_size
