@@ -81,6 +81,10 @@ def train(cfg: DictConfig) -> float | None:
     # Lightning adds its own console handler; Hydra's root handlers already print (and write train.log).
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()
+    if rank_zero_only.rank != 0:  # ranks started by srun or torchrun: rank 0 alone writes the run's train.log
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+            root.removeHandler(handler)
 
     run_dir = Path(cfg.paths.run_dir)
     apply_global_batch_size(cfg)
