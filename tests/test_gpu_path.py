@@ -219,8 +219,29 @@ def test_compiled_step_is_one_graph_with_head_and_loss(name):
     explanation = torch._dynamo.explain(step)(torch.randint(0, 100, (2, 16)))
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
-    ops = {str(node.target) for graph in explanation.graphs for node in graph.graph.nodes}
-    assert any("cross_entropy" in op for op in ops)  # the loss is inside the graph
+    nodes = [node for graph in explanation.graphs for node in graph.graph.nodes]
+    assert any("cross_entropy" in str(node.target) for node in nodes)  # the loss is inside the graph
+    # attention stays SDPA's causal path (FlashAttention on a GPU), not a materialised mask
+    attention = [node for node in nodes if "scaled_dot_product_attention" in str(node.target)]
+    assert len(attention) == 2 and all(n.kwargs.get("is_causal") is True for n in attention)
+    assert all(n.kwargs.get("attn_mask") is None for n in attention)
+
+
+def test_masked_calls_of_a_declared_model_keep_their_mask():
+    """Generation and padded batches pass an attention mask: transformers' own mask, as before."""
+    from lmlab.causal_attention import declare_plain_causal
+
+    module = tiny_module("llama").eval()
+    input_ids = torch.randint(0, 100, (2, 12))
+    padding = torch.ones_like(input_ids)
+    padding[0, :4] = 0  # left padding in the first row
+    with torch.no_grad():
+        before = module.model(input_ids=input_ids, attention_mask=padding).logits
+        declare_plain_causal(module.model)
+        after = module.model(input_ids=input_ids, attention_mask=padding).logits
+        unmasked = module.model(input_ids=input_ids).logits
+    assert torch.equal(before, after)
+    assert not torch.allclose(before[0], unmasked[0])  # the mask did matter for the padded row
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import torch
 from torchmetrics import MeanMetric
 from transformers import AutoModelForCausalLM
 
+from lmlab.causal_attention import declare_plain_causal
 from lmlab.losses import linear_cross_entropy, next_token_cross_entropy
 from lmlab.modules.base import HFModelModule
 
@@ -35,6 +36,7 @@ class CausalLMModule(HFModelModule):
         # graph (the model itself stays uncompiled, so its parameter names and generation are unchanged).
         # Static shapes: packed blocks come in two or three batch sizes, each worth its own specialised graph.
         if self.hparams.model.get("compile") and "next_token_loss" not in vars(self):
+            declare_plain_causal(self.model)  # SDPA keeps is_causal (FlashAttention) when traced too
             self.next_token_loss = torch.compile(self.next_token_loss, dynamic=False)
 
     def next_token_loss(self, input_ids: torch.Tensor) -> torch.Tensor:
