@@ -11,15 +11,15 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv | tee "$out/gpu.txt"
 case "${1:-bench}" in
   bench)
-    python bench/train_throughput.py --rounds "${ROUNDS:-1}" --json "$out/gpt2-124m.json" 2>&1 | tee "$out/gpt2-124m.log"
+    python3 bench/train_throughput.py --rounds "${ROUNDS:-1}" --json "$out/gpt2-124m.json" 2>&1 | tee "$out/gpt2-124m.log"
     # the anchor: nanoGPT @3adf61e unmodified; its MFU assumes an A100 (312 TFLOP/s): x 312/989.4 for an H100
     (cd .gpu/nanogpt && python3 bench.py --real_data=False --compile=True --batch_size=16) 2>&1 \
       | tee "$out/nanogpt-compiled.log"
-    python bench/train_throughput.py --rounds "${ROUNDS:-1}" --model llama-124m --json "$out/llama-124m.json" 2>&1 \
+    python3 bench/train_throughput.py --rounds "${ROUNDS:-1}" --model llama-124m --json "$out/llama-124m.json" 2>&1 \
       | tee "$out/llama-124m.log"
     ;;
   checks)
-    python bench/gpu_checks.py --out /tmp/lmlab-gpu-checks 2>&1 | tee "$out/checks.log"
+    python3 bench/gpu_checks.py --out /tmp/lmlab-gpu-checks 2>&1 | tee "$out/checks.log"
     cp /tmp/lmlab-gpu-checks/*.log /tmp/lmlab-gpu-checks/gpu_checks.json "$out/" 2>/dev/null
     ;;
   *) echo "usage: bash bench/gpu_job.sh bench|checks" >&2; exit 2 ;;
