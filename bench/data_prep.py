@@ -8,6 +8,13 @@ data module to be ready (prepare_data + setup + first batch, in a fresh data mod
 
     python bench/data_prep.py            # full corpora
     python bench/data_prep.py --quick    # a slice of each (what tests/test_bench.py runs)
+
+Scale mode (`bench/data_prep_scale.py`): one ~1 GiB text file, tokenized by lmlab and by run_clm.py's
+pipeline, each in its own process, with peak memory; needs ~10 GB free in --work-dir for run_clm.py's
+Arrow cache:
+
+    python bench/data_prep.py --scale                          # 1024 MiB
+    python bench/data_prep.py --scale --scale-mb 4 --quick     # a check that it runs
 """
 
 from __future__ import annotations
@@ -97,6 +104,9 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=str(ROOT / "outputs" / ".cache"), help="lmlab's tokenizer cache")
     parser.add_argument("--block-size", type=int, default=256)
     parser.add_argument("--json", help="also write every figure to this file")
+    parser.add_argument("--scale", action="store_true", help="one big text file instead (data_prep_scale.py)")
+    parser.add_argument("--scale-mb", type=float, default=1024, help="size of the --scale file, MiB")
+    parser.add_argument("--work-dir", help="where --scale writes its file and caches (default: a temp dir)")
     args = parser.parse_args()
 
     import os
@@ -112,6 +122,9 @@ def main() -> None:
 
         cfg = compose([*overrides, f"paths.cache_dir={args.cache_dir}", f"paths.root_dir={work}"])
         tokenizer = instantiate(cfg.data).tokenizer
+        if args.scale:
+            scale(args, tokenizer, Path(args.work_dir) if args.work_dir else work)
+            return
         rows, figures = [], {}
         for name, documents in corpora(60 if args.quick else None).items():
             timings = {}
@@ -136,6 +149,20 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({"corpora": figures, "first_build_seconds": first,
                                                "cached_ready_seconds": cached, "readme_line": line}, indent=2))
+
+
+def scale(args, tokenizer, work: Path) -> None:
+    import data_prep_scale
+
+    work.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(work / "tokenizer")
+    spec = {"work": str(work), "megabytes": args.scale_mb, "tokenizer": str(work / "tokenizer"),
+            "block_size": args.block_size, "max_documents": 60 if args.quick else None}
+    figures = data_prep_scale.run(spec)
+    figures["readme_line"] += f"; {machine()}"
+    print(figures["readme_line"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def make_spec(args, work: Path) -> dict:
     optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
     return {
         "overrides": overrides, "work": str(work), "model_config": model_config,
-        "train_dir": str(Path(datamodule.datasets["train"].tokens.filename).parent),
+        "train_dir": str(datamodule.datasets["train"].entry_dir),
         "block": p["block"], "batch": p["batch"], "warmup": p["warmup"], "steps": steps, "rounds": p["rounds"],
         "seed": cfg.seed, "bf16": "bf16" in str(cfg.trainer.precision), "clip": cfg.trainer.gradient_clip_val,
         "peak_flops": peak_flops(args.peak_tflops),
@@ -117,7 +117,8 @@ def packed_blocks(spec: dict):
     import torch
 
     meta = json.loads((Path(spec["train_dir"]) / "meta.json").read_text())
-    tokens = np.memmap(Path(spec["train_dir"]) / "tokens.bin", dtype=meta["dtype"], mode="r")
+    (shard,) = meta.get("shards", [{"file": "tokens.bin"}])  # the bench corpus fits in one shard file
+    tokens = np.memmap(Path(spec["train_dir"]) / shard["file"], dtype=meta["dtype"], mode="r")
     block = meta["block_size"]
 
     class Blocks(torch.utils.data.Dataset):

@@ -68,3 +68,21 @@ def test_resume_quick_resumes_at_both_positions(tmp_path, cache_dir):
         assert summary["final_steps"][name] == [step + 2], name  # resumed at `step`, then trained 2 steps
         assert all(t > 0 for t in summary["seconds"][name])
     assert summary["positions"]["90%"] > 5 * summary["positions"]["10%"]
+
+
+@pytest.mark.slow
+def test_data_prep_scale_mode_tokenizes_one_file_in_every_pipeline(tmp_path, cache_dir):
+    out = tmp_path / "scale.json"
+    proc = subprocess.run([sys.executable, "bench/data_prep.py", "--scale", "--scale-mb", "1", "--quick",
+                           "--cache-dir", str(cache_dir), "--work-dir", str(tmp_path / "work"), "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    summary = json.loads(out.read_text())
+    assert summary["readme_line"] in proc.stdout
+    results = summary["results"]
+    assert set(results) == {"lmlab-file", "lmlab-docs", "run_clm-file"}
+    assert all(r["tokens"] > 0 and r["seconds"] > 0 and r["peak_tree_pss_mb"] > 0 for r in results.values())
+    # the same text: lmlab encodes it whole (cut at lines), run_clm.py line by line; the counts stay close
+    assert results["lmlab-file"]["tokens"] == pytest.approx(results["run_clm-file"]["tokens"], rel=0.2)
+    assert summary["lmlab_vs_run_clm"] == pytest.approx(
+        results["lmlab-file"]["tokens_per_sec"] / results["run_clm-file"]["tokens_per_sec"])

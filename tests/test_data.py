@@ -7,7 +7,7 @@ import pytest
 
 from lmlab.data import PretrainDataModule, StdlibCorpus, TextFiles
 from lmlab.data.cache import cached_dir
-from lmlab.data.packing import PackedBlocks, write_token_stream
+from lmlab.data.packing import PackedBlocks, read_token_stream, write_token_stream
 from lmlab.data.tokenizer import train_bpe
 from lmlab.errors import LmlabError
 
@@ -46,7 +46,7 @@ def test_packing_loses_no_tokens_between_tokenizer_batches(tokenizer, tmp_path):
         out = tmp_path / f"b{batch_chars}"
         out.mkdir()
         write_token_stream(DOCS, tokenizer, out, block_size=block_size, batch_chars=batch_chars)
-        by_batch[batch_chars] = np.fromfile(out / "tokens.bin", dtype=np.uint16)
+        by_batch[batch_chars] = read_token_stream(out)
     assert all(np.array_equal(by_batch[1], stream) for stream in by_batch.values())
 
     # run_clm.py's group_texts packs each tokenizer batch on its own and drops every batch's remainder.
@@ -138,6 +138,6 @@ def test_single_file_is_split_by_lines(tmp_path):
     path = tmp_path / "one.txt"
     path.write_text("".join(f"line {i}\n" for i in range(100)))
     source = TextFiles(train=str(path), validation_fraction=0.1)
-    train, validation = next(source.documents("train")), next(source.documents("validation"))
+    train, validation = ("".join(next(source.documents(split))) for split in ("train", "validation"))
     assert train + validation == path.read_text()
     assert validation.splitlines()[0] == "line 90"

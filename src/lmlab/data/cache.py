@@ -37,8 +37,10 @@ def cached_dir(cache_dir: str | Path, key: str, build: Callable[[Path], None], w
         if target.is_dir():  # another process built it while we waited
             log.info("Reusing cached %s: %s", what, target)
             return target
+        for stale in cache_dir.glob(f"{key}.tmp-*"):  # left by a build that was killed: we hold the lock now
+            log.info("Removing %s, left by an interrupted build", stale)
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = cache_dir / f"{key}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         log.info("Building %s (cache miss): %s", what, target)
         try:

@@ -13,7 +13,8 @@ import torch
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from lmlab.data.cache import cached_dir, fingerprint
-from lmlab.data.packing import PackedBlocks, write_token_stream
+from lmlab.data.cutting import Document
+from lmlab.data.packing import SHARD_BYTES, PackedBlocks, write_token_stream
 from lmlab.data.sources import SPLITS
 from lmlab.data.tokenizer import (
     BPE_VERSION,
@@ -46,10 +47,16 @@ class PretrainDataModule(L.LightningDataModule):
         num_workers: int = 0,
         max_documents: int | None = None,
         cache_dir: str = "outputs/.cache",
+        num_proc: int | None = None,
+        shard_bytes: int = SHARD_BYTES,
     ):
         super().__init__()
         if block_size < 2:
             raise LmlabError(f"data.block_size={block_size} must be at least 2")
+        if num_proc is not None and num_proc < 1:
+            raise LmlabError(f"data.num_proc={num_proc} must be at least 1 (or null: all cores)")
+        if shard_bytes < 1:
+            raise LmlabError(f"data.shard_bytes={shard_bytes} must be positive (e.g. 1073741824, 1 GiB)")
         self.source = source
         self.tokenizer_name = tokenizer
         self.vocab_size = vocab_size
@@ -60,12 +67,19 @@ class PretrainDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.max_documents = max_documents
         self.cache_dir = Path(cache_dir)
+        self.num_proc = num_proc
+        self.shard_bytes = shard_bytes
         self._tokenizer = None
         self.datasets: dict[str, PackedBlocks] = {}
 
-    def documents(self, split: str) -> Iterator[str]:
+    def documents(self, split: str) -> Iterator[Document]:
         """The source's documents, cut to the first `max_documents` (for quick runs)."""
         return itertools.islice(self.source.documents(split), self.max_documents)
+
+    def size_hint(self, split: str) -> int | None:
+        """About the characters of a split, for the progress display's ETA (unknown when cut short)."""
+        hint = getattr(self.source, "size_hint", None)
+        return hint(split) if hint is not None and self.max_documents is None else None
 
     @cached_property
     def source_fingerprint(self) -> str:
@@ -88,7 +102,8 @@ class PretrainDataModule(L.LightningDataModule):
 
         def build(tmp: Path) -> None:
             log.info("Training a byte-level BPE tokenizer (vocab %d) on the training split", self.vocab_size)
-            train_bpe(self.documents("train"), self.vocab_size, self.tokenizer_train_chars).save_pretrained(tmp)
+            train_bpe(self.documents("train"), self.vocab_size, self.tokenizer_train_chars,
+                      self.size_hint("train")).save_pretrained(tmp)
 
         return AutoTokenizer.from_pretrained(cached_dir(self.cache_dir / "tokenizers", key, build, "tokenizer"))
 
@@ -99,7 +114,9 @@ class PretrainDataModule(L.LightningDataModule):
 
     def _packed(self, split: str) -> Path:
         def build(tmp: Path) -> None:
-            meta = write_token_stream(self.documents(split), self.tokenizer, tmp, self.block_size)
+            meta = write_token_stream(self.documents(split), self.tokenizer, tmp, self.block_size,
+                                      num_proc=self.num_proc, shard_bytes=self.shard_bytes,
+                                      total_chars=self.size_hint(split), description=f"Tokenizing {split}")
             if meta["num_blocks"] == 0:
                 raise LmlabError(f"the {split} split has {meta['num_tokens']} tokens, fewer than "
                                  f"data.block_size={self.block_size}: use more text or a smaller block_size")

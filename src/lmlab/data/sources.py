@@ -1,13 +1,16 @@
 """Text sources for pretraining. Each yields documents per split and a cheap fingerprint of its content.
 
-A source is anything with `fingerprint() -> str` and `documents(split) -> Iterator[str]`, where split is
-"train" or "validation". Splits are deterministic, so every run (and every DDP process) sees the same.
+A source is anything with `fingerprint() -> str` and `documents(split) -> Iterator[Document]`, where split
+is "train" or "validation" and a document is a string or, for a file too big to hold, an iterator of its
+text in chunks. Splits are deterministic, so every run (and every DDP process) sees the same. An optional
+`size_hint(split)` (about the characters of a split) gives the progress display its ETA.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import sys
 import sysconfig
 import zlib
@@ -16,9 +19,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from lmlab.data.cutting import Document
 from lmlab.errors import LmlabError
 
 SPLITS = ("train", "validation")
+STREAM_BYTES = 16 << 20
 
 
 def _check_split(split: str) -> None:
@@ -41,6 +46,34 @@ def _files_fingerprint(paths: list[Path], extra: str = "") -> str:
 
 def _read(path: Path, encoding: str = "utf-8") -> str:
     return path.read_text(encoding=encoding, errors="replace")
+
+
+def _lines_in_chunks(path: Path, encoding: str, start: int, stop: int | None,
+                     chunk_chars: int = 1 << 20) -> Iterator[str]:
+    """Lines `start:stop` of a text file, joined into chunks of about `chunk_chars`: a file of any size
+    read with memory bounded by the chunk."""
+    with open(path, encoding=encoding, errors="replace") as f:
+        chunk, size = [], 0
+        for line in itertools.islice(f, start, stop):
+            chunk.append(line)
+            size += len(line)
+            if size >= chunk_chars:
+                yield "".join(chunk)
+                chunk, size = [], 0
+        if chunk:
+            yield "".join(chunk)
+
+
+def _document(path: Path, encoding: str = "utf-8") -> Document:
+    """A file's text; one bigger than `STREAM_BYTES` as a stream of chunks (the same text, never held whole)."""
+    if path.stat().st_size > STREAM_BYTES:
+        return _lines_in_chunks(path, encoding, 0, None)
+    return _read(path, encoding)
+
+
+def _count_lines(path: Path, encoding: str) -> int:
+    with open(path, encoding=encoding, errors="replace") as f:
+        return sum(1 for _ in f)
 
 
 @dataclass
@@ -74,6 +107,9 @@ class StdlibCorpus:
     def fingerprint(self) -> str:
         return self._fingerprint
 
+    def size_hint(self, split: str) -> int:
+        return sum(p.stat().st_size for p in self.files(split))
+
     def documents(self, split: str) -> Iterator[str]:
         for path in self.files(split):
             yield _read(path)
@@ -82,7 +118,8 @@ class StdlibCorpus:
 @dataclass
 class TextFiles:
     """Local text files by glob. Without a `validation` glob, files are split by a hash of their path;
-    a single file is split by lines, its last `validation_fraction` becoming the validation text."""
+    a single file is split by lines, its last `validation_fraction` becoming the validation text. A single
+    file, and any file over `STREAM_BYTES`, is streamed in chunks (it may be bigger than memory)."""
 
     train: str
     validation: str | None = None
@@ -104,24 +141,35 @@ class TextFiles:
         paths = self._train_paths()
         if self.validation:
             paths += self._glob(self.validation, "data.source.validation")
-        return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}")
+        # a single file is cut at its "\n" lines, read as a stream (it was once `str.splitlines`)
+        single = ":lines-stream" if len(paths) == 1 and not self.validation else ""
+        return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}{single}")
 
-    def documents(self, split: str) -> Iterator[str]:
+    def size_hint(self, split: str) -> int | None:
+        if self.validation:
+            pattern, key = (self.train, "data.source.train") if split == "train" else (
+                self.validation, "data.source.validation")
+            return sum(p.stat().st_size for p in self._glob(pattern, key))
+        size = sum(p.stat().st_size for p in self._train_paths())
+        return int(size * (self.validation_fraction if split == "validation" else 1 - self.validation_fraction))
+
+    def documents(self, split: str) -> Iterator[Document]:
         _check_split(split)
         if self.validation:
             paths = self._train_paths() if split == "train" else self._glob(self.validation, "data.source.validation")
             for path in paths:
-                yield _read(path, self.encoding)
+                yield _document(path, self.encoding)
             return
         paths = self._train_paths()
         if len(paths) == 1:
-            lines = _read(paths[0], self.encoding).splitlines(keepends=True)
-            cut = len(lines) - max(1, int(len(lines) * self.validation_fraction))
-            yield "".join(lines[:cut] if split == "train" else lines[cut:])
+            num_lines = _count_lines(paths[0], self.encoding)
+            cut = num_lines - max(1, int(num_lines * self.validation_fraction))
+            start, stop = (0, cut) if split == "train" else (cut, None)
+            yield _lines_in_chunks(paths[0], self.encoding, start, stop)
             return
         for path in paths:
             if _in_validation(path.name, self.validation_fraction) == (split == "validation"):
-                yield _read(path, self.encoding)
+                yield _document(path, self.encoding)
 
 
 @dataclass
@@ -130,6 +178,9 @@ class HubDataset:
 
     `path` may also be a builder such as "text" or "parquet" with `data_files`, which works offline.
     Without a `validation_split`, a seeded `validation_fraction` of the training rows is held out.
+    With `streaming`, rows are read as they are tokenized (`load_dataset(..., streaming=True)`): nothing is
+    downloaded or materialised first; the content is identified by the builder's config id and hash,
+    which follow the data files (local modification times, hub revisions).
     """
 
     path: str
@@ -140,19 +191,32 @@ class HubDataset:
     text_column: str = "text"
     data_files: dict[str, str] | None = None
     skip_empty: bool = True
+    streaming: bool = False
+
+    def _data_files(self) -> dict | str | None:
+        """`data_files` as plain Python: a config node (Hydra's DictConfig) is read by `datasets` as a list."""
+        if self.data_files is None or isinstance(self.data_files, str):
+            return self.data_files
+        return {k: v if isinstance(v, str) else list(v) for k, v in dict(self.data_files).items()}
+
+    def _check_streaming(self) -> None:
+        if self.streaming and not self.validation_split:
+            raise LmlabError("data.source.streaming=true needs data.source.validation_split: a stream "
+                             "cannot hold out a shuffled fraction of its rows")
 
     def _load(self, split: str):
         import datasets
 
+        self._check_streaming()
         hf_split = self.validation_split if split == "validation" and self.validation_split else self.train_split
         try:
-            dataset = datasets.load_dataset(self.path, self.name, split=hf_split, data_files=self.data_files)
+            dataset = datasets.load_dataset(self.path, self.name, split=hf_split, data_files=self._data_files(),
+                                            streaming=self.streaming)
         except Exception as e:  # datasets raises many types; the user needs the name and the reason
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise LmlabError(
-                f"data.source.path={self.path!r} (split {hf_split!r}) could not be loaded: {reason}"
+                f"data.source.path={self.path!r} (split {hf_split!r}) could not be loaded: {_reason(e)}"
             ) from e
-        if self.text_column not in dataset.column_names:
+        if dataset.column_names is not None and self.text_column not in dataset.column_names:
             raise LmlabError(
                 f"data.source.text_column={self.text_column!r} is not a column of {self.path!r}; "
                 f"columns: {dataset.column_names}"
@@ -164,8 +228,21 @@ class HubDataset:
 
     def fingerprint(self) -> str:
         parts = [self.path, str(self.name), self.text_column, str(self.validation_split), str(self.validation_fraction)]
-        parts += [self._load(split)._fingerprint for split in SPLITS]
+        if self.streaming:  # the same rows as the materialised dataset, but no Arrow fingerprint to read
+            parts += ["streaming", str(self.train_split), *self._builder_identity()]
+        else:
+            parts += [self._load(split)._fingerprint for split in SPLITS]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+    def _builder_identity(self) -> list[str]:
+        import datasets
+
+        self._check_streaming()
+        try:
+            builder = datasets.load_dataset_builder(self.path, self.name, data_files=self._data_files())
+        except Exception as e:
+            raise LmlabError(f"data.source.path={self.path!r} could not be loaded: {_reason(e)}") from e
+        return [builder.config_id, str(builder.hash)]
 
     def documents(self, split: str) -> Iterator[str]:
         _check_split(split)
@@ -177,3 +254,8 @@ class HubDataset:
                     raise LmlabError(f"data.source.text_column={self.text_column!r} holds {kind} values, not text")
                 if text.strip() or not self.skip_empty:
                     yield text
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from lmlab.data.cutting import Document, document_pieces
+from lmlab.data.progress import DataProgress
 from lmlab.errors import LmlabError
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,10 @@ SPECIAL_TOKENS = {
 BPE_VERSION = "bytelevel-bpe-1"  # bump when train_bpe changes, to invalidate cached tokenizers
 
 
-def train_bpe(documents: Iterable[str], vocab_size: int, max_chars: int | None = None):
-    """Train a byte-level BPE (GPT-2 style pre-tokenization) with the Rust `tokenizers` trainer."""
+def train_bpe(documents: Iterable[Document], vocab_size: int, max_chars: int | None = None,
+              size_hint: int | None = None):
+    """Train a byte-level BPE (GPT-2 style pre-tokenization) with the Rust `tokenizers` trainer, showing
+    the characters read (of `size_hint`, capped at `max_chars`) while it counts words."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -41,20 +45,26 @@ def train_bpe(documents: Iterable[str], vocab_size: int, max_chars: int | None =
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(_limit_chars(documents, max_chars), trainer=trainer)
+    total = min(max_chars, size_hint) if max_chars and size_hint else max_chars or size_hint
+    with DataProgress("Training BPE: reading text", total, rate_unit="characters") as progress:
+        tokenizer.train_from_iterator(_limit_chars(documents, max_chars, progress), trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **SPECIAL_TOKENS)
 
 
-def _limit_chars(documents: Iterable[str], max_chars: int | None) -> Iterable[str]:
-    if max_chars is None:
-        yield from documents
-        return
+def _limit_chars(documents: Iterable[Document], max_chars: int | None, progress: DataProgress) -> Iterable[str]:
+    """The texts to train on: whole documents, a streamed one in pieces cut at lines (the byte-level
+    pre-tokenizer's boundaries, so its word counts are unchanged), until `max_chars` have been given."""
     seen = 0
-    for doc in documents:
-        if seen >= max_chars:
-            return
-        seen += len(doc)
-        yield doc
+    try:
+        for doc in documents:
+            for text in [doc] if isinstance(doc, str) else document_pieces(doc, 1 << 20, cuttable=True):
+                if max_chars is not None and seen >= max_chars:
+                    return
+                seen += len(text)
+                progress.advance(len(text), len(text))
+                yield text
+    finally:
+        log.info("Read %d characters for the BPE; computing its merges", seen)
 
 
 def load_pretrained_tokenizer(name_or_path: str):

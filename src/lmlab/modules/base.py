@@ -76,6 +76,5 @@ class HFModelModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # before Lightning restores its loops from the same dict: counters for this launch's processes
-        # (none when only the weights are loaded: `load_from_checkpoint`, lmlab-eval, has no trainer)
-        if self._trainer is not None:
+        if self._trainer is not None:  # not when a checkpoint is only loaded (`load_from_checkpoint`)
             restore_position(self.trainer, checkpoint)
