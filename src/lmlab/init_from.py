@@ -52,6 +52,7 @@ def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
 
     from lmlab.data.cache import cached_dir, fingerprint
     from lmlab.models import build_model
+    from lmlab.vocab_padding import unpadded
 
     stat = ckpt_path.stat()
     key = fingerprint(ckpt=str(ckpt_path.resolve()), size=stat.st_size, mtime=stat.st_mtime_ns)
@@ -66,7 +67,7 @@ def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
                             hparams.get("token_ids"))
         state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
         model.load_state_dict(state)
-        model.save_pretrained(tmp)
+        unpadded(model, hparams.get("vocab_size")).save_pretrained(tmp)
         if (run_dir / "hf" / "tokenizer_config.json").is_file():
             tokenizer_source = str(run_dir / "hf")
             from transformers import AutoTokenizer

@@ -1,4 +1,8 @@
-"""Export the trained model and tokenizer with `save_pretrained` (loadable by `Auto*.from_pretrained`)."""
+"""Export the trained model and tokenizer with `save_pretrained` (loadable by `Auto*.from_pretrained`).
+
+The export holds the tokenizer's vocabulary: pad rows lmlab adds for speed are sliced off
+(`lmlab.vocab_padding`), so the exported model gives the trained model's logits on every real id.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
+
+from lmlab.vocab_padding import unpadded
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +23,7 @@ class ExportHuggingFace(L.Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.model.save_pretrained(self.dirpath)
+        unpadded(pl_module.model, pl_module.hparams.get("vocab_size")).save_pretrained(self.dirpath)
         if getattr(pl_module, "tokenizer", None) is not None:
             pl_module.tokenizer.save_pretrained(self.dirpath)
         log.info("Exported the model and tokenizer to %s", self.dirpath)
