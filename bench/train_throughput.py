@@ -5,12 +5,20 @@ cosine schedule, batch size, precision and steps; KV cache off everywhere. Each 
 process, interleaved A B C A B C …; tokens/s is measured over the steps after warm-up by the same clock.
 
     python bench/train_throughput.py            # full: 5 rounds (CPU: 4x256 GPT-2, block 256; GPU: GPT-2 124M, bf16)
+    python bench/train_throughput.py --model llama-124m   # GPU: the Llama-style 124M instead
     python bench/train_throughput.py --quick    # tiny sizes, one round (what tests/test_bench.py runs)
+
+On a GPU, lmlab runs `experiment=pretrain_gpu` (bf16, fused AdamW, the whole step compiled, dropout 0,
+vocabulary padded to a multiple of 64); the raw loop and the Trainer train the same model config as a user
+builds it (the tokenizer's vocabulary, eager). MFU is counted here, independently of lmlab's code:
+(6·N + 12·layers·width·block) FLOPs per token, N the parameters of the unpadded model, over the GPU's dense
+bf16 peak from the table below (`--peak-tflops` for another GPU); lmlab's own `train/mfu` is printed beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import tempfile
@@ -30,20 +38,24 @@ from harness import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+# Dense bf16 tensor-core peaks (TFLOP/s) from NVIDIA's data sheets (the "with sparsity" figures halved).
+BF16_PEAK_TFLOPS = {"H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H100 NVL": 835.0, "H100 PCIe": 756.0,
+                    "H200": 989.4, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10G": 70.0}
+GPU_MODELS = ("gpt2-124m", "llama-124m")
 VARIANTS = ["lmlab", "raw", "hf"]
 LABELS = {"lmlab": "lmlab (Hydra CLI, default callbacks + CSV logger)", "raw": "raw PyTorch loop",
           "hf": "HF Trainer (run_clm.py-style)"}
 
 
-def profiles(quick: bool, gpu: bool) -> dict:
+def profiles(quick: bool, gpu: bool, model: str = GPU_MODELS[0]) -> dict:
     """Sizes: (model overrides, block, batch, warm-up steps, measured steps, rounds)."""
     if quick:
         return {"overrides": ["model.config.n_layer=2", "model.config.n_embd=64", "model.config.n_head=2",
                               "data.vocab_size=512", "data.max_documents=60"],
                 "block": 64, "batch": 8, "warmup": 2, "measured": 4, "rounds": 1}
-    if gpu:  # GPT-2 small (124M with GPT-2's vocabulary size), trained from scratch in bf16
-        return {"overrides": ["model=gpt2", "model.pretrained=null", "model.tokenizer=null", "data.vocab_size=50257",
-                              "trainer=gpu"], "block": 1024, "batch": 16, "warmup": 10, "measured": 30, "rounds": 5}
+    if gpu:  # a 124M model with GPT-2's vocabulary size, from scratch, as experiment=pretrain_gpu trains it
+        return {"overrides": ["experiment=pretrain_gpu", f"model={model}"], "block": 1024, "batch": 16,
+                "warmup": 10, "measured": 30, "rounds": 5}
     return {"overrides": ["model.config.n_layer=4", "model.config.n_embd=256", "model.config.n_head=4"],
             "block": 256, "batch": 8, "warmup": 3, "measured": 10, "rounds": 5}
 
@@ -70,7 +82,7 @@ def make_spec(args, work: Path) -> dict:
 
     from lmlab.data.tokenizer import special_token_ids
 
-    p = profiles(args.quick, torch.cuda.is_available())
+    p = profiles(args.quick, torch.cuda.is_available(), args.model)
     steps = p["warmup"] + p["measured"]
     overrides = [*p["overrides"], f"data.block_size={p['block']}", f"data.batch_size={p['batch']}",
                  f"trainer.max_steps={steps}", "optimizer.fused=true", f"paths.cache_dir={args.cache_dir}"]
@@ -88,6 +100,7 @@ def make_spec(args, work: Path) -> dict:
         "train_dir": str(datamodule.datasets["train"].entry_dir),
         "block": p["block"], "batch": p["batch"], "warmup": p["warmup"], "steps": steps, "rounds": p["rounds"],
         "seed": cfg.seed, "bf16": "bf16" in str(cfg.trainer.precision), "clip": cfg.trainer.gradient_clip_val,
+        "peak_flops": peak_flops(args.peak_tflops),
         "optimizer": {k: optimizer[k] for k in ("lr", "betas", "eps", "weight_decay")},
         "scheduler": {"name": cfg.scheduler.name, "num_warmup_steps": cfg.scheduler.num_warmup_steps},
     }
@@ -120,11 +133,35 @@ def packed_blocks(spec: dict):
 
 
 def new_model(spec: dict):
-    """The model as a user builds it: GPT-2 from the same config, SDPA attention, KV cache off."""
-    from transformers import AutoModelForCausalLM, GPT2Config
+    """The model as a user builds it: the same config class and values, SDPA attention, KV cache off."""
+    from hydra.utils import get_class
+    from transformers import AutoModelForCausalLM
 
-    config = GPT2Config(**{k: v for k, v in spec["model_config"].items() if k != "_target_"}, use_cache=False)
+    config_class = get_class(spec["model_config"]["_target_"])
+    config = config_class(**{k: v for k, v in spec["model_config"].items() if k != "_target_"}, use_cache=False)
     return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").train()
+
+
+def peak_flops(tflops: float | None) -> float | None:
+    """The GPU's dense bf16 peak in FLOP/s: `--peak-tflops`, else the table; None on a CPU or unknown GPU."""
+    import torch
+
+    if tflops:
+        return tflops * 1e12
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    return next((t * 1e12 for key, t in BF16_PEAK_TFLOPS.items() if key in name), None)
+
+
+def model_flops_per_token(spec: dict) -> float:
+    """6·N + 12·layers·width·block (PaLM appendix B; nanoGPT's estimate_mfu), N counted on the unpadded model."""
+    import torch
+
+    with torch.device("meta"):
+        model = new_model(spec)
+    params = sum(p.numel() for p in model.parameters())
+    return 6 * params + 12 * model.config.num_hidden_layers * model.config.hidden_size * spec["block"]
 
 
 def run_raw(spec: dict, out: str) -> None:
@@ -171,39 +208,51 @@ def run_hf(spec: dict, out: str) -> None:
 
 def run_lmlab(spec: dict, out: str) -> None:
     run_lmlab_cli(spec, out, tokens_per_step=spec["batch"] * spec["block"])
+    # lmlab's own MFU count (SpeedMonitor: train/mfu per train/tokens_per_sec), to check against ours
+    metrics = Path(spec["work"]) / f"lmlab-run-{Path(out).stem}" / "metrics.csv"
+    rows = [r for r in csv.DictReader(metrics.open()) if r.get("train/mfu")] if metrics.is_file() else []
+    if rows:
+        result = json.loads(Path(out).read_text())
+        result["lmlab_mfu_per_token_per_sec"] = float(rows[-1]["train/mfu"]) / float(rows[-1]["train/tokens_per_sec"])
+        Path(out).write_text(json.dumps(result))
 
 
 # ----------------------------------------------------------------------------------------------- report
 def report(spec: dict, results: dict[str, list[dict]]) -> dict:
-    import torch
-
+    tokens_per_step = spec["batch"] * spec["block"]
+    per_token = model_flops_per_token(spec)
+    peak = spec.get("peak_flops")
+    mfu = {v: statistics.median(r["tokens_per_sec"] for r in results[v]) * per_token / peak
+           for v in VARIANTS} if peak else {}
     rows = []
     for v in VARIANTS:
         rs = results[v]
         rows.append([LABELS[v], spread([r["tokens_per_sec"] for r in rs], "{:.0f}"),
+                     spread([1000 * tokens_per_step / r["tokens_per_sec"] for r in rs], "{:.1f}"),
+                     f"{mfu[v]:.1%}" if peak else "n/a",
                      spread([r["time_to_first_step"] for r in rs], "{:.1f}"),
                      spread([r["peak_memory_mb"] for r in rs], "{:.0f}"), f"{rs[0]['first_loss']:.4f}"])
     steps = f"{spec['steps'] - spec['warmup']} measured steps after {spec['warmup']} warm-up"
     print_table(f"Training throughput: batch {spec['batch']} x block {spec['block']}, {steps}, "
                 f"{len(results['lmlab'])} interleaved rounds",
-                ["variant", "tokens/s", "time to first step (s)", "peak memory (MB)", "first-step loss"], rows)
+                ["variant", "tokens/s", "ms/step", "MFU", "time to first step (s)", "peak memory (MB)",
+                 "first-step loss"], rows)
     vs_raw = paired_ratios(results, "lmlab", "raw", "tokens_per_sec")
     vs_hf = paired_ratios(results, "lmlab", "hf", "tokens_per_sec")
     line = (f"lmlab / raw PyTorch loop: {spread(vs_raw)}x tokens/s; lmlab / HF Trainer: {spread(vs_hf)}x "
             f"(median (range) of {len(vs_raw)} paired rounds; {machine()})")
     print(line)
-    summary = {"spec": spec, "results": results, "lmlab_vs_raw": vs_raw, "lmlab_vs_hf": vs_hf, "readme_line": line}
-    if torch.cuda.is_available():
-        from lightning.fabric.utilities.throughput import get_available_flops
-
-        from lmlab.models import flops_per_token
-
-        peak = get_available_flops(torch.device("cuda"), torch.bfloat16)
-        per_token = flops_per_token(new_model(spec), spec["block"])
-        summary["mfu"] = {v: statistics.median(r["tokens_per_sec"] for r in results[v]) * per_token / peak
-                          for v in VARIANTS}
-        print("MFU (6·params + attention FLOPs per token, over the GPU's bf16 peak): "
-              + ", ".join(f"{v} {m:.1%}" for v, m in summary["mfu"].items()))
+    summary = {"spec": spec, "results": results, "lmlab_vs_raw": vs_raw, "lmlab_vs_hf": vs_hf, "readme_line": line,
+               "flops_per_token": per_token, "mfu": mfu}
+    if peak:
+        print(f"MFU: (6·N + 12·L·H·T) = {per_token / 1e9:.3f} GFLOP per token over a {peak / 1e12:.1f} TFLOP/s "
+              "bf16 peak (counted by this script)")
+        own = [r["lmlab_mfu_per_token_per_sec"] for r in results["lmlab"] if "lmlab_mfu_per_token_per_sec" in r]
+        if own:
+            summary["lmlab_reported_mfu"] = statistics.median(
+                r["tokens_per_sec"] for r in results["lmlab"]) * statistics.median(own)
+            print(f"lmlab's own train/mfu at the same tokens/s: {summary['lmlab_reported_mfu']:.1%} "
+                  f"({summary['lmlab_reported_mfu'] / mfu['lmlab']:.3f}x this script's count)")
     return summary
 
 
@@ -213,6 +262,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default: 5, or 1 with --quick)")
     parser.add_argument("--cache-dir", default=str(ROOT / "outputs" / ".cache"), help="lmlab's data cache")
     parser.add_argument("--json", help="also write every figure to this file")
+    parser.add_argument("--model", choices=GPU_MODELS, default=GPU_MODELS[0], help="the GPU profile's model")
+    parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, if not in the table")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)

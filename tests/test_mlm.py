@@ -18,6 +18,9 @@ def test_tiny_masked_lm_learns_to_fill_in_a_short_text(tmp_path, cache_dir):
         "data.vocab_size=300", "data.block_size=32", "data.batch_size=8",
         "trainer.max_steps=150", "trainer.val_check_interval=50", "trainer.log_every_n_steps=10",
         "optimizer.lr=3e-3", "optimizer.weight_decay=0.0", "scheduler=constant",
+        # the 150-step threshold is seed-sensitive (seed 7 fails it with or without padding); 300 ids
+        # unpadded keep the initialisation it was tuned on
+        "model.pad_vocab_multiple=null",
     ])
     accuracy = metric_series(tmp_path / "run", "val/masked_accuracy")
     loss = metric_series(tmp_path / "run", "val/loss")

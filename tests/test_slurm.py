@@ -70,7 +70,9 @@ def test_slurm_multirun_runs_both_jobs_and_compare_tables_them(tmp_path, cache_d
     result = run_cli(["-m", *SLURM_LAUNCHER, *TINY, "optimizer.lr=1e-3,3e-4", "sweep_name=slurm",
                       f"paths.cache_dir={cache_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Bypassing sacct error" not in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "Bypassing sacct error" not in output and "accounting storage is disabled" not in output.replace(
+        "SLURM accounting is off here (sacct: Slurm accounting storage is disabled)", "")
     sweep = tmp_path / "outputs" / "clm" / "multirun" / "slurm"
     for job in ("0", "1"):
         for name in ("config.yaml", "metrics.csv", "finished.json", "checkpoints/last.ckpt", "hf/config.json"):
@@ -96,12 +98,12 @@ def test_usr1_preemption_checkpoints_requeues_and_resumes_exactly(tmp_path, cach
 
 
 def test_time_limit_requeues_through_submitit_and_loses_no_step(tmp_path, cache_dir):
-    """A 2-minute SLURM limit, SIGUSR2 60 s before it (submitit), steps slowed to 0.25 s so that the run
+    """A 2-minute SLURM limit, SIGUSR2 60 s before it (submitit), steps slowed to 0.5 s so that the run
     outlasts a launch: it saves at a step boundary, submitit requeues it, and the next launch resumes from
     that very step, until it finishes."""
-    slow = [*TINY, "trainer.max_steps=200", "trainer.val_check_interval=100", "trainer.log_every_n_steps=1",
+    slow = [*TINY, "trainer.max_steps=100", "trainer.val_check_interval=50", "trainer.log_every_n_steps=1",
             "callbacks.last_checkpoint.every_n_train_steps=1000", "sweep_name=limit",
-            "+callbacks.slow._target_=slow_steps.SlowSteps", "+callbacks.slow.seconds=0.25"]
+            "+callbacks.slow._target_=slow_steps.SlowSteps", "+callbacks.slow.seconds=0.5"]
     result = run_cli(["-m", *SLURM_LAUNCHER, *slow, "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60",
                       "hydra.launcher.max_num_timeout=8", f"paths.cache_dir={cache_dir}"], cwd=tmp_path, timeout=1500,
                      env=TEST_CALLBACKS)
@@ -114,7 +116,7 @@ def test_time_limit_requeues_through_submitit_and_loses_no_step(tmp_path, cache_
     stops = [int(line.split("at step ")[1].split(";")[0]) for line in log.splitlines() if "Stopped by a signal" in line]
     assert len(stops) == len(resumes) and "Handing the time-limit signal to submitit" in log
     steps = [s for s, _ in metric_series(run_dir, "train/loss")]
-    assert steps == list(range(steps[0], 200))  # every step logged once: none lost, none repeated
+    assert steps == list(range(steps[0], 100))  # every step logged once: none lost, none repeated
 
 
 def test_ddp_over_two_slurm_tasks_matches_one_process(tmp_path, cache_dir):

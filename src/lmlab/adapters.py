@@ -119,9 +119,12 @@ def merged(model):
     return copy.deepcopy(model).merge_and_unload() if is_peft(model) else model
 
 
-def save_model(model, directory: Path) -> None:
-    """`save_pretrained` of the merged model into `directory`; a peft adapter also into `<directory>-adapter`."""
-    merged(model).save_pretrained(directory)
+def save_model(model, directory: Path, vocab_size: int | None = None) -> None:
+    """`save_pretrained` of the merged model (pad rows beyond `vocab_size` sliced off) into `directory`;
+    a peft adapter also into `<directory>-adapter`."""
+    from lmlab.vocab_padding import unpadded
+
+    unpadded(merged(model), vocab_size).save_pretrained(directory)
     if is_peft(model):
         adapter_dir = directory.with_name(f"{directory.name}-adapter")
         model.save_pretrained(adapter_dir)

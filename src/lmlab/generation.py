@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from lmlab.data.chat import conversation, render
+from lmlab.vocab_padding import pad_token_ids
 
 
 @dataclass
@@ -50,8 +51,9 @@ def generate(model, tokenizer, prompts: Sequence[str | Sequence[dict]], sampling
     finally:
         tokenizer.padding_side = side
     device = next(model.parameters()).device
+    pad_rows = pad_token_ids(model, len(tokenizer))  # vocabulary padding: ids no token maps to
     output = model.generate(
         input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, use_cache=True, streamer=streamer,
-        **sampling.generate_kwargs())
+        suppress_tokens=pad_rows or None, **sampling.generate_kwargs())
     return tokenizer.batch_decode(output[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)

@@ -53,6 +53,7 @@ def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
     from lmlab.adapters import added_token_ids, apply_peft, merged
     from lmlab.data.cache import cached_dir, fingerprint
     from lmlab.models import build_model
+    from lmlab.vocab_padding import unpadded
 
     stat = ckpt_path.stat()
     key = fingerprint(ckpt=str(ckpt_path.resolve()), size=stat.st_size, mtime=stat.st_mtime_ns)
@@ -70,7 +71,7 @@ def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
                                added_token_ids(hparams["model"], hparams.get("vocab_size")))
         state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
         model.load_state_dict(state, strict=not hparams.get("peft"))
-        merged(model).save_pretrained(tmp)
+        unpadded(merged(model), hparams.get("vocab_size")).save_pretrained(tmp)
         if (run_dir / "hf" / "tokenizer_config.json").is_file():
             tokenizer_source = str(run_dir / "hf")
             from transformers import AutoTokenizer

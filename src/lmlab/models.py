@@ -4,6 +4,9 @@ A `model` node (conf/model/*.yaml) has:
   config:      a transformers config with `_target_` (e.g. transformers.GPT2Config), for training from scratch
   pretrained:  a hub name or local directory; when set, `config` is ignored
   tokenizer:   the tokenizer to use (null: train one on the corpus)
+  pad_vocab_multiple: round a from-config model's vocabulary up to a multiple of this (64 in every
+               conf/model YAML; lmlab.vocab_padding); the tokenizer keeps its size. Absent (a checkpoint
+               from before padding existed): no padding, so old checkpoints still load.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from hydra.utils import instantiate
 
 from lmlab.errors import LmlabError
+from lmlab.vocab_padding import padded_vocab_size
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ def build_model(spec: Mapping[str, Any], auto_class, vocab_size: int | None = No
             raise LmlabError("model: set either model.pretrained (hub name or directory) or model.config")
         config = instantiate(spec["config"], **token_ids, **config_overrides)
         if vocab_size:
-            config.vocab_size = vocab_size
+            config.vocab_size = padded_vocab_size(vocab_size, spec.get("pad_vocab_multiple"))
         model = auto_class.from_config(config, attn_implementation=attn)
     # KV caching only serves generation; in training it costs memory and ~10% of step time.
     model.config.use_cache = False

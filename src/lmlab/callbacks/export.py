@@ -1,4 +1,8 @@
-"""Export the trained model and tokenizer with `save_pretrained` (loadable by `Auto*.from_pretrained`)."""
+"""Export the trained model and tokenizer with `save_pretrained` (loadable by `Auto*.from_pretrained`).
+
+The export holds the tokenizer's vocabulary: pad rows lmlab adds for speed are sliced off
+(`lmlab.vocab_padding`), so the exported model gives the trained model's logits on every real id.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ class ExportHuggingFace(L.Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        save_model(pl_module.model, self.dirpath)  # with LoRA: the merged model, and hf-adapter/
+        # the tokenizer's vocabulary size (pad rows sliced off); with LoRA the merged model, and hf-adapter/
+        save_model(pl_module.model, self.dirpath, pl_module.hparams.get("vocab_size"))
         if getattr(pl_module, "tokenizer", None) is not None:
             pl_module.tokenizer.save_pretrained(self.dirpath)
         log.info("Exported the model and tokenizer to %s", self.dirpath)

@@ -68,4 +68,6 @@ class PreemptionCheckpoint(L.Callback):
         if self._hand_over is not None:
             handler, signum = self._hand_over
             log.info("Handing the time-limit signal to submitit, which requeues the job")
+            for logger in trainer.loggers:  # submitit exits at once: write out what the loggers hold
+                logger.save()
             handler(signum, None)  # requeues (rank 0) and exits

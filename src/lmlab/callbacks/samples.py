@@ -9,14 +9,17 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
+from lmlab.vocab_padding import pad_token_ids
+
 log = logging.getLogger(__name__)
 
 
 class SampleContinuations(L.Callback):
     """Generates `num_samples` continuations of `prompt`, logs them and appends them to `samples.txt`.
 
-    Sampling runs under a forked, fixed-seed RNG, so it never changes the training run's random stream
-    (a resumed run stays bitwise equal to an uninterrupted one).
+    Pad rows of the model's vocabulary (`lmlab.vocab_padding`) are suppressed: no id beyond the
+    tokenizer is ever sampled. Sampling runs under a forked, fixed-seed RNG, so it never changes the
+    training run's random stream (a resumed run stays bitwise equal to an uninterrupted one).
     """
 
     def __init__(self, prompt: str = "def ", num_samples: int = 2, max_new_tokens: int = 48,
@@ -34,13 +37,14 @@ class SampleContinuations(L.Callback):
         tokenizer = getattr(pl_module, "tokenizer", None)
         if trainer.sanity_checking or tokenizer is None or self.num_samples <= 0:
             return
+        pad_rows = pad_token_ids(pl_module.model, len(tokenizer))
         prompt = tokenizer(self.prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(pl_module.device)
         with torch.random.fork_rng(devices=[pl_module.device] if pl_module.device.type == "cuda" else []):
             torch.manual_seed(self.seed)
             output = pl_module.model.generate(
                 prompt.repeat(self.num_samples, 1), do_sample=True, max_new_tokens=self.max_new_tokens,
                 temperature=self.temperature, top_k=self.top_k, use_cache=True,
-                pad_token_id=tokenizer.pad_token_id,
+                pad_token_id=tokenizer.pad_token_id, suppress_tokens=pad_rows or None,
             )
         texts = tokenizer.batch_decode(output, skip_special_tokens=True)
         for text in texts:

@@ -31,7 +31,8 @@ class SpeedMonitor(L.Callback):
         if self.peak_flops is None and trainer.strategy.root_device.type == "cuda":
             from lightning.fabric.utilities.throughput import get_available_flops
 
-            dtype = torch.bfloat16 if "bf16" in str(trainer.precision) else torch.float32
+            precision = str(trainer.precision)
+            dtype = torch.bfloat16 if "bf16" in precision else torch.float16 if "16" in precision else torch.float32
             self.peak_flops = get_available_flops(trainer.strategy.root_device, dtype)
 
     def on_train_batch_end(

@@ -18,6 +18,7 @@ from lmlab.adapters import (
 )
 from lmlab.data.tokenizer import special_token_ids
 from lmlab.models import build_model
+from lmlab.modules.clipping import clip_gradients
 from lmlab.runs.position import restore_position, save_position
 
 
@@ -66,11 +67,14 @@ class HFModelModule(L.LightningModule):
             log_parameter_counts(self)
 
     def configure_model(self) -> None:
-        # `model.compile=true`: compile the network body in place (parameter names, hence checkpoints,
-        # stay the same); the output head is a single matmul and the fused loss calls the body directly.
+        # `model.compile=true`: compile the whole model in place, output head and the model's own loss
+        # included (parameter names, hence checkpoints, stay the same). CausalLMModule compiles its loss.
         if self.hparams.model.get("compile") and not getattr(self, "_compiled", False):
-            self.model.base_model.compile()
+            self.model.compile()
             self._compiled = True
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_optimizers(self):
         optimizer_cfg = dict(self.hparams.optimizer)

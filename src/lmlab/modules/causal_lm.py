@@ -6,7 +6,8 @@ import torch
 from torchmetrics import MeanMetric
 from transformers import AutoModelForCausalLM
 
-from lmlab.losses import linear_cross_entropy
+from lmlab.causal_attention import declare_plain_causal
+from lmlab.losses import linear_cross_entropy, next_token_cross_entropy
 from lmlab.modules.base import HFModelModule
 
 
@@ -30,10 +31,19 @@ class CausalLMModule(HFModelModule):
             getattr(self.model.config, k, None) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
         self.val_loss = MeanMetric()
 
+    def configure_model(self) -> None:
+        # `model.compile=true`: compile the whole step's computation, body, output head and loss, as one
+        # graph (the model itself stays uncompiled, so its parameter names and generation are unchanged).
+        # Static shapes: packed blocks come in two or three batch sizes, each worth its own specialised graph.
+        if self.hparams.model.get("compile") and "next_token_loss" not in vars(self):
+            declare_plain_causal(self.model)  # SDPA keeps is_causal (FlashAttention) when traced too
+            self.next_token_loss = torch.compile(self.next_token_loss, dynamic=False)
+
     def next_token_loss(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of predicting each token from the ones before it."""
         if not self.fused_loss:
-            return self.model(input_ids=input_ids, labels=input_ids).loss  # the model shifts labels itself
+            # not the model's own loss: that one copies the whole logits to fp32 first (lmlab.losses)
+            return next_token_cross_entropy(self.model(input_ids=input_ids).logits, input_ids)
         hidden = self.model.base_model(input_ids=input_ids).last_hidden_state
         head = self.model.get_output_embeddings()
         return linear_cross_entropy(hidden[:, :-1], head.weight, input_ids[:, 1:])
