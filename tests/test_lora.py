@@ -151,5 +151,5 @@ def test_lora_classifier_on_minilm_learns_stdlib_functions(tmp_path, cache_dir):
 
     labels = instantiate(cfg.data).raw_splits["validation"]["label"]
     majority = max(np.unique(labels, return_counts=True)[1]) / len(labels)
-    assert accuracy > majority + 0.05, (accuracy, majority)  # measured: 0.278 vs 0.143
+    assert accuracy > majority + 0.05, (accuracy, majority)  # measured: 0.283 vs 0.143
     assert metric_series(tmp_path / "run", "params/trainable")
