@@ -39,8 +39,24 @@ def _files_fingerprint(paths: list[Path], extra: str = "") -> str:
     return digest.hexdigest()[:16]
 
 
-def _read(path: Path, encoding: str = "utf-8") -> str:
-    return path.read_text(encoding=encoding, errors="replace")
+def _read(path: Path) -> str:
+    """A stdlib source file (a few are deliberately not UTF-8: read with replacement characters)."""
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def _read_text_file(path: Path, encoding: str, errors: str) -> str:
+    """A user's text file; with `errors="strict"`, undecodable bytes or a NUL (binary data) are an error
+    naming the file and the byte offset, instead of training on replacement characters."""
+    data = path.read_bytes()
+    if errors == "strict" and (offset := data.find(b"\0")) >= 0:
+        raise LmlabError(f"data.source: {str(path)!r} holds a NUL byte at byte offset {offset}: binary data, not "
+                         "text (pass data.source.errors=replace to read it anyway)")
+    try:
+        return data.decode(encoding, errors)
+    except UnicodeDecodeError as e:
+        raise LmlabError(f"data.source: {str(path)!r} is not valid {encoding} text at byte offset {e.start} "
+                         f"({e.reason}); set data.source.encoding= (e.g. latin-1) or data.source.errors=replace")\
+            from None
 
 
 @dataclass
@@ -88,6 +104,7 @@ class TextFiles:
     validation: str | None = None
     validation_fraction: float = 0.05
     encoding: str = "utf-8"
+    errors: str = "strict"  # how undecodable bytes are handled: strict (an error), replace, ignore
 
     @staticmethod
     def _glob(pattern: str, key: str) -> list[Path]:
@@ -104,24 +121,30 @@ class TextFiles:
         paths = self._train_paths()
         if self.validation:
             paths += self._glob(self.validation, "data.source.validation")
-        return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}")
+        return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}:{self.errors}")
+
+    def check_text(self) -> None:
+        """Decode every file now, so an undecodable one fails before the run starts (not mid-tokenizing)."""
+        paths = self._train_paths() + (self._glob(self.validation, "data.source.validation") if self.validation else [])
+        for path in paths:
+            _read_text_file(path, self.encoding, self.errors)
 
     def documents(self, split: str) -> Iterator[str]:
         _check_split(split)
         if self.validation:
             paths = self._train_paths() if split == "train" else self._glob(self.validation, "data.source.validation")
             for path in paths:
-                yield _read(path, self.encoding)
+                yield _read_text_file(path, self.encoding, self.errors)
             return
         paths = self._train_paths()
         if len(paths) == 1:
-            lines = _read(paths[0], self.encoding).splitlines(keepends=True)
+            lines = _read_text_file(paths[0], self.encoding, self.errors).splitlines(keepends=True)
             cut = len(lines) - max(1, int(len(lines) * self.validation_fraction))
             yield "".join(lines[:cut] if split == "train" else lines[cut:])
             return
         for path in paths:
             if _in_validation(path.name, self.validation_fraction) == (split == "validation"):
-                yield _read(path, self.encoding)
+                yield _read_text_file(path, self.encoding, self.errors)
 
 
 @dataclass

@@ -1,0 +1,63 @@
+"""`metrics.csv` that survives any kill: every row on disk as soon as it is logged, and on resume the
+rows past the checkpoint dropped, so the curve holds each step once.
+
+Lightning's `CSVLogger` buffers rows (100 steps by default; a SIGKILL loses them) and deletes an existing
+`metrics.csv` when it starts; `DurableCSVLogger` appends each row at once and continues the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+METRICS_FILE = "metrics.csv"
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Continues an existing metrics.csv (its header included) instead of deleting it."""
+
+    def _check_log_dir_exists(self) -> None:
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as f:
+                self.metrics_keys = sorted(next(csv.reader(f), []))
+
+
+class DurableCSVLogger(CSVLogger):
+    """`CSVLogger` that writes each row to disk when it is logged (a closed file survives SIGKILL)."""
+
+    @property
+    def experiment(self) -> _AppendingWriter:
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        super().log_metrics(metrics, step)
+        self.experiment.save()
+
+
+def drop_rows_from(run_dir: Path, step: int) -> int:
+    """Drop the rows of `<run_dir>/metrics.csv` logged at `step` or later (a resumed run logs them again);
+    returns how many were dropped. Written to a temp file and renamed, so a kill never loses the file."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return 0
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames or [], list(reader)
+    kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
+    if len(kept) == len(rows):
+        return 0
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(kept)
+    os.replace(tmp, path)
+    return len(rows) - len(kept)
