@@ -12,8 +12,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lightning.fabric.utilities.logger import _convert_params
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from lmlab.runs.redact import redact
 
 METRICS_FILE = "metrics.csv"
 
@@ -31,12 +36,18 @@ class DurableCSVLogger(CSVLogger):
     """`CSVLogger` that writes each row to disk when it is logged (a closed file survives SIGKILL)."""
 
     @property
+    @rank_zero_experiment
     def experiment(self) -> _AppendingWriter:
         if self._experiment is None:
             os.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
 
+    @rank_zero_only
+    def log_hyperparams(self, params: Any = None) -> None:
+        super().log_hyperparams(redact(_convert_params(params)))  # hparams.yaml, secrets masked
+
+    @rank_zero_only
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         super().log_metrics(metrics, step)
         self.experiment.save()
