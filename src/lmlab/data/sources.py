@@ -124,9 +124,10 @@ class TextFiles:
         return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}:{self.errors}")
 
     def check_text(self) -> None:
-        """Decode every file now, so an undecodable one fails before the run starts (not mid-tokenizing)."""
-        paths = self._train_paths() + (self._glob(self.validation, "data.source.validation") if self.validation else [])
-        for path in paths:
+        """Decode every file now, so an undecodable one or an empty corpus fails before the run starts."""
+        if not any([_read_text_file(path, self.encoding, self.errors).strip() for path in self._train_paths()]):
+            raise LmlabError(f"data.source.train={self.train!r} holds no text: its files are empty")
+        for path in self._glob(self.validation, "data.source.validation") if self.validation else []:
             _read_text_file(path, self.encoding, self.errors)
 
     def documents(self, split: str) -> Iterator[str]:
