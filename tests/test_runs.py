@@ -39,7 +39,8 @@ def test_secret_rule_masks_secret_keys_and_token_like_values_only():
 
 def test_known_secrets_are_masked_inside_other_strings_and_log_records():
     redact.remember(["hf_UNIQUE4242"])
-    assert redact.redact({"paths": {"run_dir": "/out/+hf_token=hf_UNIQUE4242"}}) == {"paths": {"run_dir": "/out/+hf_token=***"}}
+    masked = redact.redact({"paths": {"run_dir": "/out/+hf_token=hf_UNIQUE4242"}})
+    assert masked == {"paths": {"run_dir": "/out/+hf_token=***"}}
     record = logging.LogRecord("x", logging.INFO, "f", 1, "run dir %s", ("/out/hf_UNIQUE4242",), None)
     redact.RedactingFilter().filter(record)
     assert record.getMessage() == "run dir /out/***"
@@ -128,17 +129,21 @@ def test_run_guard_stops_on_a_non_finite_loss():
         guard.on_train_batch_end(trainer, None, {"loss": torch.tensor(1.0)}, None, 1)
 
 
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def test_metrics_rows_are_on_disk_at_once_and_continued_after_a_resume(tmp_path):
     logger = DurableCSVLogger(tmp_path, name="", version="")
     for step in range(4):
         logger.log_metrics({"train/loss": 4.0 - step}, step=step)
-        assert len(list(csv.DictReader(open(tmp_path / "metrics.csv")))) == step + 1  # no buffering
+        assert len(_rows(tmp_path)) == step + 1  # on disk at once: no buffering
     assert drop_rows_from(tmp_path, 2) == 2  # resumed from step 2: steps 2 and 3 are logged again
     logger = DurableCSVLogger(tmp_path, name="", version="")
     logger.log_metrics({"train/loss": 2.0, "val/loss": 9.0}, step=2)  # a new column rewrites the header
-    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
-    assert [(r["step"], r["train/loss"], r["val/loss"]) for r in rows] == [("0", "4.0", ""), ("1", "3.0", ""),
-                                                                          ("2", "2.0", "9.0")]
+    rows = [(r["step"], r["train/loss"], r["val/loss"]) for r in _rows(tmp_path)]
+    assert rows == [("0", "4.0", ""), ("1", "3.0", ""), ("2", "2.0", "9.0")]
 
 
 def test_validate_config_gathers_every_problem_into_one_message():
@@ -166,7 +171,8 @@ def test_preflight_names_a_read_only_or_full_output_directory(tmp_path, monkeypa
             self.f_flag |= os.ST_RDONLY
 
     monkeypatch.setattr(os, "statvfs", ReadOnly)
-    assert preflight.directory_problem(tmp_path / "a") == f"{tmp_path} is on a read-only filesystem (Read-only file system)"
+    problem = preflight.directory_problem(tmp_path / "a")
+    assert problem == f"{tmp_path} is on a read-only filesystem (Read-only file system)"
     monkeypatch.setattr(os, "statvfs", real)
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: SimpleNamespace(free=0))
     assert preflight.directory_problem(tmp_path) == f"{tmp_path}: No space left on device (0 bytes free)"
