@@ -23,13 +23,29 @@ from lmlab.runs.redact import redact
 METRICS_FILE = "metrics.csv"
 
 
+def _signature(row: dict[str, Any]) -> tuple:
+    """What makes a row the same row: its step and the metrics it holds (not their values)."""
+    return str(row.get("step")), frozenset(k for k, v in row.items() if k != "step" and v not in (None, ""))
+
+
 class _AppendingWriter(ExperimentWriter):
-    """Continues an existing metrics.csv (its header included) instead of deleting it."""
+    """Continues an existing metrics.csv (its header included) instead of deleting it; a row already in
+    the file (same step, same metrics: e.g. a validation repeated after resuming) is not written twice."""
 
     def _check_log_dir_exists(self) -> None:
+        self.seen: set[tuple] = set()
         if os.path.isfile(self.metrics_file_path):
             with open(self.metrics_file_path, newline="") as f:
-                self.metrics_keys = sorted(next(csv.reader(f), []))
+                reader = csv.DictReader(f)
+                self.metrics_keys = sorted(reader.fieldnames or [])
+                self.seen = {_signature(row) for row in reader}
+
+    def log_metrics(self, metrics_dict: dict[str, float], step: int | None = None) -> None:
+        super().log_metrics(metrics_dict, step)
+        signature = _signature({k: str(v) for k, v in self.metrics[-1].items()})
+        if signature in self.seen:
+            self.metrics.pop()
+        self.seen.add(signature)
 
 
 class DurableCSVLogger(CSVLogger):
