@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,9 @@ from safetensors.torch import load_file
 pytestmark = pytest.mark.slow
 TESTS = Path(__file__).parent
 PYTHONPATH = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
-# Epochs of 4 steps (3 documents), a checkpoint every step, metrics logged every 2 steps.
-RUN = [*(a for a in SHORT if not a.startswith("trainer.limit_train_batches")), "data.max_documents=3",
-       "trainer.log_every_n_steps=2"]
+# Epochs of 4 steps (3 documents), a checkpoint every step, metrics logged every 2 steps, hf/ export on.
+RUN = [*(a for a in SHORT if not a.startswith(("trainer.limit_train_batches", "callbacks.export_hf"))),
+       "data.max_documents=3", "trainer.log_every_n_steps=2"]
 SECRET = "hf_SECRET999"
 
 
@@ -81,6 +82,9 @@ def test_kill_9_then_a_damaged_newest_checkpoint_resumes_from_the_previous_with_
     monkeypatch.setenv("PYTHONPATH", PYTHONPATH)  # pause_at_step, imported by the launched run
     with launch([*args, *pause_at(10, tmp_path / "never")], tmp_path, tmp_path / "killed.log") as process:
         wait_for_step(run_dir, 10, process)
+        while not (tmp_path / "never.waiting").exists():  # step 10's checkpoints and rows are all written
+            assert process.poll() is None
+            time.sleep(0.05)
         kill_group(process)
     damaged = [p for p in (run_dir / "checkpoints").glob("*.ckpt")
                if torch.load(p, map_location="cpu", weights_only=False)["global_step"] == 10]
