@@ -66,14 +66,14 @@ class LocalSplits:
             raise LmlabError(f"data.source: the {split} file {str(file)!r} does not exist")
         if file.suffix not in _BUILDERS:
             raise LmlabError(f"data.source: {str(file)!r} is not one of {sorted(_BUILDERS)}")
+        if file.stat().st_size == 0:  # checked with the fingerprint, before the run starts
+            raise LmlabError(f"the {split} split of data.source is empty: {str(file)!r} is an empty file (0 bytes)")
         return file
 
     def load(self, split: str):
         import datasets
 
         file = self.file(split)
-        if file.stat().st_size == 0:
-            raise LmlabError(f"the {split} split of data.source is empty: {str(file)!r} is an empty file (0 bytes)")
         # GLUE-style TSV files hold raw quotes: read them without CSV quoting (csv.QUOTE_NONE).
         options = {"delimiter": "\t", "quoting": 3} if file.suffix == ".tsv" else {}
         try:
