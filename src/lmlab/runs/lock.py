@@ -76,6 +76,7 @@ def acquire_run_lock(run_dir: Path) -> None:
     """Take `run_dir`'s lock for this process (global rank 0 only); `LmlabError` when another run holds it."""
     if not launch_rank_zero() or run_dir in _held:
         return
+    run_dir.mkdir(parents=True, exist_ok=True)  # Hydra made it already, unless train() is called directly
     path = run_dir / LOCK_FILE
     me = _me()
     for _ in range(3):
