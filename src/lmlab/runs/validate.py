@@ -29,6 +29,10 @@ def _positive_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
+def _non_negative_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
 def _codec(value: object) -> bool:
     try:
         codecs.lookup(str(value))
@@ -48,9 +52,9 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "trainer.val_check_interval": (lambda v: v is None or _positive_number(v),
                                    "must be a positive number of steps (or a fraction of an epoch)"),
     "trainer.limit_train_batches": (lambda v: v is None or _positive_number(v), "must be positive (or null)"),
-    "trainer.limit_val_batches": (lambda v: v is None or _int(v, 0) or _positive_number(v),
+    "trainer.limit_val_batches": (lambda v: v is None or _non_negative_number(v),
                                   "must be a number of batches or a fraction (or null)"),
-    "trainer.gradient_clip_val": (lambda v: v is None or _int(v, 0) or _positive_number(v),
+    "trainer.gradient_clip_val": (lambda v: v is None or _non_negative_number(v),
                                   "must be a non-negative number (or null)"),
     "trainer.precision": (lambda v: str(v) in PRECISIONS, f"must be one of {', '.join(PRECISIONS[2:8])}"),
     "data.batch_size": (lambda v: _int(v, 1), "must be a positive integer"),
@@ -63,7 +67,7 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "data.source.encoding": (_codec, "is not a text encoding Python knows (e.g. utf-8, latin-1)"),
     "data.source.errors": (lambda v: v in DECODE_ERRORS, f"must be one of {', '.join(DECODE_ERRORS)}"),
     "optimizer.lr": (_positive_number, "must be a positive learning rate (e.g. optimizer.lr=3e-4)"),
-    "optimizer.weight_decay": (lambda v: _int(v, 0) or _positive_number(v), "must be a non-negative number"),
+    "optimizer.weight_decay": (_non_negative_number, "must be a non-negative number"),
     "scheduler.num_warmup_steps": (lambda v: _int(v, 0), "must be a non-negative integer"),
 }
 
