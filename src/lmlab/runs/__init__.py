@@ -1,2 +1,1 @@
-"""The life of a run directory: one writer (lock), intact checkpoints, durable metrics, no leaked secrets,
-and input checked before anything in the directory is written."""
+"""A run's lifecycle beyond the training loop: where it resumes from, and what its checkpoints record."""

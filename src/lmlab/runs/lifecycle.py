@@ -21,7 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 from lmlab.errors import LmlabError
 from lmlab.runs.lock import acquire_run_lock, launch_rank_zero, release_run_locks
 from lmlab.runs.logfile import attach_file_logging, defer_file_logging, drop_file_logging
-from lmlab.runs.metrics import drop_rows_from
 from lmlab.runs.redact import mask, redact_logging, remember, secrets_in, secrets_in_overrides
 
 log = logging.getLogger("lmlab")
@@ -48,6 +47,8 @@ def claim_run_dir(run_dir: Path) -> None:
 
 def start_training(run_dir: Path, ckpt_path: str | None) -> None:
     """Attach `train.log`; drop the metrics rows a resumed run logs again (all of them when starting over)."""
+    from lmlab.runs.metrics import drop_rows_from  # imports Lightning: kept off the `--help` path
+
     attach_file_logging()
     redact_logging()
     if launch_rank_zero():

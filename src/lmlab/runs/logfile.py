@@ -1,10 +1,10 @@
 """`train.log` is written only by a launch that trains: records are held in memory until then.
 
-Hydra attaches a file handler for `<run_dir>/train.log` before lmlab sees the config (created with
-`delay: true`, so the file is not opened yet). A relaunch that is refused (bad input, a run directory in
-use) or has nothing to do (a finished run) must leave the earlier run's `train.log` byte-identical, so
-the handler is swapped for a memory buffer at start and put back, with the buffered records, only once
-this launch holds the run directory and is about to train.
+Hydra attaches a file handler for `<run_dir>/train.log` (opened for appending) before lmlab sees the
+config. A relaunch that is refused (bad input, a run directory in use) or has nothing to do (a finished
+run) must leave the earlier run's `train.log` byte-identical, so the handler is swapped for a memory
+buffer at start and put back, with the buffered records, only once this launch holds the run directory
+and is about to train.
 """
 
 from __future__ import annotations
