@@ -1,4 +1,4 @@
-"""A callback that sends its own process SIGTERM during a chosen training step: preemption at a known point."""
+"""Callbacks that signal their own process at a chosen training step: preemption and kills at known points."""
 
 from __future__ import annotations
 
@@ -15,3 +15,15 @@ class SigtermDuringStep(L.Callback):
     def on_train_batch_start(self, trainer: L.Trainer, *args) -> None:
         if trainer.global_step == self.step - 1:
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+class SigkillAfterStep(L.Callback):
+    """SIGKILL when the batch after global step `step` starts: that step's checkpoint (written at its end,
+    and any validation after it) is on disk, nothing later is."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)

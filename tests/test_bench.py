@@ -59,3 +59,12 @@ def test_classify_throughput_quick_trains_both_variants_on_the_same_batches(tmp_
     for result in first.values():
         assert result["first_loss"] == pytest.approx(0.693, abs=0.05)
     assert summary["lmlab_vs_hf"][0] == pytest.approx(first["lmlab"]["tokens_per_sec"] / first["hf"]["tokens_per_sec"])
+
+
+@pytest.mark.slow
+def test_resume_quick_resumes_at_both_positions(tmp_path, cache_dir):
+    summary = run_bench("resume", tmp_path, cache_dir)
+    for name, step in summary["positions"].items():
+        assert summary["final_steps"][name] == [step + 2], name  # resumed at `step`, then trained 2 steps
+        assert all(t > 0 for t in summary["seconds"][name])
+    assert summary["positions"]["90%"] > 5 * summary["positions"]["10%"]

@@ -91,6 +91,9 @@ def test_config_changes_are_reported_against_the_saved_config(tmp_path):
 
 def test_config_changes_ignore_launch_keys():
     assert config_changes({"resume": "auto", "a": {"b": 1}}, {"resume": "force", "a": {"b": 1}}) == []
+    watched = {"sweep_name": "2026-11-25_23-37-26", "logger": {"wandb": {"name": "x"}}, "data": {"num_workers": 0}}
+    relaunched = {"sweep_name": "2026-11-25_23-37-51", "logger": {"wandb": {"name": "y"}}, "data": {"num_workers": 4}}
+    assert config_changes(watched, relaunched) == []
 
 
 @pytest.mark.parametrize(("global_batch", "world", "max_batch", "expected"), [

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 
+import torch
 from omegaconf import DictConfig, ListConfig
 
 from lmlab.errors import LmlabError
@@ -55,22 +57,66 @@ def apply_global_batch_size(cfg: DictConfig) -> None:
     cfg.trainer.accumulate_grad_batches = accumulate
 
 
-def train_sampler(dataset, trainer) -> object:
-    """A shuffle that depends only on (seed, epoch), split across ranks by striding.
+class GlobalOrderSampler(torch.utils.data.DistributedSampler):
+    """This rank's share of a training order that depends only on (seed, epoch) and the global batch.
 
-    With N processes of batch B/N, the ranks' batches together are exactly the batches one process of
-    batch B draws: results do not depend on the number of devices, and the order needs no RNG state
-    to resume. Lightning keeps a sampler that is already distributed and calls its `set_epoch`.
+    Epoch `e` is a permutation drawn from `seed + e`, cut to whole global batches (`steps_per_epoch x
+    global_batch_size` samples, the same for any number of processes); rank `r` of `world` takes every
+    world-th sample from `r`. With per-device batch b, accumulation A and `world` processes, optimizer step
+    `s` therefore trains on samples `[s*G, (s+1)*G)` of the permutation (G = b*A*world), whatever the
+    number of devices.
 
-    torchdata's stateful version saves how far into the epoch it is; it draws the epoch's permutation
-    lazily, after Lightning has set the epoch on resume (a plain `DistributedSampler` is fast-forwarded
-    before that, on the permutation of epoch 0).
+    The position is not replayed from a saved per-rank counter: each epoch's iterator starts at the
+    trainer's `global_step`, so a resume continues at sample `global_step*G` in O(1), on any number of
+    processes (elastic resume), at any step (epoch boundaries included).
     """
-    from torchdata.stateful_dataloader.sampler import StatefulDistributedSampler
 
-    world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-    return StatefulDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, drop_last=True,
-                                      seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
+    def __init__(self, dataset, batch_size: int, trainer=None, seed: int = 0):
+        # a DistributedSampler, so that Lightning does not wrap it in its own under DDP
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        super().__init__(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        num_samples = len(dataset)
+        self.trainer = trainer
+        accumulate = trainer.accumulate_grad_batches if trainer is not None else 1
+        self.global_batch_size = batch_size * accumulate * self.num_replicas
+        self.steps_per_epoch = num_samples // self.global_batch_size
+        if self.steps_per_epoch == 0:
+            raise LmlabError(f"the training split has {num_samples} examples, fewer than one global batch of "
+                             f"{self.global_batch_size} (per-device batch {batch_size} x {accumulate} accumulation "
+                             f"x {self.num_replicas} processes): use more data or a smaller batch")
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch * self.global_batch_size // self.num_replicas
+
+    def _run_steps_per_epoch(self) -> int:
+        """Optimizer steps in one of the trainer's epochs (fewer under `trainer.limit_train_batches`)."""
+        batches = self.trainer.num_training_batches if self.trainer is not None else math.inf
+        if math.isinf(batches):
+            return self.steps_per_epoch
+        return min(self.steps_per_epoch, math.ceil(batches / self.trainer.accumulate_grad_batches))
+
+    def __iter__(self) -> Iterator[int]:
+        step = self.trainer.global_step if self.trainer is not None else 0
+        steps_per_epoch = self._run_steps_per_epoch()
+        epoch, step_in_epoch = divmod(step, steps_per_epoch)
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + epoch)
+        order = torch.randperm(len(self.dataset), generator=generator)[: steps_per_epoch * self.global_batch_size]
+        yield from order[step_in_epoch * self.global_batch_size + self.rank :: self.num_replicas].tolist()
+
+    # Stateful, so that torchdata's loader restores through these (no replay of yielded batches):
+    # the checkpoint records the position in global samples; the start comes from the restored step.
+    def state_dict(self) -> dict[str, int]:
+        step = self.trainer.global_step if self.trainer is not None else 0
+        return {"global_samples": step * self.global_batch_size, "global_batch_size": self.global_batch_size}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        pass
+
+
+def train_sampler(dataset, trainer, batch_size: int) -> GlobalOrderSampler:
+    """The training sampler of every lmlab data module: see `GlobalOrderSampler`."""
+    return GlobalOrderSampler(dataset, batch_size, trainer, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
 
 
 def eval_sampler(dataset, trainer) -> object | None:

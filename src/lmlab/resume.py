@@ -23,14 +23,18 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.errors import LmlabError
+from lmlab.runs.position import check_global_batch
 
 log = logging.getLogger(__name__)
 
 FINISHED_MARKER = "finished.json"
 RESUMES_FILE = "resumes.jsonl"
 MODES = {"auto": "auto", "true": "auto", "force": "force", "never": "never", "false": "never"}
-# Keys that say where a run lives or how it was launched, not what it trains: never reported as changes.
-IGNORED_KEYS = ("paths.", "resume", "ckpt_path", "run_name")
+# Keys that say where a run lives, how it was launched or how it is watched, not what it trains: never
+# reported as changes on resume (a relaunch of the same command must report nothing).
+IGNORED_KEYS = ("paths.", "resume", "ckpt_path", "run_name", "run_dir", "sweep_name", "logger.", "data.cache_dir",
+                "data.num_workers", "callbacks.progress_bar", "callbacks.model_summary", "trainer.enable_progress_bar",
+                "trainer.enable_model_summary")
 
 
 @dataclass
@@ -125,6 +129,8 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
                              "pick a new run_name= or run_dir=, or resume it with resume=auto")
         if mode != "never":
             plan.ckpt_path = None if newest is None else str(newest)
+    if plan.ckpt_path:
+        check_global_batch(cfg, plan.ckpt_path)
     saved = run_dir / "config.yaml"
     if plan.ckpt_path and saved.is_file():
         plan.config_changes = config_changes(OmegaConf.to_container(OmegaConf.load(saved)), resolved_config(cfg))

@@ -8,6 +8,7 @@ of the whole sweep printed when the process ends (also when Hydra exits on the f
 from __future__ import annotations
 
 import atexit
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -19,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 ERROR_FILE = "error.txt"
+log = logging.getLogger(__name__)
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -40,10 +42,30 @@ def sweep_summary(sweep_dir: Path) -> str:
     return "\n".join(lines)
 
 
+class QuietWithoutAccounting(logging.Filter):
+    """submitit polls `sacct` for job states; where SLURM accounting is off, that fails every few seconds
+    and submitit warns each time. One line says so instead (submitit then learns from each job's result
+    file that it ended)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "Bypassing sacct error" not in record.getMessage():
+            return True
+        if not self.said:
+            self.said = True
+            log.info("SLURM accounting is off on this cluster (sacct fails); submitit reads job ends from their "
+                     "result files, and its repeated warnings about sacct are hidden")
+        return False
+
+
 class SweepReport(Callback):
     """Writes `error.txt` into each failed job's directory and prints the sweep summary at exit."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        logging.getLogger("submitit").addFilter(QuietWithoutAccounting())
         # Hydra's sweepers raise on a failed job before `on_multirun_end`; exit handlers run either way.
         sweep_dir = Path(config.hydra.sweep.dir)
         atexit.register(lambda: print(sweep_summary(sweep_dir), file=sys.stderr))

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from lmlab.config import config_dir, register_resolvers
 from lmlab.errors import LmlabError
 from lmlab.runs.lifecycle import begin_launch, claim_run_dir, end_launch, environment_error, start_training
+from lmlab.runs.logfile import drop_file_logging
 from lmlab.runs.redact import mask
 from lmlab.runs.validate import validate_config
 
@@ -85,6 +86,8 @@ def train(cfg: DictConfig) -> float | None:
     # Lightning adds its own console handler; Hydra's root handlers already print (and write train.log).
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()
+    if rank_zero_only.rank != 0:  # ranks started by srun or torchrun: rank 0 alone writes the run's train.log
+        drop_file_logging()  # begin_launch held the file handler back; this rank never gets it
 
     run_dir = Path(cfg.paths.run_dir)
     apply_global_batch_size(cfg)

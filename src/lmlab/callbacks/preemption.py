@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -24,20 +25,33 @@ class PreemptionCheckpoint(L.Callback):
     saves from inside the signal handler (in the middle of a step); ours replaces it, saves at the step
     boundary, and requeues the job with `scontrol requeue` (rank 0, only after SIGUSR1: SIGTERM may be
     a `scancel`).
+
+    SIGUSR2 is what submitit (`hydra/launcher=slurm`) asks SLURM to send before a job's time limit; its
+    handler requeues the job and exits at once, mid-step. Ours first stops at the step boundary and saves,
+    then hands over to submitit's handler, so the requeued job resumes with no step lost.
     """
 
     def __init__(self, dirpath: str, filename: str = "last"):
         self.path = Path(dirpath) / f"{filename}.ckpt"
         self._requeue = False
+        self._hand_over: tuple[Callable, int] | None = None  # submitit's handler, after our checkpoint
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning registered its handlers before this hook and restores the originals at teardown.
-        if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGUSR1, self._on_sigusr1)
+        if not hasattr(signal, "SIGUSR1") or threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGUSR1, self._on_requeue_signal)
+        previous = signal.getsignal(signal.SIGUSR2)
+        if callable(previous):  # submitit's time-limit handler
+            signal.signal(signal.SIGUSR2, lambda signum, frame: self._on_submitit_signal(previous, signum))
 
-    def _on_sigusr1(self, signum: int, frame: object) -> None:
+    def _on_requeue_signal(self, signum: int, frame: object) -> None:
         self._requeue = True
         os.kill(os.getpid(), signal.SIGTERM)  # Lightning's SIGTERM path: flag, forward to DDP children, stop
+
+    def _on_submitit_signal(self, handler: Callable, signum: int) -> None:
+        self._hand_over = (handler, signum)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException):
@@ -51,3 +65,7 @@ class PreemptionCheckpoint(L.Callback):
                 job_id = f"{job_id}_{task}"
             result = subprocess.run(["scontrol", "requeue", job_id], check=False)
             log.info("scontrol requeue %s: exit status %d", job_id, result.returncode)
+        if self._hand_over is not None:
+            handler, signum = self._hand_over
+            log.info("Handing the time-limit signal to submitit, which requeues the job")
+            handler(signum, None)  # requeues (rank 0) and exits

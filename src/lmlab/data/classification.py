@@ -216,7 +216,8 @@ class ClassificationDataModule(L.LightningDataModule):
             dataset,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
             # seeded, resumable shuffle; under DDP every validation example counted exactly once
-            sampler=train_sampler(dataset, self.trainer) if shuffle else eval_sampler(dataset, self.trainer),
+            sampler=(train_sampler(dataset, self.trainer, self.batch_size) if shuffle
+                     else eval_sampler(dataset, self.trainer)),
             generator=torch.Generator(),  # starting an iterator must not move the global (dropout) RNG
             collate_fn=DataCollatorWithPadding(self.tokenizer),  # pads each batch to its own longest example
             num_workers=self.num_workers,

@@ -121,7 +121,8 @@ class PretrainDataModule(L.LightningDataModule):
         return StatefulDataLoader(
             dataset,
             batch_size=batch_size,
-            sampler=train_sampler(dataset, self.trainer) if shuffle else eval_sampler(dataset, self.trainer),
+            sampler=(train_sampler(dataset, self.trainer, batch_size) if shuffle
+                     else eval_sampler(dataset, self.trainer)),
             drop_last=shuffle,
             # its own generator: starting an iterator draws a seed, which must not move the global RNG
             # (dropout's), or a resumed run's random numbers would be shifted by its extra iterators

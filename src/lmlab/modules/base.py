@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 
 from lmlab.data.tokenizer import special_token_ids
 from lmlab.models import build_model
+from lmlab.runs.position import restore_position, save_position
 
 
 def weight_decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -65,3 +66,10 @@ class HFModelModule(L.LightningModule):
         scheduler = instantiate(self.hparams.scheduler, optimizer=optimizer,
                                 num_training_steps=int(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        save_position(self.trainer, checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # before Lightning restores its loops from the same dict: counters for this launch's processes
+        restore_position(self.trainer, checkpoint)
