@@ -191,3 +191,21 @@ def test_corpus_that_is_not_text_is_an_error_naming_file_and_byte_offset(tmp_pat
         TextFiles(train=str(tmp_path / "*.txt")).check_text()
     if content:
         TextFiles(train=str(tmp_path / "*.txt"), errors="replace").check_text()  # accepted on request
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    from lmlab import checkpoint_io
+    from lmlab.runs.lifecycle import environment_error
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(checkpoint_io.torch, "save", full)
+    monkeypatch.setattr(checkpoint_io.shutil, "disk_usage", lambda path: SimpleNamespace(free=0))
+    with pytest.raises(OSError) as raised:
+        _save(tmp_path / "last.ckpt", {"w": torch.ones(2)})
+    assert str(environment_error(raised.value, str(tmp_path))).startswith(
+        f"{tmp_path / 'last.ckpt'}: No space left on device (while writing the run's files")
+    assert not list(tmp_path.iterdir())  # no temp file left behind
+    no_name = OSError(28, "No space left on device")  # Python's own write errors carry no file name
+    assert str(environment_error(no_name, "/runs/a")).startswith("a file under /runs/a: No space left on device")

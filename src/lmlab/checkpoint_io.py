@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from lmlab.runs.integrity import require_finite, sidecar, write_checksum
 from lmlab.runs.redact import redact
 
 HPARAM_KEYS = ("hyper_parameters", "datamodule_hyper_parameters")
+LOW_DISK_BYTES = 256 << 20  # a write that fails with less free space than this failed for want of space
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -38,7 +41,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         try:
             with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
+                _save(checkpoint, f, path)
                 f.flush()
                 os.fsync(f.fileno())
             write_checksum(tmp, path)  # a kill between the two renames leaves a mismatch: skipped on resume
@@ -50,3 +53,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         super().remove_checkpoint(path)
         if isinstance(get_filesystem(path), LocalFileSystem):
             sidecar(Path(path)).unlink(missing_ok=True)
+
+
+def _save(checkpoint: dict[str, Any], f: Any, path: Path) -> None:
+    """`torch.save`, whose failure on a full disk (a RuntimeError from its zip writer, without errno) becomes
+    the `OSError` it is, naming the checkpoint, so the CLI reports it in one line."""
+    try:
+        torch.save(checkpoint, f)
+    except RuntimeError as e:
+        if shutil.disk_usage(path.parent).free >= LOW_DISK_BYTES:
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
