@@ -48,4 +48,5 @@ class RunDirPreflight(Callback):
         self._check("run_dir", config.hydra.run.dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)
         self._check("hydra.sweep.dir", config.hydra.sweep.dir)
