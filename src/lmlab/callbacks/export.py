@@ -12,6 +12,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
+from lmlab.runs.integrity import require_finite
 from lmlab.vocab_padding import unpadded
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ class ExportHuggingFace(L.Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        require_finite(pl_module.model.named_parameters(), f"the export {self.dirpath}")  # never NaN weights in hf/
         unpadded(pl_module.model, pl_module.hparams.get("vocab_size")).save_pretrained(self.dirpath)
         if getattr(pl_module, "tokenizer", None) is not None:
             pl_module.tokenizer.save_pretrained(self.dirpath)
