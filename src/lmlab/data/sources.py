@@ -166,8 +166,7 @@ class TextFiles:
         paths = self._train_paths()
         if self.validation:
             paths += self._glob(self.validation, "data.source.validation")
-        # a single file is cut at its "
-" lines, read as a stream (it was once `str.splitlines`)
+        # a single file is cut at its "\n" lines, read as a stream (it was once `str.splitlines`)
         single = ":lines-stream" if len(paths) == 1 and not self.validation else ""
         return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}:{self.errors}{single}")
 
