@@ -136,4 +136,4 @@ def test_atomic_save_keeps_the_old_file_when_a_write_fails(tmp_path):
     with pytest.raises(Exception):  # noqa: B017 - torch.save of an unpicklable object, after a partial write
         io.save_checkpoint({"global_step": 2, "big": torch.zeros(1000), "bad": lambda: 0}, path)
     assert torch.load(path, weights_only=False)["global_step"] == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "last.ckpt.sha256"]

@@ -90,7 +90,7 @@ def test_sigterm_checkpoints_the_step_it_stopped_on_and_resumes_exactly(referenc
     and the relaunch resumes it exactly."""
     run_dir = tmp_path / "run"
     args = [*RUN, f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}",
-            "callbacks.last_checkpoint.every_n_train_steps=5"]  # only the preemption save can hold the step
+            "callbacks.last_checkpoint.every_n_train_steps=8"]  # only the preemption save can hold the step
     signal_at = ["+callbacks.sigterm._target_=signal_at_step.SigtermDuringStep", f"+callbacks.sigterm.step={step}"]
     result = run_cli([*args, *signal_at], cwd=tmp_path, env=TEST_CALLBACKS)
     assert result.returncode == 0, result.stderr[-3000:]

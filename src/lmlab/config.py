@@ -25,11 +25,14 @@ def run_name_from_overrides(override_dirname: str) -> str:
     """A run directory name that a re-launch of the same command finds again.
 
     Hydra's `job.override_dirname` (e.g. `model=llama-tiny,optimizer.lr=0.001`) with path separators
-    replaced; long names are shortened with a hash so they stay unique and filesystem-safe.
+    replaced and secret values masked (`+hf_token=___`); long names are shortened with a hash so they stay
+    unique and filesystem-safe.
     """
     if not override_dirname:
         return "default"
-    name = re.sub(r"[^A-Za-z0-9=,._+-]", "_", override_dirname)
+    from lmlab.runs.redact import redact_override_dirname
+
+    name = re.sub(r"[^A-Za-z0-9=,._+-]", "_", redact_override_dirname(override_dirname))
     if len(name) > 120:
         name = f"{name[:100]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
     return name

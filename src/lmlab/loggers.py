@@ -7,7 +7,7 @@ from typing import Any
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import OmegaConf
 
-from lmlab.utils.provenance import redact
+from lmlab.runs.redact import redact
 
 
 class RedactedWandbLogger(WandbLogger):

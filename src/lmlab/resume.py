@@ -60,13 +60,17 @@ def checkpoint_files(run_dir: Path) -> list[Path]:
 
 
 def checkpoint_step(path: Path) -> int:
-    """The global step stored in a checkpoint; raises if the file is truncated or not a checkpoint.
+    """The global step stored in a checkpoint; raises if the file is truncated, damaged or not a checkpoint.
 
-    `mmap=True` reads the zip directory (at the end of the file, so truncation fails here) without
-    loading the tensors.
+    `verify_checkpoint` compares the file with the SHA-256 recorded when it was written (damage inside a
+    tensor); `mmap=True` reads the zip directory (at the end of the file, so truncation fails here)
+    without loading the tensors.
     """
     import torch
 
+    from lmlab.runs.integrity import verify_checkpoint
+
+    verify_checkpoint(path)
     checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
     return int(checkpoint["global_step"])
 
@@ -148,11 +152,13 @@ def report(plan: ResumePlan, run_dir: Path) -> None:
 
 
 def record_resume(run_dir: Path, overrides: list[str], plan: ResumePlan) -> None:
-    """Append this launch to `resumes.jsonl`; the first launch's config.yaml and run.json stay as written."""
+    """Append this launch to `resumes.jsonl`; the first launch's config.yaml and run.json stay as written.
+
+    A finished run resumed (`resume=force`, `ckpt_path=`) loses its `finished.json` when training starts
+    (`lmlab.runs.guard.RunGuard`), not here: a launch that fails before leaves it finished.
+    """
     from lmlab.utils.provenance import launch_info
 
-    if (run_dir / FINISHED_MARKER).is_file():  # resume=force or ckpt_path=: the run is no longer finished
-        (run_dir / FINISHED_MARKER).rename(run_dir / f"finished-{int(time.time())}.json")
     entry = {**launch_info(overrides), "resumed_from": plan.ckpt_path, "config_changes": plan.config_changes}
     with (run_dir / RESUMES_FILE).open("a") as f:
         f.write(json.dumps(entry) + "\n")

@@ -11,6 +11,7 @@ import netrc
 import os
 import secrets
 import socket
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,11 @@ def wandb_run_name(overrides: Sequence[str], exclude_keys: Iterable[str] = (), d
     Keys are cut to their last part unless two overrides would then share it; `paths.*` and keys in
     `exclude_keys` (those that don't change what is trained, as for the run directory name) are left out.
     """
+    from lmlab.runs.redact import redact_overrides
+
     excluded = set(exclude_keys)
     pairs = []
-    for override in overrides:
+    for override in redact_overrides(overrides):
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
         if key not in excluded and not key.startswith(("hydra.", "paths.")):  # where, not what, is trained
@@ -100,6 +103,7 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool 
     from lightning.pytorch.utilities import rank_zero_only
 
     from lmlab.loggers import RedactedWandbLogger
+    from lmlab.runs.redact import redact
 
     if offline is None:
         offline, why = should_run_offline()
@@ -108,16 +112,24 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool 
     os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")
     wandb_id = run_id(Path(save_dir), resume, write=rank_zero_only.rank == 0)
 
-    return RedactedWandbLogger(offline=offline, save_dir=save_dir, id=wandb_id, resume="allow", **kwargs)
+    shown = {key: redact(kwargs[key]) for key in ("name", "tags", "notes", "group", "job_type") if key in kwargs}
+    return RedactedWandbLogger(offline=offline, save_dir=save_dir, id=wandb_id, resume="allow", **{**kwargs, **shown})
 
 
 def log_config(loggers: Sequence[Any], config: dict) -> None:
     """Record the fully resolved (secret-redacted) run config in each W&B run; call on rank zero."""
     from lightning.pytorch.loggers import WandbLogger
 
+    from lmlab.runs.redact import redact_overrides
+
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            logger.experiment.config.update(config, allow_val_change=True)
+            argv = sys.argv  # W&B records the command line in its run metadata when the run starts
+            sys.argv = [argv[0], *redact_overrides(argv[1:])]
+            try:
+                logger.experiment.config.update(config, allow_val_change=True)
+            finally:
+                sys.argv = argv
 
 
 def finish_wandb() -> None:

@@ -16,12 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmlab.config import config_dir, register_resolvers
 from lmlab.errors import LmlabError
+from lmlab.runs.lifecycle import begin_launch, claim_run_dir, end_launch, environment_error, start_training
+from lmlab.runs.logfile import drop_file_logging
+from lmlab.runs.redact import mask
+from lmlab.runs.validate import validate_config
 
 log = logging.getLogger("lmlab")
 DISTRIBUTED_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 register_resolvers()
-# CSVLogger appends to an existing metrics.csv (we rely on it when resuming); its warning says otherwise.
-warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
 # Deprecation chatter from inside torchdata and Lightning, not actionable by users.
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -38,9 +40,6 @@ def check_config(cfg: DictConfig) -> None:
     from lmlab.models import context_length
 
     check_peft_config(cfg)
-    lr = cfg.optimizer.get("lr")
-    if lr is not None and not lr > 0:
-        raise LmlabError(f"optimizer.lr={lr} must be a positive learning rate (e.g. optimizer.lr=3e-4)")
     spec = cfg.model
     if spec.get("pretrained"):
         try:
@@ -51,7 +50,10 @@ def check_config(cfg: DictConfig) -> None:
     else:
         model_config = hydra.utils.instantiate(spec.config)
     if cfg.data.get("source"):
-        hydra.utils.instantiate(cfg.data.source).fingerprint()  # a missing file or dataset fails here
+        source = hydra.utils.instantiate(cfg.data.source)
+        source.fingerprint()  # a missing file or dataset fails here
+        if hasattr(source, "check_text"):
+            source.check_text()  # text that does not decode fails here
     block_size = cfg.data.get("block_size")
     limit = context_length(model_config)
     if block_size and limit and block_size > limit:
@@ -61,6 +63,8 @@ def check_config(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> float | None:
     """Train one run; returns the monitored validation metric (what a sweeper optimizes)."""
+    begin_launch(cfg)  # secrets masked in every log line; train.log held back until this launch trains
+    validate_config(cfg)  # every bad value of lmlab's keys, in one message
     check_config(cfg)  # before the ~9 s Lightning import: bad input fails fast
 
     import lightning as L
@@ -72,6 +76,7 @@ def train(cfg: DictConfig) -> float | None:
     from lmlab.hydra_ddp import use_job_overrides_for_ddp_children
     from lmlab.resume import mark_finished, plan_resume, record_resume
     from lmlab.resume import report as report_resume
+    from lmlab.runs.guard import RunGuard
     from lmlab.tracking import log_config
     from lmlab.utils.allocator import keep_freed_memory
     from lmlab.utils.instantiate import instantiate_named
@@ -84,17 +89,17 @@ def train(cfg: DictConfig) -> float | None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()
     if rank_zero_only.rank != 0:  # ranks started by srun or torchrun: rank 0 alone writes the run's train.log
-        root = logging.getLogger()
-        for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
-            root.removeHandler(handler)
+        drop_file_logging()  # begin_launch held the file handler back; this rank never gets it
 
     run_dir = Path(cfg.paths.run_dir)
     apply_global_batch_size(cfg)
+    claim_run_dir(run_dir)  # one writer per run directory
     plan = plan_resume(cfg, run_dir)
     if rank_zero_only.rank == 0:
         report_resume(plan, run_dir)
     if plan.finished is not None:
         return plan.finished.get("metric")
+    start_training(run_dir, plan.ckpt_path)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = hydra.utils.instantiate(cfg.data)
@@ -109,7 +114,7 @@ def train(cfg: DictConfig) -> float | None:
         _recursive_=False,
         _convert_="all",  # plain containers in hparams, so checkpoints load with torch's weights_only
     )
-    callbacks = instantiate_named(cfg.get("callbacks"))
+    callbacks = [*instantiate_named(cfg.get("callbacks")), RunGuard(run_dir)]
     loggers = instantiate_named(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
 
@@ -152,13 +157,15 @@ def run_task(task_fn, cfg: DictConfig) -> float | None:
     environ = dict(os.environ)
     try:
         return task_fn(cfg)
-    except LmlabError as e:
-        if multirun:
+    except (LmlabError, OSError) as e:
+        error = e if isinstance(e, LmlabError) else environment_error(e, OmegaConf.select(cfg, "paths.run_dir"))
+        if multirun or error is None:
             raise
-        log.error("error: %s", e)
-        print(f"error: {e}", file=sys.stderr)
+        log.error("error: %s", error)
+        print(f"error: {mask(str(error))}", file=sys.stderr)
         sys.exit(2)
     finally:
+        end_launch()
         _finish_wandb()
         _leave_process_group(environ)
 

@@ -13,6 +13,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
 from lmlab.adapters import save_model
+from lmlab.runs.integrity import require_finite
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ class ExportHuggingFace(L.Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        require_finite(pl_module.model.named_parameters(), f"the export {self.dirpath}")  # never NaN weights in hf/
         # the tokenizer's vocabulary size (pad rows sliced off); with LoRA the merged model, and hf-adapter/
         save_model(pl_module.model, self.dirpath, pl_module.hparams.get("vocab_size"))
         if getattr(pl_module, "tokenizer", None) is not None:

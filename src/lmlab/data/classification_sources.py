@@ -20,6 +20,13 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def _root_cause(e: BaseException) -> BaseException:
+    """The innermost exception: `datasets` wraps the parser's own message in a generic one."""
+    while e.__cause__ is not None or e.__context__ is not None:
+        e = e.__cause__ or e.__context__
+    return e
+
+
 @dataclass
 class HubSplits:
     """`datasets.load_dataset(path, name, split=splits[split])`, e.g. glue/sst2 or imdb."""
@@ -59,6 +66,8 @@ class LocalSplits:
             raise LmlabError(f"data.source: the {split} file {str(file)!r} does not exist")
         if file.suffix not in _BUILDERS:
             raise LmlabError(f"data.source: {str(file)!r} is not one of {sorted(_BUILDERS)}")
+        if file.stat().st_size == 0:  # checked with the fingerprint, before the run starts
+            raise LmlabError(f"the {split} split of data.source is empty: {str(file)!r} is an empty file (0 bytes)")
         return file
 
     def load(self, split: str):
@@ -72,7 +81,7 @@ class LocalSplits:
         except Exception as e:
             if "corresponds to no data" in str(e):  # datasets' way of saying the file holds no rows
                 raise LmlabError(f"the {split} split of data.source is empty ({str(file)!r} has no rows)") from e
-            raise LmlabError(f"data.source: {str(file)!r} could not be read: {_first_line(e)}") from e
+            raise LmlabError(f"data.source: {str(file)!r} could not be read: {_first_line(_root_cause(e))}") from e
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()

@@ -8,6 +8,7 @@ text in chunks. Splits are deterministic, so every run (and every DDP process) s
 
 from __future__ import annotations
 
+import codecs
 import glob
 import hashlib
 import itertools
@@ -44,15 +45,38 @@ def _files_fingerprint(paths: list[Path], extra: str = "") -> str:
     return digest.hexdigest()[:16]
 
 
-def _read(path: Path, encoding: str = "utf-8") -> str:
-    return path.read_text(encoding=encoding, errors="replace")
+def _read(path: Path) -> str:
+    """A stdlib source file (a few are deliberately not UTF-8: read with replacement characters)."""
+    return path.read_text(encoding="utf-8", errors="replace")
 
 
-def _lines_in_chunks(path: Path, encoding: str, start: int, stop: int | None,
+def check_text_file(path: Path, encoding: str, errors: str, chunk_bytes: int = 1 << 24) -> bool:
+    """Decode a user's text file chunk by chunk (memory bounded whatever its size); True if it holds any text.
+
+    With `errors="strict"`, undecodable bytes or a NUL (binary data) are an error naming the file and the
+    byte offset, instead of training on replacement characters.
+    """
+    decoder, offset, has_text = codecs.getincrementaldecoder(encoding)(errors), 0, False
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_bytes):
+            if errors == "strict" and (nul := chunk.find(b"\0")) >= 0:
+                raise LmlabError(f"data.source: {str(path)!r} holds a NUL byte at byte offset {offset + nul}: binary "
+                                 "data, not text (pass data.source.errors=replace to read it anyway)")
+            try:
+                has_text = bool(decoder.decode(chunk).strip()) or has_text
+            except UnicodeDecodeError as e:
+                raise LmlabError(f"data.source: {str(path)!r} is not valid {encoding} text at byte offset "
+                                 f"{offset + e.start} ({e.reason}); set data.source.encoding= (e.g. latin-1) or "
+                                 "data.source.errors=replace") from None
+            offset += len(chunk)
+    return has_text
+
+
+def _lines_in_chunks(path: Path, encoding: str, errors: str, start: int, stop: int | None,
                      chunk_chars: int = 1 << 20) -> Iterator[str]:
     """Lines `start:stop` of a text file, joined into chunks of about `chunk_chars`: a file of any size
     read with memory bounded by the chunk."""
-    with open(path, encoding=encoding, errors="replace") as f:
+    with open(path, encoding=encoding, errors=errors) as f:
         chunk, size = [], 0
         for line in itertools.islice(f, start, stop):
             chunk.append(line)
@@ -64,15 +88,15 @@ def _lines_in_chunks(path: Path, encoding: str, start: int, stop: int | None,
             yield "".join(chunk)
 
 
-def _document(path: Path, encoding: str = "utf-8") -> Document:
+def _document(path: Path, encoding: str, errors: str) -> Document:
     """A file's text; one bigger than `STREAM_BYTES` as a stream of chunks (the same text, never held whole)."""
     if path.stat().st_size > STREAM_BYTES:
-        return _lines_in_chunks(path, encoding, 0, None)
-    return _read(path, encoding)
+        return _lines_in_chunks(path, encoding, errors, 0, None)
+    return path.read_text(encoding=encoding, errors=errors)
 
 
-def _count_lines(path: Path, encoding: str) -> int:
-    with open(path, encoding=encoding, errors="replace") as f:
+def _count_lines(path: Path, encoding: str, errors: str) -> int:
+    with open(path, encoding=encoding, errors=errors) as f:
         return sum(1 for _ in f)
 
 
@@ -125,6 +149,7 @@ class TextFiles:
     validation: str | None = None
     validation_fraction: float = 0.05
     encoding: str = "utf-8"
+    errors: str = "strict"  # how undecodable bytes are handled: strict (an error), replace, ignore
 
     @staticmethod
     def _glob(pattern: str, key: str) -> list[Path]:
@@ -143,7 +168,14 @@ class TextFiles:
             paths += self._glob(self.validation, "data.source.validation")
         # a single file is cut at its "\n" lines, read as a stream (it was once `str.splitlines`)
         single = ":lines-stream" if len(paths) == 1 and not self.validation else ""
-        return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}{single}")
+        return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}:{self.errors}{single}")
+
+    def check_text(self) -> None:
+        """Decode every file now, so an undecodable one or an empty corpus fails before the run starts."""
+        if not any([check_text_file(path, self.encoding, self.errors) for path in self._train_paths()]):
+            raise LmlabError(f"data.source.train={self.train!r} holds no text: its files are empty")
+        for path in self._glob(self.validation, "data.source.validation") if self.validation else []:
+            check_text_file(path, self.encoding, self.errors)
 
     def size_hint(self, split: str) -> int | None:
         if self.validation:
@@ -158,18 +190,18 @@ class TextFiles:
         if self.validation:
             paths = self._train_paths() if split == "train" else self._glob(self.validation, "data.source.validation")
             for path in paths:
-                yield _document(path, self.encoding)
+                yield _document(path, self.encoding, self.errors)
             return
         paths = self._train_paths()
         if len(paths) == 1:
-            num_lines = _count_lines(paths[0], self.encoding)
+            num_lines = _count_lines(paths[0], self.encoding, self.errors)
             cut = num_lines - max(1, int(num_lines * self.validation_fraction))
             start, stop = (0, cut) if split == "train" else (cut, None)
-            yield _lines_in_chunks(paths[0], self.encoding, start, stop)
+            yield _lines_in_chunks(paths[0], self.encoding, self.errors, start, stop)
             return
         for path in paths:
             if _in_validation(path.name, self.validation_fraction) == (split == "validation"):
-                yield _document(path, self.encoding)
+                yield _document(path, self.encoding, self.errors)
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -13,9 +12,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-# A key is secret when its last word says so (`hf_token`, `api_key`, `password`), not when it merely
-# contains one (`tokenizer`, `token_ids`, `max_new_tokens` are not secrets).
-SECRET_KEY = re.compile(r"(^|[_.-])(token|api_?key|password|secret)$", re.IGNORECASE)
+from lmlab.runs.redact import mask, redact, redact_overrides
+
+__all__ = ["git_state", "launch_info", "redact", "resolved_config", "write_provenance"]
 
 
 def git_state(cwd: str | Path) -> dict[str, object]:
@@ -33,16 +32,6 @@ def git_state(cwd: str | Path) -> dict[str, object]:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
-def redact(container: object) -> object:
-    """A plain copy of a resolved config with anything that looks like a secret blanked out."""
-    if isinstance(container, dict):
-        return {k: "***" if SECRET_KEY.search(str(k)) and v else redact(v)
-                for k, v in container.items()}
-    if isinstance(container, list):
-        return [redact(v) for v in container]
-    return container
-
-
 def resolved_config(cfg: DictConfig) -> dict:
     return redact(OmegaConf.to_container(cfg, resolve=True))
 
@@ -52,17 +41,18 @@ def write_provenance(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> No
     run_dir.mkdir(parents=True, exist_ok=True)
     config = resolved_config(cfg)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
-    (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    (run_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(redact_overrides(overrides))))
     (run_dir / "run.json").write_text(json.dumps(launch_info(overrides), indent=2) + "\n")
 
 
 def launch_info(overrides: list[str]) -> dict[str, object]:
-    """How this process was launched: command line, overrides, code version, host, time."""
+    """How this process was launched: command line, overrides, code version, host, time (secrets masked)."""
+    argv = [mask(sys.argv[0]), *redact_overrides(sys.argv[1:])]
     return {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "argv": sys.argv,
-        "overrides": list(overrides),
-        "cwd": os.getcwd(),
+        "command": " ".join([Path(argv[0]).name, *argv[1:]]),
+        "argv": argv,
+        "overrides": redact_overrides(overrides),
+        "cwd": mask(os.getcwd()),
         "git": git_state(Path(__file__).parent),
         "host": socket.gethostname(),
         "python": sys.version.split()[0],

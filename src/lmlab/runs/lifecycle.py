@@ -1,0 +1,78 @@
+"""The steps of a launch that protect its run directory, in the order `lmlab.train` calls them.
+
+1. `begin_launch`: secrets are known and masked in every log line; `train.log` records are held back.
+2. `claim_run_dir`: the run directory's lock (after the config was validated, before any file in it is read
+   to plan the resume).
+3. `start_training`: this launch really trains: `train.log` gets its records, `metrics.csv` loses the rows
+   past the checkpoint it resumes from.
+4. `end_launch`: the lock is released; held-back records of a launch that did not train are dropped.
+
+A relaunch refused in 1-2, or into a finished run, leaves every file of the run directory byte-identical.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from lmlab.errors import LmlabError
+from lmlab.runs.lock import acquire_run_lock, launch_rank_zero, release_run_locks
+from lmlab.runs.logfile import attach_file_logging, defer_file_logging, drop_file_logging
+from lmlab.runs.redact import mask, redact_logging, remember, secrets_in, secrets_in_overrides
+
+log = logging.getLogger("lmlab")
+# OS errors that are the user's environment, not a bug: one line naming the path and the cause.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def begin_launch(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    defer_file_logging()
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # noqa: BLE001 - an unresolvable config is reported by validate_config
+        plain = OmegaConf.to_container(cfg, resolve=False)
+    remember([*secrets_in(plain), *secrets_in_overrides(overrides)])
+    redact_logging()
+
+
+def claim_run_dir(run_dir: Path) -> None:
+    acquire_run_lock(run_dir)
+
+
+def start_training(run_dir: Path, ckpt_path: str | None) -> None:
+    """Attach `train.log`; drop the metrics rows a resumed run logs again (all of them when starting over)."""
+    from lmlab.runs.metrics import drop_rows_from  # imports Lightning: kept off the `--help` path
+
+    attach_file_logging()
+    redact_logging()
+    if launch_rank_zero():
+        step = 0 if ckpt_path is None else _resumed_step(Path(ckpt_path))
+        if dropped := drop_rows_from(run_dir, step):
+            log.info("Dropped %d rows of metrics.csv logged after step %d, where this run resumes", dropped, step)
+
+
+def _resumed_step(ckpt_path: Path) -> int:
+    import torch
+
+    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False)
+    return int(checkpoint["global_step"])
+
+
+def end_launch() -> None:
+    release_run_locks()
+    drop_file_logging()
+
+
+def environment_error(e: OSError, run_dir: str | None) -> LmlabError | None:
+    """A one-line `LmlabError` for a full disk, a read-only or forbidden path; None for other OS errors."""
+    if e.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    where = e.filename or (f"a file under {run_dir}" if run_dir else "a file")
+    return LmlabError(mask(f"{where}: {e.strerror or e} (while writing the run's files; free space or fix "
+                           "permissions, then relaunch)"))
