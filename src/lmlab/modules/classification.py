@@ -8,12 +8,13 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from lmlab.metrics import classification_metrics
+from lmlab.metrics import classification_metrics, per_class_f1
 from lmlab.modules.base import HFModelModule
 
 
 class SequenceClassificationModule(HFModelModule):
-    """Sequence classification; logs loss, accuracy, macro F1 and MCC (torchmetrics) for train and validation.
+    """Sequence classification; logs loss, accuracy, macro F1 and MCC (torchmetrics) for train and validation,
+    and at validation the F1 of each class (`val/f1/<label>`).
 
     `labels` (names, in id order) go into the model config as id2label/label2id, so an exported model and
     `lmlab-eval`'s predictions carry names. `model.init_from` (a pretraining run, checkpoint, HF directory
@@ -40,6 +41,8 @@ class SequenceClassificationModule(HFModelModule):
         self.train_metrics = classification_metrics(len(labels), "train/")
         self.val_metrics = classification_metrics(len(labels), "val/")
         self.test_metrics = classification_metrics(len(labels), "test/")
+        self.val_f1_per_class = per_class_f1(len(labels))
+        self.label_names = labels
 
     def forward(self, batch: dict[str, torch.Tensor]):
         return self.model(**batch)
@@ -52,16 +55,25 @@ class SequenceClassificationModule(HFModelModule):
         return output.loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, "val/loss")
+        preds = self._evaluate(batch, self.val_metrics, "val/loss")
+        self.val_f1_per_class.update(preds, batch["labels"])
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self.val_f1_per_class.compute()  # over the whole split (and every rank)
+        self.val_f1_per_class.reset()
+        for name, score in zip(self.label_names, scores, strict=True):
+            self.log(f"val/f1/{name}", score)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics, "test/loss")
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], metrics, loss_name: str) -> None:
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics, loss_name: str) -> torch.Tensor:
         output = self(batch)
-        metrics.update(output.logits.argmax(dim=-1), batch["labels"])
+        preds = output.logits.argmax(dim=-1)
+        metrics.update(preds, batch["labels"])
         self.log(loss_name, output.loss, batch_size=len(batch["labels"]))
         self.log_dict(metrics, prog_bar=True)  # epoch-level: torchmetrics computes over the whole split
+        return preds
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         logits = self.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
