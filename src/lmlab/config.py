@@ -21,17 +21,43 @@ def config_dir() -> Path:
     return Path(sys.prefix) / "share" / "lmlab" / "conf"
 
 
-def run_name_from_overrides(override_dirname: str) -> str:
-    """A run directory name that a re-launch of the same command finds again.
+RUN_NAME_CHARS = 60  # of the readable part; a hash of the full overrides follows when something was left out
+# Hydra's override_dirname joins `key=value` items with ","; a value (a list) may hold commas itself.
+_ITEM_START = re.compile(r",(?=[+~]*[A-Za-z_][\w.@/-]*=)")
 
-    Hydra's `job.override_dirname` (e.g. `model=llama-tiny,optimizer.lr=0.001`) with path separators
-    replaced; long names are shortened with a hash so they stay unique and filesystem-safe.
+
+def run_name_from_overrides(override_dirname: str) -> str:
+    """A short run directory name that a re-launch of the same command finds again.
+
+    From Hydra's `job.override_dirname`: each `group.key=value` becomes `key-value` (a path value: its last
+    part), joined by `_`, using only letters, digits and `._-`, so the name goes back on a command line
+    (`ckpt_path=outputs/classify/<name>/checkpoints/last.ckpt`) without quoting. When that drops anything
+    (a key's group, a path's directories, other characters, a long tail), an 8-character hash of the full
+    overrides is appended, so different commands never share a directory. The full overrides are in the
+    run's overrides.yaml. E.g. `model=llama-tiny` -> `model-llama-tiny`;
+    `data.source.path=/data/trec,data=local` -> `path-trec_data-local_<hash>`.
     """
     if not override_dirname:
         return "default"
-    name = re.sub(r"[^A-Za-z0-9=,._+-]", "_", override_dirname)
-    if len(name) > 120:
-        name = f"{name[:100]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    parts, lossy = [], False
+    for item in _ITEM_START.split(override_dirname):
+        key, _, value = item.partition("=")
+        short_key = key.lstrip("+~").rsplit(".", 1)[-1]
+        shown = value.rstrip("/").rsplit("/", 1)[-1] if "/" in value.strip("/") else value
+        clean = re.sub(r"[^A-Za-z0-9._-]+", "-", shown.strip("[]()'\"")).strip("-")
+        if shown.startswith("-"):  # a negative number
+            clean = f"-{clean}"
+        lossy |= short_key != key or clean != value
+        parts.append(f"{short_key}-{clean}" if clean else short_key)
+    name = parts[0][:RUN_NAME_CHARS]
+    for part in parts[1:]:  # whole items only, while they fit
+        if len(name) + 1 + len(part) > RUN_NAME_CHARS:
+            lossy = True
+            break
+        name = f"{name}_{part}"
+    lossy |= len(parts[0]) > RUN_NAME_CHARS
+    if lossy:
+        name = f"{name}_{hashlib.sha1(override_dirname.encode()).hexdigest()[:8]}"
     return name
 
 
