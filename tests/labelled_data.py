@@ -7,12 +7,12 @@ import random
 from pathlib import Path
 
 WORDS = {
-    "sports": "goal match team score player coach league win referee stadium".split(),
-    "politics": "vote election senate law party minister policy debate ballot reform".split(),
-    "tech": "code chip software cloud data network server robot kernel compiler".split(),
-    "volcano": "lava eruption magma ash crater".split(),  # the rare class
+    "sports": ["goal", "match", "team", "score", "player", "coach", "league", "win", "referee", "stadium"],
+    "politics": ["vote", "election", "senate", "law", "party", "minister", "policy", "debate", "ballot", "reform"],
+    "tech": ["code", "chip", "software", "cloud", "data", "network", "server", "robot", "kernel", "compiler"],
+    "volcano": ["lava", "eruption", "magma", "ash", "crater"],  # the rare class
 }
-FILLER = "the a of and to in is it for on with as".split()
+FILLER = ["the", "a", "of", "and", "to", "in", "is", "it", "for", "on", "with", "as"]
 
 
 def examples(counts: dict[str, int], rng: random.Random) -> list[tuple[str, str]]:

@@ -24,7 +24,7 @@ class SequenceClassificationModule(HFModelModule):
     auto_class = AutoModelForSequenceClassification
 
     def __init__(self, model: Mapping[str, Any], *args, labels: list[str], cache_dir: str = "outputs/.cache",
-                 **kwargs):
+                 tokenizer=None, **kwargs):
         from lmlab.init_from import resolve_init_from
 
         if model.get("init_from"):
@@ -32,12 +32,15 @@ class SequenceClassificationModule(HFModelModule):
         for key in ("num_labels", "id2label", "label2id"):  # derived from labels (present when reloading hparams)
             kwargs.pop(key, None)
         labels = list(labels)
-        super().__init__(model, *args, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        super().__init__(model, *args, tokenizer=tokenizer, num_labels=len(labels), id2label=dict(enumerate(labels)),
                          label2id={name: i for i, name in enumerate(labels)}, **kwargs)
         # Hydra's instantiate turns the label maps into DictConfigs inside the model config; save_pretrained
         # needs plain dicts.
         self.model.config.id2label = dict(enumerate(labels))
         self.model.config.label2id = {name: i for i, name in enumerate(labels)}
+        if tokenizer is not None and tokenizer.pad_token_id is not None:
+            # a decoder (GPT-2, Llama) pools its last token that is not padding: it must know the collator's pad
+            self.model.config.pad_token_id = tokenizer.pad_token_id
         self.train_metrics = classification_metrics(len(labels), "train/")
         self.val_metrics = classification_metrics(len(labels), "val/")
         self.test_metrics = classification_metrics(len(labels), "test/")
