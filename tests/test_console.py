@@ -37,3 +37,13 @@ def test_debug_fast_runs_and_a_piped_log_shows_progress_lines(task, tmp_path, ca
     for noise in NOISE:
         assert noise not in console, noise
     assert console.count("GPU available") == 1 and console.count("validation at step 20") == 1
+    if task != "classify":
+        return
+    ckpt = tmp_path / "outputs" / "classify" / "fast" / "checkpoints" / "last.ckpt"
+    result = run_cli([f"ckpt_path={ckpt}", "split=validation"], cwd=tmp_path, module="lmlab.evaluate")
+    console = result.stdout + result.stderr
+    assert result.returncode == 0, console[-3000:]
+    assert console.count("(step 20, epoch ") == 2  # "Evaluating ... (step 20, epoch 1)" and the scores' line
+    assert console.count("GPU available") == 1 and console.count("accuracy") == 1
+    for noise in NOISE:
+        assert noise not in console, noise
