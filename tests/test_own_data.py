@@ -73,3 +73,16 @@ def test_local_files_are_found_by_split_name_and_a_missing_one_is_one_line(tmp_p
     (data / "validation.jsonl").write_text('{"text": "x", "label": "tech"}\n')
     with pytest.raises(LmlabError, match=r"holds 2 \(validation.csv, validation.jsonl\) validation file"):
         source.fingerprint()
+
+
+def test_inferred_labels_are_sorted_over_every_split_whatever_the_row_order():
+    import datasets
+
+    from lmlab.data.classification import label_names_of
+
+    train = datasets.Dataset.from_dict({"label": ["tech", "sports", "tech", "politics"]})
+    validation = datasets.Dataset.from_dict({"label": ["volcano", "sports"]})  # a class only validation has
+    assert label_names_of([train, validation], "label") == LABELS
+    assert label_names_of([validation.shuffle(seed=1), train.shuffle(seed=2)], "label") == LABELS
+    numbers = datasets.Dataset.from_dict({"label": [10, 2, 1, 2]})
+    assert label_names_of([numbers], "label") == ["1", "2", "10"]  # numerically, not as strings
