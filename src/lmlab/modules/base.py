@@ -72,4 +72,5 @@ class HFModelModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # before Lightning restores its loops from the same dict: counters for this launch's processes
-        restore_position(self.trainer, checkpoint)
+        if self._trainer is not None:  # none in `load_from_checkpoint` (lmlab-eval): weights only, no loops
+            restore_position(self.trainer, checkpoint)
