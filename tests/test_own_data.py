@@ -86,3 +86,19 @@ def test_inferred_labels_are_sorted_over_every_split_whatever_the_row_order():
     assert label_names_of([validation.shuffle(seed=1), train.shuffle(seed=2)], "label") == LABELS
     numbers = datasets.Dataset.from_dict({"label": [10, 2, 1, 2]})
     assert label_names_of([numbers], "label") == ["1", "2", "10"]  # numerically, not as strings
+
+
+def test_more_epochs_from_the_final_last_ckpt_equal_an_uninterrupted_run(tmp_path, cache_dir):
+    """`last.ckpt` written when training ends is a checkpoint to continue from: 2 epochs, then `resume=force` with
+    `trainer.max_epochs=3`, ends with the parameters of 3 epochs in one go (constant LR: the same schedule)."""
+    data = write_labelled_csvs(tmp_path / "data")
+    overrides = [*TINY_BERT, f"data.source.path={data}", "scheduler=constant", "scheduler.num_warmup_steps=0",
+                 "callbacks.export_hf=null"]
+    train_in_process(tmp_path / "whole", cache_dir, [*overrides, "trainer.max_epochs=3"])
+    train_in_process(tmp_path / "split", cache_dir, [*overrides, "trainer.max_epochs=2"])
+    train_in_process(tmp_path / "split", cache_dir, [*overrides, "trainer.max_epochs=3", "resume=force"])
+    whole, split = (torch.load(tmp_path / name / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+                    for name in ("whole", "split"))
+    assert whole["global_step"] == split["global_step"] == 3 * (124 // 16)
+    different = [k for k in whole["state_dict"] if not torch.equal(whole["state_dict"][k], split["state_dict"][k])]
+    assert not different, different[:5]
