@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 SMALLER = {"clm": ["model.config.n_layer=1", "model.config.n_embd=64", "model.config.n_head=2",
                    "callbacks.samples=null"],
            "mlm": ["model.config.num_hidden_layers=1"],
-           "classify": ["model.config.num_hidden_layers=1", "data.source.packages=[asyncio,tkinter]"]}
+           "classify": ["model.config.num_hidden_layers=1", "data.source.packages=[asyncio,tkinter]",
+                        "data.max_length=64"]}
 NOISE = ["LOAD REPORT", "MISSING", "Loading weights", "Map:", "Generating train split", "Total FLOPs", "it/s]"]
 
 
