@@ -20,6 +20,8 @@ REQUIRED = {
     ("data", "classification"): ["data.source={_target_:lmlab.data.StdlibFunctions}", "task=classify"],
     ("data", "sst2_local"): [f"data.source.path={ROOT.parent / 'shared' / 'data' / 'sst2'}", "task=classify"],
     ("data", "imdb_local"): ["data.source.path=/data/imdb", "task=classify"],
+    ("data", "local"): [f"data.source.path={ROOT.parent / 'shared' / 'data' / 'sst2'}", "task=classify",
+                        "data.source.files.validation=dev.tsv", "data.source.files.test=null"],
     ("experiment", "minilm_sst2"): [f"data.source.path={ROOT.parent / 'shared' / 'data' / 'sst2'}"],
 }
 
