@@ -23,6 +23,7 @@ import argparse
 import json
 import tempfile
 import time
+from functools import partial
 from itertools import chain
 from pathlib import Path
 
@@ -52,6 +53,17 @@ def lmlab_pack(documents: list[str], tokenizer, block_size: int, out: Path) -> i
     return meta["num_tokens"]
 
 
+def group_texts_of(examples: dict, block_size: int) -> dict:
+    """run_clm.py's `group_texts`, verbatim but for `block_size` as an argument."""
+    concatenated_examples = {k: list(chain(*examples[k])) for k in examples}
+    total_length = len(concatenated_examples[list(examples.keys())[0]])
+    total_length = (total_length // block_size) * block_size
+    result = {k: [t[i: i + block_size] for i in range(0, total_length, block_size)]
+              for k, t in concatenated_examples.items()}
+    result["labels"] = result["input_ids"].copy()
+    return result
+
+
 def run_clm_pack(documents: list[str], tokenizer, block_size: int, cache: Path) -> int:
     """run_clm.py's steps: a `datasets.Dataset` of text, `map(tokenize, batched=True)`, `map(group_texts)`."""
     from datasets import Dataset, disable_caching
@@ -62,15 +74,7 @@ def run_clm_pack(documents: list[str], tokenizer, block_size: int, cache: Path) 
     def tokenize_function(examples):
         return tokenizer(examples["text"])
 
-    def group_texts(examples):  # verbatim from run_clm.py
-        concatenated_examples = {k: list(chain(*examples[k])) for k in examples}
-        total_length = len(concatenated_examples[list(examples.keys())[0]])
-        total_length = (total_length // block_size) * block_size
-        result = {k: [t[i: i + block_size] for i in range(0, total_length, block_size)]
-                  for k, t in concatenated_examples.items()}
-        result["labels"] = result["input_ids"].copy()
-        return result
-
+    group_texts = partial(group_texts_of, block_size=block_size)
     tokenized = raw.map(tokenize_function, batched=True, remove_columns=["text"])
     num_tokens = sum(len(ids) for ids in tokenized["input_ids"])
     blocks = tokenized.map(group_texts, batched=True)

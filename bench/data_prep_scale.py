@@ -13,9 +13,10 @@ import subprocess
 import sys
 import threading
 import time
-from itertools import chain
+from functools import partial
 from pathlib import Path
 
+from data_prep import group_texts_of
 from harness import peak_rss, print_table
 
 VARIANTS = ("lmlab-file", "lmlab-docs", "run_clm-file")
@@ -121,14 +122,7 @@ def _run_clm(spec: dict, work: Path) -> tuple[int, float]:
     def tokenize_function(examples):
         return tokenizer(examples["text"])
 
-    def group_texts(examples):  # verbatim from run_clm.py
-        concatenated_examples = {k: list(chain(*examples[k])) for k in examples}
-        total_length = len(concatenated_examples[list(examples.keys())[0]])
-        total_length = (total_length // block_size) * block_size
-        result = {k: [t[i: i + block_size] for i in range(0, total_length, block_size)]
-                  for k, t in concatenated_examples.items()}
-        result["labels"] = result["input_ids"].copy()
-        return result
+    group_texts = partial(group_texts_of, block_size=block_size)
 
     start = time.perf_counter()
     raw = load_dataset("text", data_files={"train": spec["file"]}, cache_dir=str(work / "hf"), keep_linebreaks=True)

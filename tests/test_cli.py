@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY, run_cli
 
+from lmlab.config import run_name_from_overrides
+
 pytestmark = pytest.mark.slow
 
 
@@ -48,7 +50,8 @@ def test_default_run_name_comes_from_the_overrides(tmp_path):
     overrides = ["model=llama-tiny", "trainer.max_steps=7", "data.block_size=4096", f"paths.root_dir={tmp_path}"]
     assert run_cli(overrides, cwd=tmp_path).returncode == 2
     runs = [p.name for p in (tmp_path / "outputs" / "clm").iterdir()]
-    assert runs == ["data.block_size=4096,model=llama-tiny,trainer.max_steps=7"]
+    assert runs == [run_name_from_overrides("data.block_size=4096,model=llama-tiny,trainer.max_steps=7")]
+    assert runs[0].startswith("block_size-4096_model-llama-tiny_max_steps-7_")
 
 
 def test_help_lists_the_config_groups(tmp_path):

@@ -89,3 +89,69 @@ def test_run_dirs_can_be_given_one_by_one(sweep, tmp_path):
 def test_compare_does_not_import_torch_or_lightning():
     code = "import sys, lmlab.compare; sys.exit(any(m in sys.modules for m in ('torch', 'lightning')))"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def write_classify_run(path: Path, accuracy: list[tuple[int, float]], loss: list[tuple[int, float]], lr: str) -> None:
+    """A classification run (monitor val/accuracy, mode max) with validation rows of accuracy, F1 and loss."""
+    path.mkdir(parents=True)
+    (path / "overrides.yaml").write_text(f"- task=classify\n- optimizer.lr={lr}\n")
+    (path / "config.yaml").write_text("monitor:\n  metric: val/accuracy\n  mode: max\n")
+    rows = ["epoch,step,val/accuracy,val/f1_macro,val/loss"]
+    rows += [f"0,{s},{a},{a - 0.1},{v}" for (s, a), (_, v) in zip(accuracy, loss, strict=True)]
+    (path / "metrics.csv").write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture
+def classify_sweep(tmp_path) -> Path:
+    sweep = tmp_path / "multirun" / "c"
+    write_classify_run(sweep / "0", [(9, 0.60), (19, 0.70)], [(9, 1.0), (19, 0.9)], "1e-3")
+    write_classify_run(sweep / "1", [(9, 0.80), (19, 0.75)], [(9, 1.2), (19, 1.1)], "3e-4")
+    write_classify_run(sweep / "2", [(9, 0.50), (19, 0.55)], [(9, 0.7), (19, 0.8)], "1e-4")
+    return sweep
+
+
+@pytest.mark.parametrize(("args", "order", "best"), [
+    ([], ["1", "0", "2"], "0.8"),                                     # the monitored metric, its mode (max)
+    (["--sort", "val/f1_macro"], ["1", "0", "2"], "0.7"),             # not monitored: max from the name
+    (["--sort", "val/loss"], ["2", "0", "1"], "0.7"),                 # min from the name
+    (["--sort", "val/accuracy", "--mode", "min"], ["2", "0", "1"], "0.5"),  # --mode wins
+])
+def test_sort_picks_the_best_by_the_metrics_mode(classify_sweep, args, order, best):
+    main([str(classify_sweep), *args])
+    with open(classify_sweep / "compare.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    metric = args[1] if args else "val/accuracy"
+    assert [r["run"] for r in table] == order
+    assert table[0][f"best {metric}"] == best
+
+
+def test_several_metrics_each_get_final_and_best_columns_and_a_panel(classify_sweep, tmp_path):
+    main([str(classify_sweep), "--metric", "val/accuracy", "--metric", "val/loss", "--out", str(tmp_path / "o")])
+    with open(tmp_path / "o" / "compare.csv", newline="") as f:
+        table = {r["run"]: r for r in csv.DictReader(f)}
+    assert (table["0"]["best val/accuracy"], table["0"]["best val/loss"], table["0"]["final val/loss"]) == \
+        ("0.7", "0.9", "0.9")
+    assert table["1"]["best val/accuracy"] == "0.8" and table["1"]["final val/accuracy"] == "0.75"
+    runs = [load_run(p) for p in find_runs([classify_sweep])]
+    assert plot_curves(tmp_path / "two.png", runs, ["val/accuracy", "val/loss"]) == 6
+
+
+def test_plot_steps_count_steps_done_as_the_table_does(sweep, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    drawn = []
+    monkeypatch.setattr(plt, "close", lambda fig: drawn.extend(fig.axes[0].lines))
+    runs = [load_run(sweep / "0")]
+    plot_curves(tmp_path / "c.png", runs, "val/loss")
+    assert list(drawn[0].get_xdata()) == [10, 20, 30]  # metrics.csv rows at steps 9, 19, 29; 30 steps in the table
+    legend = drawn[0].axes.get_legend()
+    assert legend.get_bbox_to_anchor().x0 > drawn[0].axes.get_window_extent().x1 - 1  # beside the axes
+
+
+def test_a_table_printed_to_a_file_is_not_cut_to_80_columns(classify_sweep):
+    long = "a-very-long-override-value-that-would-be-squeezed-into-an-ellipsis-at-80-columns"
+    (classify_sweep / "0" / "overrides.yaml").write_text(f"- task=classify\n- optimizer.lr={long}\n")
+    result = subprocess.run([sys.executable, "-m", "lmlab.compare", str(classify_sweep), "--metric", "val/accuracy",
+                             "--metric", "val/loss", "--metric", "val/f1_macro"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert long in result.stdout and "…" not in result.stdout

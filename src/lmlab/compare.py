@@ -17,6 +17,9 @@ import yaml
 RUN_FILES = ("config.yaml", "overrides.yaml", "run.json", "metrics.csv", "summary.json", "error.txt")
 # Overrides that say where a run goes, not what it trains: never a column.
 IGNORED_KEYS = ("paths.", "hydra.", "sweep_name", "run_name", "resume", "ckpt_path", "logger")
+# How a metric's name says which way is better, when it is not the runs' monitored metric (whose mode they record)
+HIGHER_IS_BETTER = ("accuracy", "f1", "mcc", "precision", "recall", "auc", "tokens_per_sec", "mfu", "bleu", "rouge")
+LOWER_IS_BETTER = ("loss", "ppl", "perplexity", "error", "time")
 
 
 @dataclass
@@ -125,24 +128,42 @@ def _fmt(value: float | int | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:,.0f}"
 
 
-def table_rows(runs: list[Run], metric: str, reverse: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Header and rows, one per run, sorted by the best value of `metric` (runs without it last)."""
+def metric_mode(metric: str, runs: list[Run]) -> str:
+    """"max" or "min": the mode the runs record for their monitored metric, else what the metric's name says."""
+    for run in runs:
+        if run.monitor == metric:
+            return run.mode
+    name = metric.rsplit("/", 1)[-1].lower()
+    if any(word in name for word in LOWER_IS_BETTER):
+        return "min"
+    return "max" if any(word in name for word in HIGHER_IS_BETTER) else "min"
+
+
+def table_rows(runs: list[Run], metrics: str | list[str], reverse: bool = False,
+               modes: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Header and rows, one per run, with the final and best value of each metric, sorted by the best value
+    of the first (best first by its mode; runs without it last). `modes` overrides a metric's mode."""
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    modes = {m: (modes or {}).get(m) or metric_mode(m, runs) for m in metrics}
     keys, _ = varying_keys(runs)
-    mode = runs[0].mode if runs and metric == runs[0].monitor else "min"
+    sort_metric = metrics[0]
 
     def sort_key(run: Run) -> tuple[bool, float]:
-        best = run.best(metric, mode)
+        best = run.best(sort_metric, modes[sort_metric])
         if best is None:
             return (True, 0.0)
-        return (False, -best if (mode == "max") != reverse else best)
+        return (False, -best if (modes[sort_metric] == "max") != reverse else best)
 
-    header = ["run", *keys, f"final {metric}", f"best {metric}", "steps", "tokens/s", "wall time (s)", "status"]
+    header = ["run", *keys]
+    for metric in metrics:
+        header += [f"final {metric}", f"best {metric}"]
+    header += ["steps", "tokens/s", "wall time (s)", "status"]
     rows = []
     for run in sorted(runs, key=sort_key):
         status = f"failed: {run.error}" if run.error else run.status
-        rows.append([run.path.name, *(run.overrides.get(k, "—") for k in keys), _fmt(run.final(metric)),
-                     _fmt(run.best(metric, mode)), _fmt(run.steps()), _fmt(run.tokens_per_sec(), 3),
-                     _fmt(run.summary.get("wall_time_s"), 3), status])
+        values = [_fmt(v) for m in metrics for v in (run.final(m), run.best(m, modes[m]))]
+        rows.append([run.path.name, *(run.overrides.get(k, "—") for k in keys), *values, _fmt(run.steps()),
+                     _fmt(run.tokens_per_sec(), 3), _fmt(run.summary.get("wall_time_s"), 3), status])
     return header, rows
 
 
@@ -157,31 +178,36 @@ def write_markdown(path: Path, header: list[str], rows: list[list[str]]) -> None
     path.write_text("\n".join(lines) + "\n")
 
 
-def plot_curves(path: Path, runs: list[Run], metric: str) -> int:
-    """A PNG with every run's `metric` curve overlaid; returns the number of curves drawn."""
+def plot_curves(path: Path, runs: list[Run], metrics: str | list[str]) -> int:
+    """A PNG with every run's curve of each metric overlaid (one panel per metric), the legend beside the
+    panels; returns the number of curves drawn. Steps count optimizer steps done, as the table's `steps`
+    (metrics.csv records step N-1 for what was logged after N steps)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     keys, _ = varying_keys(runs)
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(8, 4 * len(metrics)), squeeze=False, sharex=True)
     curves = 0
-    for run in runs:
-        series = run.series(metric)
-        if not series:
-            continue
-        label = ",".join(f"{k}={run.overrides.get(k, '—')}" for k in keys) or run.path.name
-        steps, values = zip(*series, strict=True)
-        ax.plot(steps, values, marker="o", markersize=3, label=f"#{run.path.name} {label}")
-        curves += 1
-    ax.set_xlabel("step")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} of {curves} runs")
-    if curves:
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    for ax, metric in zip(axes[:, 0], metrics, strict=True):
+        drawn = 0
+        for run in runs:
+            series = run.series(metric)
+            if not series:
+                continue
+            label = ",".join(f"{k}={run.overrides.get(k, '—')}" for k in keys) or run.path.name
+            steps, values = zip(*series, strict=True)
+            ax.plot([s + 1 for s in steps], values, marker="o", markersize=3, label=f"#{run.path.name} {label}")
+            drawn += 1
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric} of {drawn} runs")
+        if drawn:
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        curves += drawn
+    axes[-1, 0].set_xlabel("step")
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # "tight" grows the figure to hold the outside legend
     plt.close(fig)
     return curves
 
@@ -200,6 +226,8 @@ def print_table(header: list[str], rows: list[list[str]], common: dict[str, str]
         if failed:
             failures.append(f"{row[0]}: {row[-1]}")
     console = Console()
+    if not console.is_terminal:  # a file or pipe: the whole table, not cut to 80 columns
+        console = Console(width=100_000)
     console.print(table)
     for failure in failures:
         console.print(failure, style="red", markup=False, highlight=False)
@@ -211,7 +239,12 @@ def main(argv: list[str] | None = None) -> None:
         description="Compare runs from their directories: a table (also CSV and Markdown) and a PNG of the "
                     "validation curves. Give a sweep directory (outputs/<experiment>/multirun/<sweep>) or run dirs.")
     parser.add_argument("paths", nargs="+", type=Path, help="sweep or run directories")
-    parser.add_argument("--sort", default=None, help="metric to sort by (default: each run's monitored metric)")
+    parser.add_argument("--metric", action="append", default=None,
+                        help="a metric to show (repeat for several; default: the runs' monitored metric)")
+    parser.add_argument("--sort", default=None, help="metric to sort by, best first (default: the first --metric)")
+    parser.add_argument("--mode", choices=("min", "max"), default=None,
+                        help="whether lower or higher is better for --sort (default: the runs' monitor.mode for "
+                             "their monitored metric, else from the name: loss, ppl -> min; accuracy, f1 -> max)")
     parser.add_argument("--reverse", action="store_true", help="sort the other way round")
     parser.add_argument("--out", type=Path, default=None,
                         help="where compare.csv/.md/.png go (default: the directory given, or the current one)")
@@ -220,16 +253,20 @@ def main(argv: list[str] | None = None) -> None:
     runs = [load_run(path) for path in find_runs(args.paths)]
     if not runs:
         raise SystemExit(f"error: no run directories in {' '.join(map(str, args.paths))}")
-    metric = args.sort or runs[0].monitor
+    metrics = args.metric or [args.sort or runs[0].monitor]
+    sort = args.sort or metrics[0]
+    metrics = [sort, *(m for m in metrics if m != sort)]
     out = args.out or (args.paths[0] if len(args.paths) == 1 and not is_run_dir(args.paths[0]) else Path.cwd())
     out.mkdir(parents=True, exist_ok=True)
 
-    header, rows = table_rows(runs, metric, args.reverse)
+    modes = {sort: args.mode or metric_mode(sort, runs)}
+    header, rows = table_rows(runs, metrics, args.reverse, modes)
     _, common = varying_keys(runs)
-    print_table(header, rows, common, title=f"{len(runs)} runs, sorted by best {metric}")
+    best = "highest" if (modes[sort] == "max") != args.reverse else "lowest"
+    print_table(header, rows, common, title=f"{len(runs)} runs, sorted by best {sort} ({best} first)")
     write_csv(out / "compare.csv", header, rows)
     write_markdown(out / "compare.md", header, rows)
-    curves = plot_curves(out / "compare.png", runs, metric)
+    curves = plot_curves(out / "compare.png", runs, metrics)
     print(f"Wrote {out / 'compare.csv'}, {out / 'compare.md'} and {out / 'compare.png'} ({curves} curves)")
 
 

@@ -21,26 +21,62 @@ def config_dir() -> Path:
     return Path(sys.prefix) / "share" / "lmlab" / "conf"
 
 
-def run_name_from_overrides(override_dirname: str) -> str:
-    """A run directory name that a re-launch of the same command finds again.
+RUN_NAME_CHARS = 60  # of the readable part; a hash of the full overrides follows when something was left out
+# Hydra's override_dirname joins `key=value` items with ","; a value (a list) may hold commas itself.
+_ITEM_START = re.compile(r",(?=[+~]*[A-Za-z_][\w.@/-]*=)")
 
-    Hydra's `job.override_dirname` (e.g. `model=llama-tiny,optimizer.lr=0.001`) with path separators
-    replaced and secret values masked (`+hf_token=___`); long names are shortened with a hash so they stay
-    unique and filesystem-safe.
+
+def run_name_from_overrides(override_dirname: str) -> str:
+    """A short run directory name that a re-launch of the same command finds again.
+
+    From Hydra's `job.override_dirname`: each `group.key=value` becomes `key-value` (a path value: its last
+    part), joined by `_`, using only letters, digits and `._-`, so the name goes back on a command line
+    (`ckpt_path=outputs/classify/<name>/checkpoints/last.ckpt`) without quoting. When that drops anything
+    (a key's group, a path's directories, other characters, a long tail), an 8-character hash of the full
+    overrides is appended, so different commands never share a directory. The full overrides are in the
+    run's overrides.yaml. E.g. `model=llama-tiny` -> `model-llama-tiny`;
+    `data.source.path=/data/trec,data=local` -> `path-trec_data-local_<hash>`. Secret values are masked
+    first (`+hf_token=___`), so they reach neither the name nor its hash.
     """
     if not override_dirname:
         return "default"
     from lmlab.runs.redact import redact_override_dirname
 
-    name = re.sub(r"[^A-Za-z0-9=,._+-]", "_", redact_override_dirname(override_dirname))
-    if len(name) > 120:
-        name = f"{name[:100]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    override_dirname = redact_override_dirname(override_dirname)
+    parts, lossy = [], False
+    for item in _ITEM_START.split(override_dirname):
+        key, _, value = item.partition("=")
+        short_key = key.lstrip("+~").rsplit(".", 1)[-1]
+        shown = value.rstrip("/").rsplit("/", 1)[-1] if "/" in value.strip("/") else value
+        clean = re.sub(r"[^A-Za-z0-9._-]+", "-", shown.strip("[]()'\"")).strip("-")
+        if shown.startswith("-"):  # a negative number
+            clean = f"-{clean}"
+        lossy |= short_key != key or clean != value
+        parts.append(f"{short_key}-{clean}" if clean else short_key)
+    name = parts[0][:RUN_NAME_CHARS]
+    for part in parts[1:]:  # whole items only, while they fit
+        if len(name) + 1 + len(part) > RUN_NAME_CHARS:
+            lossy = True
+            break
+        name = f"{name}_{part}"
+    lossy |= len(parts[0]) > RUN_NAME_CHARS
+    if lossy:
+        name = f"{name}_{hashlib.sha1(override_dirname.encode()).hexdigest()[:8]}"
     return name
 
 
 def run_dir(explicit: str | None, output_dir: str, experiment_name: str, run_name: str) -> str:
     """`run_dir=` when given, else `<output_dir>/<experiment_name>/<run_name>`."""
     return explicit or f"{output_dir}/{experiment_name}/{run_name}"
+
+
+def unless_epochs(max_epochs: int | None, steps_value, epochs_value):
+    """`steps_value` when training is bounded by steps (max_epochs null or <= 0), else `epochs_value`.
+
+    Lets `trainer.max_epochs=N` alone switch the budget (max_steps=-1) and the validation schedule
+    (each epoch's end) while any key set explicitly still wins.
+    """
+    return epochs_value if max_epochs is not None and max_epochs > 0 else steps_value
 
 
 def minilm_path() -> str:
@@ -59,6 +95,7 @@ def register_resolvers() -> None:
         "lmlab.run_name": run_name_from_overrides,
         "lmlab.run_dir": run_dir,
         "lmlab.minilm_path": minilm_path,
+        "lmlab.unless_epochs": unless_epochs,
         # `${hydra:runtime.cwd}` is unset in a multirun's launching process, where the sweep dir is resolved.
         "lmlab.cwd": os.getcwd,
         "lmlab.wandb_name": wandb_run_name,

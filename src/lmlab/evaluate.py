@@ -1,8 +1,9 @@
 """`lmlab-eval ckpt_path=<run>/checkpoints/<x>.ckpt [split=validation]`: metrics and per-example predictions.
 
 Rebuilds the run's data module from its recorded config.yaml, scores the checkpoint on `split` and writes
-`eval/<split>_metrics.json` and `eval/<split>_predictions.jsonl` (text, label and predicted label names,
-probabilities) into the run directory.
+into the run directory `eval/<split>_metrics.json` (the checkpoint's step and epoch, accuracy, macro F1, MCC,
+precision/recall/F1/support of each class, the confusion matrix), `eval/<split>_confusion_matrix.png` and
+`eval/<split>_predictions.jsonl` (text, label and predicted label names, probabilities).
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
     import torch
 
+    from lmlab.console import quiet_third_party
     from lmlab.init_from import is_lmlab_run
-    from lmlab.metrics import classification_metrics
+    from lmlab.metrics import classification_metrics, per_class_report, plot_confusion_matrix
     from lmlab.modules import SequenceClassificationModule
+
+    quiet_third_party()
 
     ckpt = Path(cfg.ckpt_path).expanduser()
     run_dir = ckpt.parent.parent
@@ -37,13 +41,18 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     run_cfg = OmegaConf.load(run_dir / "config.yaml")
     if "ClassificationDataModule" not in str(run_cfg.data.get("_target_")):
         raise LmlabError(f"ckpt_path={cfg.ckpt_path!r}: lmlab-eval scores classification runs (task=classify)")
-    data_cfg = OmegaConf.merge(run_cfg.data, {"splits": [cfg.split]})
+    # weights_only=False: an lmlab checkpoint's hyperparameters hold OmegaConf containers (our own file)
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
+    step, epoch, names = checkpoint["global_step"], checkpoint["epoch"], list(checkpoint["hyper_parameters"]["labels"])
+    del checkpoint
+    log.info("Evaluating %s (step %d, epoch %d) on the %s split", ckpt, step, epoch, cfg.split)
+    # the model's own label set: inferred labels are not in config.yaml, and one split may lack a class
+    data_cfg = OmegaConf.merge(run_cfg.data, {"splits": [cfg.split], "labels": names})
     if cfg.get("batch_size"):
         data_cfg.eval_batch_size = cfg.batch_size
     datamodule = hydra.utils.instantiate(data_cfg)
-    # weights_only=False: an lmlab checkpoint's hyperparameters hold OmegaConf containers (our own file)
     module = SequenceClassificationModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False,
-                                                               tokenizer=datamodule.tokenizer, labels=datamodule.labels)
+                                                               tokenizer=datamodule.tokenizer, labels=names)
     datamodule.module_kwargs()  # checks the split's labels against the model's label set
     trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_progress_bar=False)
     outputs = trainer.predict(module, dataloaders=datamodule.dataloader(cfg.split))
@@ -51,20 +60,29 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     labels = torch.cat([o["labels"] for o in outputs])
     metrics = classification_metrics(len(datamodule.labels), f"{cfg.split}/")(probs.argmax(-1), labels)
     metrics = {k: float(v) for k, v in metrics.items()}
+    report = per_class_report(probs.argmax(-1), labels, names)
 
     out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else run_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{cfg.split}_metrics.json").write_text(json.dumps({"ckpt_path": str(ckpt), **metrics}, indent=2))
-    raw, names = datamodule.raw_splits[cfg.split], module.model.config.id2label
+    (out_dir / f"{cfg.split}_metrics.json").write_text(json.dumps(
+        {"ckpt_path": str(ckpt), "step": step, "epoch": epoch, **metrics, **report}, indent=2))
+    plot_confusion_matrix(report["confusion_matrix"]["matrix"], names, out_dir / f"{cfg.split}_confusion_matrix.png",
+                          title=f"{cfg.split}, step {step}")
+    raw, id2label = datamodule.raw_splits[cfg.split], module.model.config.id2label
     with open(out_dir / f"{cfg.split}_predictions.jsonl", "w") as f:
         for i, (p, y) in enumerate(zip(probs.tolist(), labels.tolist(), strict=True)):
             record = {"index": i, "text": raw[i][datamodule.text_column]}
             if datamodule.text_pair_column:
                 record["text_pair"] = raw[i][datamodule.text_pair_column]
-            record |= {"label": names[y], "prediction": names[max(range(len(p)), key=p.__getitem__)],
-                       "probabilities": {names[j]: round(q, 6) for j, q in enumerate(p)}}
+            record |= {"label": id2label[y], "prediction": id2label[max(range(len(p)), key=p.__getitem__)],
+                       "probabilities": {id2label[j]: round(q, 6) for j, q in enumerate(p)}}
             f.write(json.dumps(record) + "\n")
-    log.info("%s: %s (written to %s)", cfg.split, metrics, out_dir)
+    log.info("%s (step %d, epoch %d): %s", cfg.split, step, epoch,
+             ", ".join(f"{k.split('/', 1)[1]} {v:.4f}" for k, v in metrics.items()))
+    for name, scores in report["per_class"].items():
+        log.info("  %-20s precision %.4f  recall %.4f  F1 %.4f  support %d", name, scores["precision"],
+                 scores["recall"], scores["f1"], scores["support"])
+    log.info("Written to %s", out_dir)
     return metrics
 
 

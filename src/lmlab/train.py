@@ -72,6 +72,7 @@ def train(cfg: DictConfig) -> float | None:
     from lightning.pytorch.trainer.states import TrainerStatus
     from lightning.pytorch.utilities import rank_zero_only
 
+    from lmlab.console import quiet_third_party
     from lmlab.distributed import apply_global_batch_size
     from lmlab.hydra_ddp import use_job_overrides_for_ddp_children
     from lmlab.resume import mark_finished, plan_resume, record_resume
@@ -84,10 +85,7 @@ def train(cfg: DictConfig) -> float | None:
     from lmlab.utils.rich_utils import print_config_tree
 
     keep_freed_memory()  # before training allocates: no page faults on each step's large tensors
-
-    # Lightning adds its own console handler; Hydra's root handlers already print (and write train.log).
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).handlers.clear()
+    quiet_third_party()  # Lightning's lines once, no third-party progress bars or fresh-head load reports
     if rank_zero_only.rank != 0:  # ranks started by srun or torchrun: rank 0 alone writes the run's train.log
         drop_file_logging()  # begin_launch held the file handler back; this rank never gets it
 

@@ -18,12 +18,16 @@ from lmlab.errors import LmlabError
 log = logging.getLogger(__name__)
 
 
-def label_names_of(dataset, label_column: str) -> list[str]:
-    """Label names a dataset declares (a `ClassLabel` feature), else its sorted distinct values."""
-    feature = dataset.features[label_column]
+def label_names_of(datasets: list, label_column: str) -> list[str]:
+    """Label names the datasets declare (a `ClassLabel` feature), else the distinct values of all of them,
+    sorted (numerically when all are integers): the same order whatever the file order, so ids stay stable."""
+    feature = datasets[0].features[label_column]
     if hasattr(feature, "names"):
         return list(feature.names)
-    return sorted({str(v) for v in dataset[label_column]})
+    values = {v for dataset in datasets for v in dataset[label_column]}
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return [str(v) for v in sorted(values)]
+    return sorted({str(v) for v in values})
 
 
 def encode_labels(values: list, labels: list[str], names: list[str] | None, split: str, column: str) -> list[int]:
@@ -83,6 +87,7 @@ class ClassificationDataModule(L.LightningDataModule):
         vocab_size: int = 8192,
         max_length: int = 128,
         max_examples: int | None = None,
+        max_documents: int | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -94,7 +99,9 @@ class ClassificationDataModule(L.LightningDataModule):
         self.declared_labels = list(labels) if labels else None
         self.splits = tuple(splits)
         self.tokenizer_name, self.init_from = tokenizer, init_from
-        self.vocab_size, self.max_length, self.max_examples = vocab_size, max_length, max_examples
+        # max_documents: the pretraining data's name for the same cut, which debug=fast sets for every task
+        self.vocab_size, self.max_length = vocab_size, max_length
+        self.max_examples = max_examples or max_documents
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers = num_workers
         self.cache_dir = Path(cache_dir)
@@ -131,12 +138,12 @@ class ClassificationDataModule(L.LightningDataModule):
 
     @cached_property
     def labels(self) -> list[str]:
-        """Label names in id order: data.labels, else what the source or the train split declares."""
+        """Label names in id order: data.labels, else what the source declares, else inferred from the splits."""
         if self.declared_labels:
             return self.declared_labels
         if hasattr(self.source, "label_names"):
             return self.source.label_names()
-        return label_names_of(self.raw_splits["train"], self.label_column)
+        return label_names_of(list(self.raw_splits.values()), self.label_column)
 
     def module_kwargs(self) -> dict:
         """What the LightningModule needs from the data: the label names (checked against every split)."""

@@ -53,15 +53,29 @@ class HubSplits:
 
 @dataclass
 class LocalSplits:
-    """Local CSV/TSV/JSON Lines/Parquet files, one per split, under a directory `path`."""
+    """Local CSV/TSV/JSON Lines/Parquet files, one per split, under a directory `path`.
+
+    `files` maps a split to its file name; a split mapped to null (or absent from `files`, which is null by
+    default) is found as `<path>/<split>.<csv|tsv|jsonl|json|parquet>`. CSV and TSV files start with a header row.
+    """
 
     path: str
-    files: dict[str, str] = field(default_factory=lambda: {"train": "train.csv", "validation": "validation.csv"})
+    files: dict[str, str | None] | None = None
 
     def file(self, split: str) -> Path:
-        if split not in self.files:
-            raise LmlabError(f"data.source.files has no {split!r} entry (has {sorted(self.files)})")
-        file = Path(self.path).expanduser() / self.files[split]
+        directory = Path(self.path).expanduser()
+        name = (self.files or {}).get(split)
+        if name is None:
+            if self.files is not None and split not in self.files:
+                raise LmlabError(f"data.source.files has no {split!r} entry (has {sorted(self.files)})")
+            found = sorted(directory.glob(f"{split}.*"), key=lambda f: f.suffix)
+            found = [f for f in found if f.suffix in _BUILDERS]
+            if len(found) != 1:
+                what = "no" if not found else f"{len(found)} ({', '.join(f.name for f in found)})"
+                raise LmlabError(f"data.source.path={self.path!r} holds {what} {split} file "
+                                 f"({split}{'|'.join(sorted(_BUILDERS))}); name one with data.source.files.{split}=...")
+            return found[0]
+        file = directory / name
         if not file.is_file():
             raise LmlabError(f"data.source: the {split} file {str(file)!r} does not exist")
         if file.suffix not in _BUILDERS:
@@ -84,8 +98,15 @@ class LocalSplits:
             raise LmlabError(f"data.source: {str(file)!r} could not be read: {_first_line(_root_cause(e))}") from e
 
     def fingerprint(self) -> str:
+        """Names, sizes and times of the split files; a test split that is not there is left out."""
         digest = hashlib.sha256()
-        for split in sorted(self.files):
-            stat = self.file(split).stat()
-            digest.update(f"{split}\0{self.file(split)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        for split in sorted(self.files or ("train", "validation", "test")):
+            try:
+                file = self.file(split)
+            except LmlabError:
+                if split == "test" and (self.files or {}).get(split) is None:
+                    continue  # only lmlab-eval split=test needs it
+                raise
+            stat = file.stat()
+            digest.update(f"{split}\0{file}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         return digest.hexdigest()[:16]

@@ -8,12 +8,13 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from lmlab.metrics import classification_metrics
+from lmlab.metrics import classification_metrics, per_class_f1
 from lmlab.modules.base import HFModelModule
 
 
 class SequenceClassificationModule(HFModelModule):
-    """Sequence classification; logs loss, accuracy, macro F1 and MCC (torchmetrics) for train and validation.
+    """Sequence classification; logs loss, accuracy, macro F1 and MCC (torchmetrics) for train and validation,
+    and at validation the F1 of each class (`val/f1/<label>`).
 
     `labels` (names, in id order) go into the model config as id2label/label2id, so an exported model and
     `lmlab-eval`'s predictions carry names. `model.init_from` (a pretraining run, checkpoint, HF directory
@@ -23,7 +24,7 @@ class SequenceClassificationModule(HFModelModule):
     auto_class = AutoModelForSequenceClassification
 
     def __init__(self, model: Mapping[str, Any], *args, labels: list[str], cache_dir: str = "outputs/.cache",
-                 **kwargs):
+                 tokenizer=None, **kwargs):
         from lmlab.init_from import resolve_init_from
 
         if model.get("init_from"):
@@ -31,15 +32,20 @@ class SequenceClassificationModule(HFModelModule):
         for key in ("num_labels", "id2label", "label2id"):  # derived from labels (present when reloading hparams)
             kwargs.pop(key, None)
         labels = list(labels)
-        super().__init__(model, *args, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        super().__init__(model, *args, tokenizer=tokenizer, num_labels=len(labels), id2label=dict(enumerate(labels)),
                          label2id={name: i for i, name in enumerate(labels)}, **kwargs)
         # Hydra's instantiate turns the label maps into DictConfigs inside the model config; save_pretrained
         # needs plain dicts.
         self.model.config.id2label = dict(enumerate(labels))
         self.model.config.label2id = {name: i for i, name in enumerate(labels)}
+        if tokenizer is not None and tokenizer.pad_token_id is not None:
+            # a decoder (GPT-2, Llama) pools its last token that is not padding: it must know the collator's pad
+            self.model.config.pad_token_id = tokenizer.pad_token_id
         self.train_metrics = classification_metrics(len(labels), "train/")
         self.val_metrics = classification_metrics(len(labels), "val/")
         self.test_metrics = classification_metrics(len(labels), "test/")
+        self.val_f1_per_class = per_class_f1(len(labels))
+        self.label_names = labels
 
     def forward(self, batch: dict[str, torch.Tensor]):
         return self.model(**batch)
@@ -52,16 +58,25 @@ class SequenceClassificationModule(HFModelModule):
         return output.loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_metrics, "val/loss")
+        preds = self._evaluate(batch, self.val_metrics, "val/loss")
+        self.val_f1_per_class.update(preds, batch["labels"])
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self.val_f1_per_class.compute()  # over the whole split (and every rank)
+        self.val_f1_per_class.reset()
+        for name, score in zip(self.label_names, scores, strict=True):
+            self.log(f"val/f1/{name}", score)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.test_metrics, "test/loss")
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], metrics, loss_name: str) -> None:
+    def _evaluate(self, batch: dict[str, torch.Tensor], metrics, loss_name: str) -> torch.Tensor:
         output = self(batch)
-        metrics.update(output.logits.argmax(dim=-1), batch["labels"])
+        preds = output.logits.argmax(dim=-1)
+        metrics.update(preds, batch["labels"])
         self.log(loss_name, output.loss, batch_size=len(batch["labels"]))
         self.log_dict(metrics, prog_bar=True)  # epoch-level: torchmetrics computes over the whole split
+        return preds
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         logits = self.model(**{k: v for k, v in batch.items() if k != "labels"}).logits

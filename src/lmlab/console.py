@@ -1,0 +1,47 @@
+"""What the console shows: lmlab's own lines once each, without third-party noise.
+
+Hydra's handlers print every log record (and write train.log); Lightning adds its own console handler,
+which would print its lines a second time. Progress bars of `datasets` and `transformers` are redrawn
+frames, useless (and garbled) in a batch job's log. transformers 5 prints a "LOAD REPORT" warning whenever a
+classification head starts fresh, which is the point of fine-tuning, not a problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+# Sequence-classification heads that from_pretrained initialises fresh (BERT, DistilBERT, RoBERTa, GPT-2, Llama)
+FRESH_HEAD = re.compile(r"(^|\.)(classifier|score|pre_classifier|pooler)\.")
+# Pretraining heads that a classifier leaves out when it loads a CLM or MLM body
+DROPPED_HEAD = re.compile(r"(^|\.)(lm_head|cls|predictions|vocab_\w+)\.")
+
+
+class FreshHeadReport(logging.Filter):
+    """Drops transformers' load report when all it lists is a fresh classification head (MISSING) and an
+    unused pretraining head (UNEXPECTED); a report naming any other weight is kept, since that one matters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "LOAD REPORT" not in message:
+            return True
+        rows = [[cell.strip() for cell in line.split("|")] for line in message.splitlines() if "|" in line]
+        rows = [(row[0], row[1]) for row in rows if len(row) > 1 and row[1] in ("MISSING", "UNEXPECTED")]
+        expected = [FRESH_HEAD.search(key) if status == "MISSING" else DROPPED_HEAD.search(key) for key, status in rows]
+        return not (rows and all(expected))
+
+
+def quiet_third_party() -> None:
+    """Called once at the start of `lmlab-train` and `lmlab-eval` (idempotent)."""
+    import datasets
+    import transformers
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).handlers.clear()
+    model_logger = logging.getLogger("transformers.modeling_utils")
+    if not any(isinstance(f, FreshHeadReport) for f in model_logger.filters):
+        model_logger.addFilter(FreshHeadReport())
+    if not sys.stdout.isatty():
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
