@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY, compose, metric_series, run_cli, train_in_process
-from resume_helpers import assert_same_params, completed_run, kill_group, launch, wait_for_step
+from resume_helpers import assert_same_params, completed_run
+from test_resume_e2e import TEST_CALLBACKS
 from test_sft import SFT_TINY
 
 from lmlab.adapters import save_model
@@ -104,17 +105,16 @@ LORA_RUN = [*SFT_TINY, "peft=lora", "peft.lora_dropout=0.1", "model.config.resid
 
 @pytest.mark.slow
 def test_lora_checkpoint_is_small_and_kill_and_resume_is_bitwise_exact(tmp_path, cache_dir):
-    """Acceptance 2: a LoRA run killed at step 5 and resumed ends bitwise equal to an uninterrupted one (its
-    adapter and its merged export); its checkpoint is < 15% of the full model's size."""
+    """Acceptance 2: a LoRA run killed right after step 5's checkpoint and resumed ends bitwise equal to an
+    uninterrupted one (its adapter and its merged export); its checkpoint is < 15% of the full model's size."""
     from safetensors.torch import load_file
 
     (tmp_path / "reference").mkdir()
     reference = completed_run(tmp_path / "reference", LORA_RUN, cache_dir)
-    run_dir, log = tmp_path / "run", tmp_path / "train.log"
-    args = [*LORA_RUN, f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}"]
-    with launch(args, tmp_path, log) as process:
-        wait_for_step(run_dir, 5, process)
-        kill_group(process)
+    kill = ["+callbacks.kill._target_=signal_at_step.SigkillAfterStep", "+callbacks.kill.step=5"]
+    killed = run_cli([*LORA_RUN, *kill, f"run_dir={tmp_path / 'run'}", f"paths.cache_dir={cache_dir}"], tmp_path,
+                     env=TEST_CALLBACKS)
+    assert killed.returncode == -9, killed.stderr[-3000:]
     resumed = completed_run(tmp_path, LORA_RUN, cache_dir)
     assert "Resuming from" in (resumed / "train.log").read_text()
     assert_same_params(reference, resumed)
