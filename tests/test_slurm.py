@@ -85,9 +85,13 @@ def test_slurm_multirun_runs_both_jobs_and_compare_tables_them(tmp_path, cache_d
 def test_usr1_preemption_checkpoints_requeues_and_resumes_exactly(tmp_path, cache_dir):
     reference = completed_run(fresh_dir(tmp_path / "reference"), RUN, cache_dir)
     run_dir = tmp_path / "run"
-    command = lmlab_train([*RUN, f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}"])
-    job = sbatch(tmp_path / "job.sh", [f"exec {command}"], "--ntasks=1", "--cpus-per-task=1", "--requeue")
-    wait_for(lambda: any((run_dir / "checkpoints").glob("step00000[3-9].ckpt")), 300, "step 3", job)
+    # steps slowed to 0.3 s (the weights do not change): the signal lands mid-run, not after the end
+    slow = ["+callbacks.slow._target_=slow_steps.SlowSteps", "+callbacks.slow.seconds=0.3"]
+    command = lmlab_train([*RUN, *slow, f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}"])
+    job = sbatch(tmp_path / "job.sh", [f"export PYTHONPATH={Path(__file__).parent}", f"exec {command}"],
+                 "--ntasks=1", "--cpus-per-task=1", "--requeue")
+    wait_for(lambda: any(int(p.stem[4:]) >= 3 for p in (run_dir / "checkpoints").glob("step*.ckpt")), 300,
+             "step 3", job)
     subprocess.run(["scancel", "--signal=USR1", "--batch", job], check=True)
     wait_for(lambda: (run_dir / "finished.json").is_file(), 400, "finished run", job)
     log = "".join(p.read_text() for p in tmp_path.glob("slurm-*.out"))
