@@ -15,6 +15,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,8 @@ def check(name: str, base: list[str], out: Path) -> dict:
     result["second_rc"] = launch([*overrides, f"trainer.max_steps={STEPS + 5}", "resume=force"], out / f"{name}-2.log")
     second = json.loads((run_dir / "finished.json").read_text()) if (run_dir / "finished.json").is_file() else {}
     resumes = (run_dir / "resumes.jsonl").read_text().splitlines() if (run_dir / "resumes.jsonl").is_file() else []
-    with (run_dir / "metrics.csv").open() as f:
+    metrics = run_dir / "metrics.csv"
+    with metrics.open() if metrics.is_file() else open(os.devnull) as f:
         losses = [(int(r["step"]), float(r["train/loss"])) for r in csv.DictReader(f) if r.get("train/loss")]
     resumed_losses = [v for step, v in losses if step >= STEPS]  # logged by the resumed launch
     result.update(steps=[first.get("global_step"), second.get("global_step")], resumed=len(resumes) == 1,

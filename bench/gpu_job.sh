@@ -2,25 +2,45 @@
 # Issue 10's GPU measurements, from the project root on a GPU machine (../shared/gpu/README.md):
 #   bash bench/gpu_job.sh bench    # train_throughput GPT-2 124M, nanoGPT's bench.py compiled, then Llama 124M
 #   bash bench/gpu_job.sh checks   # every GPU path trains, checkpoints and resumes (bench/gpu_checks.py)
+#   bash bench/gpu_job.sh all      # both, most important first, each part time-limited (one device call)
 # It needs .gpu/ (made here by `bash ../shared/gpu/stage.sh`; git-ignored, so send it along). Logs and JSON
 # go to $OUT (the device tool's return folder) or outputs/gpu; ROUNDS=3 for more interleaved rounds.
 set -uo pipefail
 source .gpu/setup.sh || exit 1
-out=${OUT:-outputs/gpu}
-mkdir -p "$out"
+final=${OUT:-outputs/gpu}
+out=/tmp/lmlab-gpu-job  # everything here; $final gets the summaries and one archive of all the logs
+mkdir -p "$out" "$final"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv | tee "$out/gpu.txt"
+
+bench() {  # $1: model, $2: time limit (s), then train_throughput's options
+  local model=$1 limit=$2; shift 2
+  timeout "$limit" python3 bench/train_throughput.py "$@" --rounds "${ROUNDS:-1}" --model "$model" --json "$out/$model.json" \
+    --log-dir "$out/$model-workers" 2>&1 | tee "$out/$model.log"
+}
+nanogpt() {  # the anchor: nanoGPT @3adf61e unmodified; its MFU assumes an A100 (312 TFLOP/s): x 312/989.4
+  (cd .gpu/nanogpt && timeout "$1" python3 bench.py --real_data=False --compile=True --batch_size=16) 2>&1 \
+    | tee "$out/nanogpt-compiled.log"
+}
+checks() {  # the four checks side by side (one GPU has room for all); graph breaks logged for the compiled one
+  for name in preset compile fp16 fsdp; do
+    TORCH_LOGS=graph_breaks timeout "$1" python3 bench/gpu_checks.py --only "$name" --out "/tmp/lmlab-gpu-checks/$name" \
+      > "$out/checks-$name.log" 2>&1 &
+  done
+  wait
+  cat "$out"/checks-*.log
+  for name in preset compile fp16 fsdp; do  # logs and metrics, not the checkpoints
+    mkdir -p "$out/checks/$name"
+    cp /tmp/lmlab-gpu-checks/$name/*.log /tmp/lmlab-gpu-checks/$name/*.json /tmp/lmlab-gpu-checks/$name/$name/metrics.csv \
+      "$out/checks/$name/" 2>/dev/null
+  done
+}
+
 case "${1:-bench}" in
-  bench)
-    python3 bench/train_throughput.py --rounds "${ROUNDS:-1}" --json "$out/gpt2-124m.json" 2>&1 | tee "$out/gpt2-124m.log"
-    # the anchor: nanoGPT @3adf61e unmodified; its MFU assumes an A100 (312 TFLOP/s): x 312/989.4 for an H100
-    (cd .gpu/nanogpt && python3 bench.py --real_data=False --compile=True --batch_size=16) 2>&1 \
-      | tee "$out/nanogpt-compiled.log"
-    python3 bench/train_throughput.py --rounds "${ROUNDS:-1}" --model llama-124m --json "$out/llama-124m.json" 2>&1 \
-      | tee "$out/llama-124m.log"
-    ;;
-  checks)
-    python3 bench/gpu_checks.py --out /tmp/lmlab-gpu-checks 2>&1 | tee "$out/checks.log"
-    cp /tmp/lmlab-gpu-checks/*.log /tmp/lmlab-gpu-checks/gpu_checks.json "$out/" 2>/dev/null
-    ;;
-  *) echo "usage: bash bench/gpu_job.sh bench|checks" >&2; exit 2 ;;
+  bench) bench gpt2-124m 900; nanogpt 600; bench llama-124m 900 ;;
+  checks) checks 900 ;;
+  all) bench gpt2-124m 220; nanogpt 100; checks 140; bench llama-124m 130 --variants lmlab raw ;;
+  *) echo "usage: bash bench/gpu_job.sh bench|checks|all" >&2; exit 2 ;;
 esac
+echo "done after ${SECONDS}s"
+cp "$out"/*.json "$out"/*.log "$out"/gpu.txt "$final/" 2>/dev/null
+tar czf "$final/logs.tar.gz" -C "$out" .

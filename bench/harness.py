@@ -83,14 +83,25 @@ def run_worker(script: str, variant: str, spec_file: Path, out_file: Path, log_f
 
 
 def interleaved(variants: list[str], rounds: int, run) -> dict[str, list[dict]]:
-    """A B C A B C …: machine drift hits every variant alike; returns each variant's results by round."""
+    """A B C A B C …: machine drift hits every variant alike; returns each variant's results by round.
+
+    A variant that fails is reported (its log's tail) and left out of the later rounds and the result, so
+    one broken baseline does not cost the others' figures."""
     results: dict[str, list[dict]] = {v: [] for v in variants}
+    failed: set[str] = set()
     for r in range(rounds):
         for v in variants:
-            results[v].append(run(v, r))
+            if v in failed:
+                continue
+            try:
+                results[v].append(run(v, r))
+            except RuntimeError as error:
+                print(f"  round {r + 1}/{rounds} {v:6s} FAILED: {error}", file=sys.stderr, flush=True)
+                failed.add(v)
+                continue
             print(f"  round {r + 1}/{rounds} {v:6s} {results[v][-1]['tokens_per_sec']:10.0f} tokens/s",
                   file=sys.stderr, flush=True)
-    return results
+    return {v: rs for v, rs in results.items() if v not in failed}
 
 
 def paired_ratios(results: dict[str, list[dict]], a: str, b: str, key: str) -> list[float]:
@@ -177,7 +188,8 @@ def run_lmlab_cli(spec: dict, out: str, tokens_per_step: int) -> None:
 
     run_dir = Path(spec["work"]) / f"lmlab-run-{Path(out).stem}"
     sys.argv = ["lmlab-train", *spec["overrides"], f"run_dir={run_dir}", "resume=never",
-                f"trainer.val_check_interval={spec['steps']}", "trainer.limit_val_batches=1",
+                f"trainer.val_check_interval={spec['steps']}",
+                f"trainer.limit_val_batches={spec.get('val_batches', 1)}",
                 "+callbacks.bench_clock._target_=lmlab_clock.LightningStepClock",
                 f"+callbacks.bench_clock.output_file={out}", f"+callbacks.bench_clock.warmup={spec['warmup']}",
                 f"+callbacks.bench_clock.steps={spec['steps']}",

@@ -55,7 +55,8 @@ def profiles(quick: bool, gpu: bool, model: str = GPU_MODELS[0]) -> dict:
                 "block": 64, "batch": 8, "warmup": 2, "measured": 4, "rounds": 1}
     if gpu:  # a 124M model with GPT-2's vocabulary size, from scratch, as experiment=pretrain_gpu trains it
         return {"overrides": ["experiment=pretrain_gpu", f"model={model}"], "block": 1024, "batch": 16,
-                "warmup": 10, "measured": 30, "rounds": 5}
+                "warmup": 10, "measured": 30, "rounds": 5,
+                "val_batches": 0}  # no validation after the timed steps: its compiled graph costs device time only
     return {"overrides": ["model.config.n_layer=4", "model.config.n_embd=256", "model.config.n_head=4"],
             "block": 256, "batch": 8, "warmup": 3, "measured": 10, "rounds": 5}
 
@@ -98,7 +99,8 @@ def make_spec(args, work: Path) -> dict:
     return {
         "overrides": overrides, "work": str(work), "model_config": model_config,
         "train_dir": str(datamodule.datasets["train"].entry_dir),
-        "block": p["block"], "batch": p["batch"], "warmup": p["warmup"], "steps": steps, "rounds": p["rounds"],
+        "block": p["block"], "batch": p["batch"], "val_batches": p.get("val_batches", 1),
+        "warmup": p["warmup"], "steps": steps, "rounds": p["rounds"],
         "seed": cfg.seed, "bf16": "bf16" in str(cfg.trainer.precision), "clip": cfg.trainer.gradient_clip_val,
         "peak_flops": peak_flops(args.peak_tflops),
         "optimizer": {k: optimizer[k] for k in ("lr", "betas", "eps", "weight_decay")},
@@ -222,11 +224,10 @@ def report(spec: dict, results: dict[str, list[dict]]) -> dict:
     tokens_per_step = spec["batch"] * spec["block"]
     per_token = model_flops_per_token(spec)
     peak = spec.get("peak_flops")
-    mfu = {v: statistics.median(r["tokens_per_sec"] for r in results[v]) * per_token / peak
-           for v in VARIANTS} if peak else {}
+    mfu = {v: statistics.median(r["tokens_per_sec"] for r in rs) * per_token / peak
+           for v, rs in results.items()} if peak else {}
     rows = []
-    for v in VARIANTS:
-        rs = results[v]
+    for v, rs in results.items():
         rows.append([LABELS[v], spread([r["tokens_per_sec"] for r in rs], "{:.0f}"),
                      spread([1000 * tokens_per_step / r["tokens_per_sec"] for r in rs], "{:.1f}"),
                      f"{mfu[v]:.1%}" if peak else "n/a",
@@ -234,20 +235,22 @@ def report(spec: dict, results: dict[str, list[dict]]) -> dict:
                      spread([r["peak_memory_mb"] for r in rs], "{:.0f}"), f"{rs[0]['first_loss']:.4f}"])
     steps = f"{spec['steps'] - spec['warmup']} measured steps after {spec['warmup']} warm-up"
     print_table(f"Training throughput: batch {spec['batch']} x block {spec['block']}, {steps}, "
-                f"{len(results['lmlab'])} interleaved rounds",
+                f"{max(map(len, results.values()))} interleaved rounds",
                 ["variant", "tokens/s", "ms/step", "MFU", "time to first step (s)", "peak memory (MB)",
                  "first-step loss"], rows)
-    vs_raw = paired_ratios(results, "lmlab", "raw", "tokens_per_sec")
-    vs_hf = paired_ratios(results, "lmlab", "hf", "tokens_per_sec")
-    line = (f"lmlab / raw PyTorch loop: {spread(vs_raw)}x tokens/s; lmlab / HF Trainer: {spread(vs_hf)}x "
-            f"(median (range) of {len(vs_raw)} paired rounds; {machine()})")
+    vs_raw, vs_hf = (paired_ratios(results, "lmlab", b, "tokens_per_sec") if {"lmlab", b} <= results.keys()
+                     else [] for b in ("raw", "hf"))
+    line = (f"lmlab / raw PyTorch loop: {spread(vs_raw) + 'x' if vs_raw else 'n/a'} tokens/s; lmlab / HF Trainer: "
+            f"{spread(vs_hf) + 'x' if vs_hf else 'n/a'} (median (range) of {len(vs_raw or vs_hf)} paired rounds; "
+            f"{machine()})")
     print(line)
     summary = {"spec": spec, "results": results, "lmlab_vs_raw": vs_raw, "lmlab_vs_hf": vs_hf, "readme_line": line,
                "flops_per_token": per_token, "mfu": mfu}
     if peak:
         print(f"MFU: (6·N + 12·L·H·T) = {per_token / 1e9:.3f} GFLOP per token over a {peak / 1e12:.1f} TFLOP/s "
               "bf16 peak (counted by this script)")
-        own = [r["lmlab_mfu_per_token_per_sec"] for r in results["lmlab"] if "lmlab_mfu_per_token_per_sec" in r]
+        own = [r["lmlab_mfu_per_token_per_sec"] for r in results.get("lmlab", [])
+               if "lmlab_mfu_per_token_per_sec" in r]
         if own:
             summary["lmlab_reported_mfu"] = statistics.median(
                 r["tokens_per_sec"] for r in results["lmlab"]) * statistics.median(own)
@@ -263,6 +266,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=str(ROOT / "outputs" / ".cache"), help="lmlab's data cache")
     parser.add_argument("--json", help="also write every figure to this file")
     parser.add_argument("--model", choices=GPU_MODELS, default=GPU_MODELS[0], help="the GPU profile's model")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=VARIANTS, help="which to run")
+    parser.add_argument("--log-dir", help="keep each worker's log here (default: only a failure's tail is shown)")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, if not in the table")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -279,8 +284,10 @@ def main() -> None:
         spec["rounds"] = args.rounds or spec["rounds"]
         spec_file = work / "spec.json"
         spec_file.write_text(json.dumps(spec))
-        results = interleaved(VARIANTS, spec["rounds"], lambda v, r: run_worker(
-            __file__, v, spec_file, work / f"{v}-{r}.json", work / f"{v}-{r}.log"))
+        logs = Path(args.log_dir) if args.log_dir else work
+        logs.mkdir(parents=True, exist_ok=True)
+        results = interleaved(args.variants, spec["rounds"], lambda v, r: run_worker(
+            __file__, v, spec_file, work / f"{v}-{r}.json", logs / f"{v}-{r}.log"))
         summary = report(spec, results)
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))

@@ -253,3 +253,32 @@ def test_a_compiled_tiny_run_trains(tmp_path, cache_dir):
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.5
     val = [loss for _, loss in metric_series(tmp_path / "run", "val/loss")]
     assert val[-1] < val[0]
+
+
+@pytest.mark.parametrize(("name", "dtype", "peak"), [
+    ("NVIDIA H200", torch.bfloat16, 989.4e12),            # what an H200 reports; Lightning knows "H200 SXM1" only
+    ("NVIDIA H100 80GB HBM3", torch.bfloat16, 989.4e12),  # Lightning's own table
+    ("NVIDIA H200", torch.float32, None),
+])
+def test_speed_monitor_knows_the_peak_of_the_gpus_lmlab_is_measured_on(monkeypatch, name, dtype, peak):
+    from lmlab.callbacks.speed import device_peak_flops
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    assert device_peak_flops(torch.device("cuda"), dtype) == pytest.approx(peak)
+
+
+def test_mfu_count_of_the_padded_124m_model_agrees_with_the_benchmarks_unpadded_count():
+    """SpeedMonitor counts the trained (padded) model; bench/train_throughput.py the unpadded one: within 0.1%."""
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    from lmlab.models import flops_per_token
+
+    def count(vocab_size: int) -> float:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(GPT2Config(vocab_size=vocab_size))
+        return flops_per_token(model, 1024)
+
+    padded, unpadded = count(padded_vocab_size(50257, 64)), count(50257)
+    assert padded == pytest.approx(unpadded, rel=1e-3) and padded > unpadded
+    params = 124_439_808  # GPT-2 small, tied embeddings, vocabulary 50257
+    assert unpadded == 6 * params + 12 * 12 * 768 * 1024

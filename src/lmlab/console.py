@@ -34,7 +34,6 @@ class FreshHeadReport(logging.Filter):
 
 def quiet_third_party() -> None:
     """Called once at the start of `lmlab-train` and `lmlab-eval` (idempotent)."""
-    import datasets
     import transformers
 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
@@ -43,5 +42,9 @@ def quiet_third_party() -> None:
     if not any(isinstance(f, FreshHeadReport) for f in model_logger.filters):
         model_logger.addFilter(FreshHeadReport())
     if not sys.stdout.isatty():
-        datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
+        try:  # training from lmlab's token cache needs no `datasets` (GPU images often lack it)
+            import datasets
+        except ImportError:
+            return
+        datasets.disable_progress_bars()

@@ -11,6 +11,22 @@ import torch
 from lmlab.models import flops_per_token
 
 
+# Dense 16-bit tensor-core peaks (FLOP/s) of GPUs that Lightning's table misses under the name they report:
+# "NVIDIA H200" (Lightning knows only "H200 SXM1"/"NVL1"), whose compute is the H100 SXM's.
+HALF_PRECISION_PEAKS = {"h200": 989.4e12}
+
+
+def device_peak_flops(device: torch.device, dtype: torch.dtype) -> float | None:
+    """The GPU's peak FLOP/s for `dtype`: Lightning's table, then `HALF_PRECISION_PEAKS`; None if unknown."""
+    from lightning.fabric.utilities.throughput import get_available_flops
+
+    peak = get_available_flops(device, dtype)
+    if peak is None and dtype in (torch.bfloat16, torch.float16):
+        name = torch.cuda.get_device_name(device).lower()
+        peak = next((flops for key, flops in HALF_PRECISION_PEAKS.items() if key in name), None)
+    return peak
+
+
 class SpeedMonitor(L.Callback):
     """Logs `train/tokens_per_sec` over a sliding window of steps (all ranks) and `train/mfu`.
 
@@ -29,11 +45,9 @@ class SpeedMonitor(L.Callback):
         self._times.clear()
         self._tokens.clear()
         if self.peak_flops is None and trainer.strategy.root_device.type == "cuda":
-            from lightning.fabric.utilities.throughput import get_available_flops
-
             precision = str(trainer.precision)
             dtype = torch.bfloat16 if "bf16" in precision else torch.float16 if "16" in precision else torch.float32
-            self.peak_flops = get_available_flops(trainer.strategy.root_device, dtype)
+            self.peak_flops = device_peak_flops(trainer.strategy.root_device, dtype)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
