@@ -65,10 +65,13 @@ BAD_INPUTS = [
     (["data=files", "data.source.train=/no/such/corpus/*.txt"], "data.source.train='/no/such/corpus/*.txt'"),
     (["model=gpt2", "model.pretrained=no-such-org/no-such-model"], "model.pretrained='no-such-org/no-such-model'"),
     (["data.block_size=4096"], "data.block_size=4096"),
+    (["trainer.max_step=10"], "'trainer.max_step'"),  # a misspelt key: Hydra cannot compose it
+    (["model=gpt5"], "'model/gpt5'"),                  # a config group option that does not exist
 ]
 
 
-@pytest.mark.parametrize(("overrides", "named"), BAD_INPUTS, ids=["data-path", "model-name", "block-size"])
+@pytest.mark.parametrize(("overrides", "named"), BAD_INPUTS,
+                         ids=["data-path", "model-name", "block-size", "unknown-key", "unknown-option"])
 def test_bad_input_is_one_line_error_and_leaves_earlier_run_intact(project, overrides, named):
     run_dir = project / "outputs" / "clm" / "first"
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
@@ -80,3 +83,19 @@ def test_bad_input_is_one_line_error_and_leaves_earlier_run_intact(project, over
     assert "Traceback" not in result.stderr
     after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != "train.log"}
     assert after == {p: b for p, b in before.items() if p.name != "train.log"}
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("optimizer.lrr=1e-3", "Could not override 'optimizer.lrr'. To append to your config use +optimizer.lrr=1e-3"),
+    ("model=gpt5", "Available options in 'model': bert-tiny gpt2"),
+    ("model=gpt2-tiny,bert-tiny", "To sweep over it, add --multirun"),
+    ("wandb.api_key=sk-abcdefghij123456", "Could not override 'wandb.api_key'"),
+])
+def test_an_override_hydra_cannot_compose_is_one_line_with_status_2(tmp_path, override, expected):
+    result = run_cli([override], cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr  # one line
+    assert result.stderr.startswith("error: ") and expected in result.stderr
+    assert "abcdefghij123456" not in result.stderr  # a secret value is masked
+    assert not (tmp_path / "outputs").exists()  # nothing ran

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from lmlab.config import config_dir, register_resolvers
+from lmlab.config import check_overrides, config_dir, register_resolvers
 from lmlab.errors import LmlabError
 
 log = logging.getLogger("lmlab")
@@ -94,6 +95,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    check_overrides("eval", sys.argv[1:])  # a bad override: one line, status 2
     _hydra_main()
 
 

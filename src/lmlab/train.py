@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from lmlab.config import config_dir, register_resolvers
+from lmlab.config import check_overrides, config_dir, register_resolvers
 from lmlab.errors import LmlabError
 from lmlab.runs.lifecycle import begin_launch, claim_run_dir, end_launch, environment_error, start_training
 from lmlab.runs.logfile import drop_file_logging
@@ -200,6 +200,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    check_overrides("train", sys.argv[1:])  # a bad override: one line, status 2
     _hydra_main()
 
 

@@ -10,7 +10,6 @@ import torch
 
 from lmlab.models import flops_per_token
 
-
 # Dense 16-bit tensor-core peaks (FLOP/s) of GPUs that Lightning's table misses under the name they report:
 # "NVIDIA H200" (Lightning knows only "H200 SXM1"/"NVL1"), whose compute is the H100 SXM's.
 HALF_PRECISION_PEAKS = {"h200": 989.4e12}
