@@ -14,7 +14,7 @@ from lmlab.config import minilm_path
 from lmlab.data.classification import ClassificationDataModule, encode_labels
 from lmlab.data.classification_sources import LocalSplits
 from lmlab.errors import LmlabError
-from lmlab.metrics import classification_metrics
+from lmlab.modules.metrics import classification_metrics
 
 
 def hand_metrics(preds: np.ndarray, target: np.ndarray, k: int) -> dict[str, float]:
@@ -135,7 +135,7 @@ def test_init_from_loads_the_pretrained_body_and_a_new_head(tmp_path):
 
 
 def test_init_from_a_directory_that_is_no_run_is_an_error(tmp_path):
-    from lmlab.init_from import resolve_init_from
+    from lmlab.models.init_from import resolve_init_from
 
     (tmp_path / "notarun").mkdir()
     with pytest.raises(LmlabError, match="notarun.*is not an lmlab run directory"):

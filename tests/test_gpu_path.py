@@ -11,10 +11,10 @@ import torch
 from conftest import TINY, metric_series, train_in_process
 from grad_norm_probe import total_norm
 
-from lmlab.losses import next_token_cross_entropy
+from lmlab.models.vocab_padding import pad_token_ids, padded_vocab_size
 from lmlab.modules import CausalLMModule
 from lmlab.modules.clipping import clip_gradients
-from lmlab.vocab_padding import pad_token_ids, padded_vocab_size
+from lmlab.modules.losses import next_token_cross_entropy
 
 TINY_CONFIGS = {
     "gpt2": {"_target_": "transformers.GPT2Config", "n_layer": 2, "n_head": 2, "n_embd": 32, "n_positions": 64},
@@ -229,7 +229,7 @@ def test_compiled_step_is_one_graph_with_head_and_loss(name):
 
 def test_masked_calls_of_a_declared_model_keep_their_mask():
     """Generation and padded batches pass an attention mask: transformers' own mask, as before."""
-    from lmlab.causal_attention import declare_plain_causal
+    from lmlab.models.causal_attention import declare_plain_causal
 
     module = tiny_module("llama").eval()
     input_ids = torch.randint(0, 100, (2, 12))

@@ -13,10 +13,10 @@ from resume_helpers import assert_same_params, completed_run
 from test_resume_e2e import TEST_CALLBACKS
 from test_sft import SFT_TINY
 
-from lmlab.adapters import save_model
 from lmlab.data import SFTDataModule, SyntheticInstructions
 from lmlab.data.tokenizer import train_bpe
 from lmlab.errors import LmlabError
+from lmlab.models.lora import save_model
 
 LORA = {"_target_": "peft.LoraConfig", "r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": None,
         "bias": "none"}

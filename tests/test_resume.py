@@ -10,10 +10,10 @@ import torch
 from conftest import compose
 from omegaconf import OmegaConf
 
-from lmlab.checkpoint_io import AtomicCheckpointIO
 from lmlab.distributed import split_global_batch, world_size
 from lmlab.errors import LmlabError
-from lmlab.resume import config_changes, newest_valid_checkpoint, plan_resume, resume_mode
+from lmlab.runs.checkpoint_io import AtomicCheckpointIO
+from lmlab.runs.resume import config_changes, newest_valid_checkpoint, plan_resume, resume_mode
 
 
 def save(path: Path, step: int) -> Path:

@@ -87,7 +87,7 @@ def test_same_slurm_job_takes_over_its_own_lock_after_a_requeue(tmp_path, monkey
 
 
 def _save(path: Path, state_dict: dict) -> None:
-    from lmlab.checkpoint_io import AtomicCheckpointIO
+    from lmlab.runs.checkpoint_io import AtomicCheckpointIO
 
     AtomicCheckpointIO().save_checkpoint({"global_step": 3, "state_dict": state_dict,
                                           "hyper_parameters": {"hub": {"hf_token": "hf_abcdefgh"}}}, path)
@@ -194,7 +194,7 @@ def test_corpus_that_is_not_text_is_an_error_naming_file_and_byte_offset(tmp_pat
 
 
 def test_a_full_disk_while_saving_a_checkpoint_is_one_line_naming_the_file(tmp_path, monkeypatch):
-    from lmlab import checkpoint_io
+    from lmlab.runs import checkpoint_io
     from lmlab.runs.lifecycle import environment_error
 
     def full(*args, **kwargs):

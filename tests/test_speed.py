@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmlab.losses import IGNORE_INDEX, linear_cross_entropy
+from lmlab.modules.losses import IGNORE_INDEX, linear_cross_entropy
 from lmlab.utils.allocator import keep_freed_memory
 
 

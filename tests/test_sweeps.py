@@ -15,7 +15,7 @@ from test_tracking import QUICK
 from wandb_offline import offline_run
 
 from lmlab.data.cache import cached_dir
-from lmlab.sweeps import sweep_summary
+from lmlab.runs.sweeps import sweep_summary
 
 
 def _ask_for_entry(cache: Path, builders: Path, barrier, results) -> None:

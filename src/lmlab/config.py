@@ -89,7 +89,7 @@ def minilm_path() -> str:
 def register_resolvers() -> None:
     from hydra.types import RunMode
 
-    from lmlab.tracking import wandb_group, wandb_run_name
+    from lmlab.runs.tracking import wandb_group, wandb_run_name
 
     resolvers = {
         "lmlab.run_name": run_name_from_overrides,

@@ -28,9 +28,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     import torch
 
     from lmlab.console import quiet_third_party
-    from lmlab.init_from import is_lmlab_run
-    from lmlab.metrics import classification_metrics, per_class_report, plot_confusion_matrix
+    from lmlab.models.init_from import is_lmlab_run
     from lmlab.modules import SequenceClassificationModule
+    from lmlab.modules.metrics import classification_metrics, per_class_report, plot_confusion_matrix
 
     quiet_third_party()
 

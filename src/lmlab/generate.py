@@ -66,7 +66,7 @@ def check_sampling(args: argparse.Namespace) -> None:
 
 def load_model(source: str, cache_dir: str | None):
     """(model in eval mode, tokenizer) from a run directory, checkpoint, HF directory or hub name."""
-    from lmlab.init_from import is_lmlab_run
+    from lmlab.models.init_from import is_lmlab_run
 
     path = Path(source).expanduser()
     if path.is_file():
@@ -98,7 +98,7 @@ def load_checkpoint(ckpt: Path, cache_dir: str | None):
     import hydra
     from omegaconf import OmegaConf
 
-    from lmlab.init_from import is_lmlab_run
+    from lmlab.models.init_from import is_lmlab_run
 
     run_dir = ckpt.parent.parent
     if ckpt.suffix != ".ckpt" or not is_lmlab_run(run_dir):
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     import torch
     from transformers import TextStreamer
 
-    from lmlab.generation import Sampling, generate
+    from lmlab.models.generation import Sampling, generate
 
     prompts = read_prompts(args)
     check_sampling(args)

@@ -36,8 +36,8 @@ def check_config(cfg: DictConfig) -> None:
     """Cheap checks that would otherwise fail deep inside training (or after data preparation)."""
     from transformers import AutoConfig
 
-    from lmlab.adapters import check_peft_config
     from lmlab.models import context_length
+    from lmlab.models.lora import check_peft_config
 
     check_peft_config(cfg)
     spec = cfg.model
@@ -74,11 +74,11 @@ def train(cfg: DictConfig) -> float | None:
 
     from lmlab.console import quiet_third_party
     from lmlab.distributed import apply_global_batch_size
-    from lmlab.hydra_ddp import use_job_overrides_for_ddp_children
-    from lmlab.resume import mark_finished, plan_resume, record_resume
-    from lmlab.resume import report as report_resume
     from lmlab.runs.guard import RunGuard
-    from lmlab.tracking import log_config
+    from lmlab.runs.hydra_ddp import use_job_overrides_for_ddp_children
+    from lmlab.runs.resume import mark_finished, plan_resume, record_resume
+    from lmlab.runs.resume import report as report_resume
+    from lmlab.runs.tracking import log_config
     from lmlab.utils.allocator import keep_freed_memory
     from lmlab.utils.instantiate import instantiate_named
     from lmlab.utils.provenance import resolved_config, write_provenance
@@ -171,7 +171,7 @@ def run_task(task_fn, cfg: DictConfig) -> float | None:
 def _finish_wandb() -> None:
     """Close any W&B run, so that the next run of a multirun starts its own (and a failure is synced)."""
     if "wandb" in sys.modules:
-        from lmlab.tracking import finish_wandb
+        from lmlab.runs.tracking import finish_wandb
 
         finish_wandb()
 

@@ -1,7 +1,7 @@
 """Export the trained model and tokenizer with `save_pretrained` (loadable by `Auto*.from_pretrained`).
 
 The export holds the tokenizer's vocabulary: pad rows lmlab adds for speed are sliced off
-(`lmlab.vocab_padding`), so the exported model gives the trained model's logits on every real id.
+(`lmlab.models.vocab_padding`), so the exported model gives the trained model's logits on every real id.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
-from lmlab.adapters import save_model
+from lmlab.models.lora import save_model
 from lmlab.runs.integrity import require_finite
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from lmlab.vocab_padding import pad_token_ids
+from lmlab.models.vocab_padding import pad_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 class SampleContinuations(L.Callback):
     """Generates `num_samples` continuations of `prompt`, logs them and appends them to `samples.txt`.
 
-    Pad rows of the model's vocabulary (`lmlab.vocab_padding`) are suppressed: no id beyond the
+    Pad rows of the model's vocabulary (`lmlab.models.vocab_padding`) are suppressed: no id beyond the
     tokenizer is ever sampled. Sampling runs under a forked, fixed-seed RNG, so it never changes the
     training run's random stream (a resumed run stays bitwise equal to an uninterrupted one).
     """

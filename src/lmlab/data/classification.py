@@ -162,7 +162,7 @@ class ClassificationDataModule(L.LightningDataModule):
         """model.init_from's tokenizer, else data.tokenizer, else a byte-level BPE trained on the train split."""
         from transformers import AutoTokenizer
 
-        from lmlab.init_from import resolve_init_from
+        from lmlab.models.init_from import resolve_init_from
 
         if self.init_from:
             return ensure_cls_sep(load_pretrained_tokenizer(resolve_init_from(self.init_from, self.cache_dir)))

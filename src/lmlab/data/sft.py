@@ -126,7 +126,7 @@ class SFTDataModule(L.LightningDataModule):
         split; with a chat template."""
         from transformers import AutoTokenizer
 
-        from lmlab.init_from import resolve_init_from
+        from lmlab.models.init_from import resolve_init_from
 
         if self.init_from:
             return with_chat_template(load_pretrained_tokenizer(resolve_init_from(self.init_from, self.cache_dir)))

@@ -9,15 +9,15 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 
-from lmlab.adapters import (
+from lmlab.data.tokenizer import special_token_ids
+from lmlab.models import build_model
+from lmlab.models.lora import (
     added_token_ids,
     apply_peft,
     check_trainable_loaded,
     log_parameter_counts,
     trainable_state_dict,
 )
-from lmlab.data.tokenizer import special_token_ids
-from lmlab.models import build_model
 from lmlab.modules.clipping import clip_gradients
 from lmlab.runs.position import restore_position, save_position
 

@@ -6,9 +6,9 @@ import torch
 from torchmetrics import MeanMetric
 from transformers import AutoModelForCausalLM
 
-from lmlab.causal_attention import declare_plain_causal
-from lmlab.losses import linear_cross_entropy, next_token_cross_entropy
+from lmlab.models.causal_attention import declare_plain_causal
 from lmlab.modules.base import HFModelModule
+from lmlab.modules.losses import linear_cross_entropy, next_token_cross_entropy
 
 
 class CausalLMModule(HFModelModule):
@@ -16,7 +16,7 @@ class CausalLMModule(HFModelModule):
 
     Validation perplexity is exp(mean token cross-entropy over the whole split): the per-batch mean
     loss is aggregated by a token-weighted torchmetrics `MeanMetric`, which also syncs across DDP ranks.
-    With `fused_loss` the loss is computed chunk by chunk with the output projection (`lmlab.losses`),
+    With `fused_loss` the loss is computed chunk by chunk with the output projection (`lmlab.modules.losses`),
     never materialising the full logits: it equals the model's own loss with ~30% less peak memory on
     the 4x256 benchmark model, but ~9% more CPU time per step there, hence off by default.
     """
@@ -42,7 +42,7 @@ class CausalLMModule(HFModelModule):
     def next_token_loss(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of predicting each token from the ones before it."""
         if not self.fused_loss:
-            # not the model's own loss: that one copies the whole logits to fp32 first (lmlab.losses)
+            # not the model's own loss: that one copies the whole logits to fp32 first (lmlab.modules.losses)
             return next_token_cross_entropy(self.model(input_ids=input_ids).logits, input_ids)
         hidden = self.model.base_model(input_ids=input_ids).last_hidden_state
         head = self.model.get_output_embeddings()

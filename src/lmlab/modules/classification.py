@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from lmlab.metrics import classification_metrics, per_class_f1
 from lmlab.modules.base import HFModelModule
+from lmlab.modules.metrics import classification_metrics, per_class_f1
 
 
 class SequenceClassificationModule(HFModelModule):
@@ -25,7 +25,7 @@ class SequenceClassificationModule(HFModelModule):
 
     def __init__(self, model: Mapping[str, Any], *args, labels: list[str], cache_dir: str = "outputs/.cache",
                  tokenizer=None, **kwargs):
-        from lmlab.init_from import resolve_init_from
+        from lmlab.models.init_from import resolve_init_from
 
         if model.get("init_from"):
             model = {**model, "pretrained": resolve_init_from(str(model["init_from"]), cache_dir)}

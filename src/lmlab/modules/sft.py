@@ -10,7 +10,7 @@ from torchmetrics import MeanMetric
 from transformers import AutoModelForCausalLM
 
 from lmlab.data.chat import IGNORE_INDEX
-from lmlab.generation import Sampling, generate
+from lmlab.models.generation import Sampling, generate
 from lmlab.modules.base import HFModelModule
 
 
@@ -35,7 +35,7 @@ class SFTModule(HFModelModule):
 
     def __init__(self, model: Mapping[str, Any], *args, cache_dir: str = "outputs/.cache",
                  max_new_tokens: int = 64, **kwargs):
-        from lmlab.init_from import resolve_init_from
+        from lmlab.models.init_from import resolve_init_from
 
         if model.get("init_from"):
             model = {**model, "pretrained": resolve_init_from(str(model["init_from"]), cache_dir)}

@@ -1,1 +1,3 @@
-"""A run's lifecycle beyond the training loop: where it resumes from, and what its checkpoints record."""
+"""A run's life beyond the training loop: its directory kept safe (validate, preflight, lock, guard), where it
+resumes from, what its checkpoints record, where its metrics and logs go, and how it runs under DDP,
+sweeps and SLURM."""

@@ -17,7 +17,7 @@ import lightning as L
 import torch
 
 from lmlab.errors import LmlabError
-from lmlab.resume import FINISHED_MARKER
+from lmlab.runs.resume import FINISHED_MARKER
 
 
 class RunGuard(L.Callback):

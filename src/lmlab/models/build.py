@@ -5,7 +5,7 @@ A `model` node (conf/model/*.yaml) has:
   pretrained:  a hub name or local directory; when set, `config` is ignored
   tokenizer:   the tokenizer to use (null: train one on the corpus)
   pad_vocab_multiple: round a from-config model's vocabulary up to a multiple of this (64 in every
-               conf/model YAML; lmlab.vocab_padding); the tokenizer keeps its size. Absent (a checkpoint
+               conf/model YAML; lmlab.models.vocab_padding); the tokenizer keeps its size. Absent (a checkpoint
                from before padding existed): no padding, so old checkpoints still load.
 """
 
@@ -20,7 +20,7 @@ import torch
 from hydra.utils import instantiate
 
 from lmlab.errors import LmlabError
-from lmlab.vocab_padding import padded_vocab_size
+from lmlab.models.vocab_padding import padded_vocab_size
 
 log = logging.getLogger(__name__)
 

@@ -102,7 +102,7 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool 
     """
     from lightning.pytorch.utilities import rank_zero_only
 
-    from lmlab.loggers import RedactedWandbLogger
+    from lmlab.runs.loggers import RedactedWandbLogger
     from lmlab.runs.redact import redact
 
     if offline is None:

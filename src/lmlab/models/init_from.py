@@ -50,10 +50,10 @@ def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
     import torch
     from omegaconf import OmegaConf
 
-    from lmlab.adapters import added_token_ids, apply_peft, merged
     from lmlab.data.cache import cached_dir, fingerprint
     from lmlab.models import build_model
-    from lmlab.vocab_padding import unpadded
+    from lmlab.models.lora import added_token_ids, apply_peft, merged
+    from lmlab.models.vocab_padding import unpadded
 
     stat = ckpt_path.stat()
     key = fingerprint(ckpt=str(ckpt_path.resolve()), size=stat.st_size, mtime=stat.st_mtime_ns)

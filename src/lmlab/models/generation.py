@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from lmlab.data.chat import conversation, render
-from lmlab.vocab_padding import pad_token_ids
+from lmlab.models.vocab_padding import pad_token_ids
 
 
 @dataclass

@@ -122,7 +122,7 @@ def merged(model):
 def save_model(model, directory: Path, vocab_size: int | None = None) -> None:
     """`save_pretrained` of the merged model (pad rows beyond `vocab_size` sliced off) into `directory`;
     a peft adapter also into `<directory>-adapter`."""
-    from lmlab.vocab_padding import unpadded
+    from lmlab.models.vocab_padding import unpadded
 
     unpadded(merged(model), vocab_size).save_pretrained(directory)
     if is_peft(model):
