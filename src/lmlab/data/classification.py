@@ -6,13 +6,9 @@ import logging
 from functools import cached_property
 from pathlib import Path
 
-import lightning as L
-import torch
-from torchdata.stateful_dataloader import StatefulDataLoader
-
 from lmlab.data.cache import cached_dir, fingerprint
+from lmlab.data.tokenized_splits import TokenizedSplitsDataModule
 from lmlab.data.tokenizer import BPE_VERSION, load_pretrained_tokenizer, tokenizer_fingerprint, train_bpe
-from lmlab.distributed import eval_sampler, train_sampler
 from lmlab.errors import LmlabError
 
 log = logging.getLogger(__name__)
@@ -67,7 +63,7 @@ def ensure_cls_sep(tokenizer):
     return tokenizer
 
 
-class ClassificationDataModule(L.LightningDataModule):
+class ClassificationDataModule(TokenizedSplitsDataModule):
     """Sentence (or sentence-pair) classification data from any source with `load(split)`.
 
     Every split is checked before anything is tokenized (columns exist, text is text, labels are in the
@@ -93,19 +89,14 @@ class ClassificationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_dir: str = "outputs/.cache",
     ):
-        super().__init__()
+        super().__init__(splits, batch_size, eval_batch_size, num_workers, cache_dir)
         self.source = source
         self.text_column, self.text_pair_column, self.label_column = text_column, text_pair_column, label_column
         self.declared_labels = list(labels) if labels else None
-        self.splits = tuple(splits)
         self.tokenizer_name, self.init_from = tokenizer, init_from
         # max_documents: the pretraining data's name for the same cut, which debug=fast sets for every task
         self.vocab_size, self.max_length = vocab_size, max_length
         self.max_examples = max_examples or max_documents
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.cache_dir = Path(cache_dir)
-        self.datasets: dict = {}
 
     # --- raw splits, checked -----------------------------------------------------------------------
     def raw(self, split: str):
@@ -203,40 +194,7 @@ class ClassificationDataModule(L.LightningDataModule):
 
         return cached_dir(self.cache_dir / "classification", key, build, f"tokenized {split} split")
 
-    def prepare_data(self) -> None:
-        for split in self.splits:
-            self._tokenized(split)
-
-    def setup(self, stage: str | None = None) -> None:
-        import datasets
-
-        for split in self.splits:
-            if split not in self.datasets:
-                self.datasets[split] = datasets.load_from_disk(str(self._tokenized(split)))
-
-    def dataloader(self, split: str, shuffle: bool = False) -> StatefulDataLoader:
+    def collator(self):
         from transformers import DataCollatorWithPadding
 
-        self.setup()
-        dataset = self.datasets[split]
-        return StatefulDataLoader(
-            dataset,
-            batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            # seeded, resumable shuffle; under DDP every validation example counted exactly once
-            sampler=(train_sampler(dataset, self.trainer, self.batch_size) if shuffle
-                     else eval_sampler(dataset, self.trainer)),
-            generator=torch.Generator(),  # starting an iterator must not move the global (dropout) RNG
-            collate_fn=DataCollatorWithPadding(self.tokenizer),  # pads each batch to its own longest example
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> StatefulDataLoader:
-        return self.dataloader("train", shuffle=True)
-
-    def val_dataloader(self) -> StatefulDataLoader:
-        return self.dataloader("validation")
-
-    def test_dataloader(self) -> StatefulDataLoader:
-        return self.dataloader("test")
+        return DataCollatorWithPadding(self.tokenizer)  # pads each batch to its own longest example

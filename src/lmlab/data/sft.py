@@ -13,20 +13,16 @@ import logging
 from functools import cached_property
 from pathlib import Path
 
-import lightning as L
-import torch
-from torchdata.stateful_dataloader import StatefulDataLoader
-
 from lmlab.data.cache import cached_dir, fingerprint
 from lmlab.data.chat import IGNORE_INDEX, conversation, encode_conversation, with_chat_template
+from lmlab.data.tokenized_splits import TokenizedSplitsDataModule
 from lmlab.data.tokenizer import BPE_VERSION, load_pretrained_tokenizer, tokenizer_fingerprint, train_bpe
-from lmlab.distributed import eval_sampler, train_sampler
 from lmlab.errors import LmlabError
 
 log = logging.getLogger(__name__)
 
 
-class SFTDataModule(L.LightningDataModule):
+class SFTDataModule(TokenizedSplitsDataModule):
     def __init__(
         self,
         source,
@@ -49,19 +45,14 @@ class SFTDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_dir: str = "outputs/.cache",
     ):
-        super().__init__()
+        super().__init__(splits, batch_size, eval_batch_size, num_workers, cache_dir)
         self.source = source
         self.messages_column, self.prompt_column, self.response_column = messages_column, prompt_column, response_column
         self.input_column, self.system_prompt = input_column, system_prompt
-        self.splits = tuple(splits)
         self.tokenizer_name, self.init_from = tokenizer or pretrained, init_from
         self.vocab_size, self.max_length, self.max_examples = vocab_size, max_length, max_examples
         self.num_generation_examples = generation_examples
         self.packing = packing
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.cache_dir = Path(cache_dir)
-        self.datasets: dict = {}
 
     @property
     def columns(self) -> list[str | None]:
@@ -178,17 +169,6 @@ class SFTDataModule(L.LightningDataModule):
 
         return cached_dir(self.cache_dir / "sft", key, build, f"tokenized {split} split")
 
-    def prepare_data(self) -> None:
-        for split in self.splits:
-            self._tokenized(split)
-
-    def setup(self, stage: str | None = None) -> None:
-        import datasets
-
-        for split in self.splits:
-            if split not in self.datasets:
-                self.datasets[split] = datasets.load_from_disk(str(self._tokenized(split)))
-
     def collator(self):
         """Padding to the batch's longest example, or (`packing`) the batch's examples back to back in one row.
 
@@ -197,29 +177,7 @@ class SFTDataModule(L.LightningDataModule):
         """
         from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
 
+        self.tokenizer.padding_side = "right"
         if self.packing:
             return DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX)
         return DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=IGNORE_INDEX)
-
-    def dataloader(self, split: str, shuffle: bool = False) -> StatefulDataLoader:
-        self.setup()
-        dataset = self.datasets[split]
-        self.tokenizer.padding_side = "right"
-        return StatefulDataLoader(
-            dataset,
-            batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            # seeded, resumable shuffle; under DDP every validation example counted exactly once
-            sampler=(train_sampler(dataset, self.trainer, self.batch_size) if shuffle
-                     else eval_sampler(dataset, self.trainer)),
-            generator=torch.Generator(),  # starting an iterator must not move the global (dropout) RNG
-            collate_fn=self.collator(),
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> StatefulDataLoader:
-        return self.dataloader("train", shuffle=True)
-
-    def val_dataloader(self) -> StatefulDataLoader:
-        return self.dataloader("validation")

@@ -1,0 +1,68 @@
+"""What the one-example-per-row data modules (classification, SFT) share: tokenized splits cached as `datasets`
+folders, served with a seeded, resumable training order and DDP-exact evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+from lmlab.distributed import eval_sampler, train_sampler
+
+
+class TokenizedSplitsDataModule(L.LightningDataModule):
+    """A subclass says how a split is tokenized (`_tokenized`: the cached folder) and batched (`collator`)."""
+
+    def __init__(self, splits: tuple[str, ...], batch_size: int, eval_batch_size: int | None, num_workers: int,
+                 cache_dir: str):
+        super().__init__()
+        self.splits = tuple(splits)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.cache_dir = Path(cache_dir)
+        self.datasets: dict = {}
+
+    def _tokenized(self, split: str) -> Path:
+        """The split's tokenized `datasets` folder, built into the cache on first use."""
+        raise NotImplementedError
+
+    def collator(self):
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        for split in self.splits:
+            self._tokenized(split)
+
+    def setup(self, stage: str | None = None) -> None:
+        import datasets
+
+        for split in self.splits:
+            if split not in self.datasets:
+                self.datasets[split] = datasets.load_from_disk(str(self._tokenized(split)))
+
+    def dataloader(self, split: str, shuffle: bool = False) -> StatefulDataLoader:
+        self.setup()
+        dataset = self.datasets[split]
+        return StatefulDataLoader(
+            dataset,
+            batch_size=self.batch_size if shuffle else self.eval_batch_size,
+            # seeded, resumable shuffle; under DDP every validation example counted exactly once
+            sampler=(train_sampler(dataset, self.trainer, self.batch_size) if shuffle
+                     else eval_sampler(dataset, self.trainer)),
+            generator=torch.Generator(),  # starting an iterator must not move the global (dropout) RNG
+            collate_fn=self.collator(),
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> StatefulDataLoader:
+        return self.dataloader("train", shuffle=True)
+
+    def val_dataloader(self) -> StatefulDataLoader:
+        return self.dataloader("validation")
+
+    def test_dataloader(self) -> StatefulDataLoader:
+        return self.dataloader("test")
