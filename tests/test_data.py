@@ -141,3 +141,31 @@ def test_single_file_is_split_by_lines(tmp_path):
     train, validation = ("".join(next(source.documents(split))) for split in ("train", "validation"))
     assert train + validation == path.read_text()
     assert validation.splitlines()[0] == "line 90"
+
+
+@pytest.mark.parametrize("ending", ["\n", "", "\r\n"])
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_single_file_split_from_its_bytes_equals_text_mode_lines(tmp_path, ending, chunk):
+    """The split found by counting b"\\n" (one binary pass) and the text decoded from byte offsets are what
+    reading the file's lines in text mode gives: multi-byte characters and "\\r\\n" across chunk edges too."""
+    from lmlab.data.sources import _decoded_chunks, _last_lines_offset
+
+    lines = [f"línea {i} ✓ {'x' * (i % 13)}" for i in range(97)]
+    path = tmp_path / "one.txt"
+    path.write_bytes(("\r\n" if ending == "\r\n" else "\n").join(lines).encode() + ending.encode())
+    with open(path, encoding="utf-8") as f:
+        text_lines = f.readlines()
+    for fraction in (0.05, 0.5, 0.99):
+        keep = len(text_lines) - max(1, int(len(text_lines) * fraction))
+        cut = _last_lines_offset(path, fraction, chunk_bytes=chunk)
+        train = "".join(_decoded_chunks(path, "utf-8", "strict", 0, cut, chunk_bytes=chunk))
+        validation = "".join(_decoded_chunks(path, "utf-8", "strict", cut, None, chunk_bytes=chunk))
+        assert train == "".join(text_lines[:keep]) and validation == "".join(text_lines[keep:])
+
+
+def test_single_utf16_file_is_split_by_lines_too(tmp_path):
+    path = tmp_path / "one.txt"
+    path.write_text("".join(f"line {i}\n" for i in range(20)), encoding="utf-16")
+    source = TextFiles(train=str(path), validation_fraction=0.1, encoding="utf-16")
+    train, validation = ("".join(next(source.documents(split))) for split in ("train", "validation"))
+    assert train + validation == path.read_text(encoding="utf-16") and validation == "line 18\nline 19\n"

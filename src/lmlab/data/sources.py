@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import glob
 import hashlib
+import io
 import itertools
 import sys
 import sysconfig
@@ -19,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+
+import numpy as np
 
 from lmlab.data.cutting import Document
 from lmlab.errors import LmlabError
@@ -72,10 +75,59 @@ def check_text_file(path: Path, encoding: str, errors: str, chunk_bytes: int = 1
     return has_text
 
 
+def _decoded_chunks(path: Path, encoding: str, errors: str, start: int = 0, stop: int | None = None,
+                    chunk_bytes: int = 1 << 16) -> Iterator[str]:
+    """Bytes `start:stop` of a text file, decoded chunk by chunk with newlines translated as text mode reads
+    them ("\r\n" and "\r" become "\n"): a file of any size read with memory bounded by the chunk."""
+    decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder(encoding)(errors), translate=True)
+    with open(path, "rb") as f:
+        f.seek(start)
+        left = None if stop is None else stop - start
+        while left is None or left > 0:
+            data = f.read(chunk_bytes if left is None else min(chunk_bytes, left))
+            if not data:
+                break
+            left = None if left is None else left - len(data)
+            if text := decoder.decode(data):
+                yield text
+    if text := decoder.decode(b"", final=True):
+        yield text
+
+
+def _newline_is_one_byte(encoding: str) -> bool:
+    """Whether the encoding is ASCII-compatible at line ends (UTF-8, Latin-1…; not UTF-16): b"\n" ends a line."""
+    try:
+        return "\n\r".encode(encoding) == b"\n\r" and codecs.lookup(encoding).name not in (
+            "utf-16", "utf-32", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+    except (LookupError, UnicodeError):
+        return False
+
+
+def _last_lines_offset(path: Path, fraction: float, chunk_bytes: int = 1 << 22) -> int:
+    """The byte offset where a file's last `fraction` of lines (at least one) begins: one binary pass that
+    counts b"\n", then one chunk read again to find the line's start. Lines end at "\n" (or the file's end)."""
+    counts, total, last = [], 0, b""
+    with open(path, "rb") as f:
+        while data := f.read(chunk_bytes):
+            total += data.count(b"\n")
+            counts.append(total)
+            last = data[-1:]
+        num_lines = total + (1 if last not in (b"", b"\n") else 0)
+        keep = num_lines - max(1, int(num_lines * fraction))  # lines before the cut: the train split
+        if keep <= 0:
+            return 0
+        index = next(i for i, count in enumerate(counts) if count >= keep)
+        f.seek(index * chunk_bytes)
+        data = f.read(chunk_bytes)
+    before = counts[index - 1] if index else 0
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
+    return index * chunk_bytes + int(ends[keep - before - 1]) + 1
+
+
 def _lines_in_chunks(path: Path, encoding: str, errors: str, start: int, stop: int | None,
                      chunk_chars: int = 1 << 20) -> Iterator[str]:
-    """Lines `start:stop` of a text file, joined into chunks of about `chunk_chars`: a file of any size
-    read with memory bounded by the chunk."""
+    """Lines `start:stop` of a text file, joined into chunks of about `chunk_chars` (encodings whose
+    newline is not one byte, such as UTF-16, where `_last_lines_offset` cannot count lines)."""
     with open(path, encoding=encoding, errors=errors) as f:
         chunk, size = [], 0
         for line in itertools.islice(f, start, stop):
@@ -88,16 +140,22 @@ def _lines_in_chunks(path: Path, encoding: str, errors: str, start: int, stop: i
             yield "".join(chunk)
 
 
+def _split_of_one_file(path: Path, split: str, fraction: float, encoding: str, errors: str) -> Iterator[str]:
+    """A single file's train split (its lines but the last `fraction`) or validation split (those), streamed."""
+    if _newline_is_one_byte(encoding):
+        cut = _last_lines_offset(path, fraction)
+        return _decoded_chunks(path, encoding, errors, *((0, cut) if split == "train" else (cut, None)))
+    with open(path, encoding=encoding, errors=errors) as f:
+        num_lines = sum(1 for _ in f)
+    cut = num_lines - max(1, int(num_lines * fraction))
+    return _lines_in_chunks(path, encoding, errors, *((0, cut) if split == "train" else (cut, None)))
+
+
 def _document(path: Path, encoding: str, errors: str) -> Document:
     """A file's text; one bigger than `STREAM_BYTES` as a stream of chunks (the same text, never held whole)."""
     if path.stat().st_size > STREAM_BYTES:
-        return _lines_in_chunks(path, encoding, errors, 0, None)
+        return _decoded_chunks(path, encoding, errors)
     return path.read_text(encoding=encoding, errors=errors)
-
-
-def _count_lines(path: Path, encoding: str, errors: str) -> int:
-    with open(path, encoding=encoding, errors=errors) as f:
-        return sum(1 for _ in f)
 
 
 @dataclass
@@ -166,8 +224,8 @@ class TextFiles:
         paths = self._train_paths()
         if self.validation:
             paths += self._glob(self.validation, "data.source.validation")
-        # a single file is cut at its "\n" lines, read as a stream (it was once `str.splitlines`)
-        single = ":lines-stream" if len(paths) == 1 and not self.validation else ""
+        # a single file is cut at its "\n" lines found in its bytes, read as a stream (once: read as lines)
+        single = ":bytes-stream" if len(paths) == 1 and not self.validation else ""
         return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}:{self.errors}{single}")
 
     def check_text(self) -> None:
@@ -194,10 +252,7 @@ class TextFiles:
             return
         paths = self._train_paths()
         if len(paths) == 1:
-            num_lines = _count_lines(paths[0], self.encoding, self.errors)
-            cut = num_lines - max(1, int(num_lines * self.validation_fraction))
-            start, stop = (0, cut) if split == "train" else (cut, None)
-            yield _lines_in_chunks(paths[0], self.encoding, self.errors, start, stop)
+            yield _split_of_one_file(paths[0], split, self.validation_fraction, self.encoding, self.errors)
             return
         for path in paths:
             if _in_validation(path.name, self.validation_fraction) == (split == "validation"):
