@@ -42,5 +42,7 @@ case "${1:-bench}" in
   *) echo "usage: bash bench/gpu_job.sh bench|checks|all" >&2; exit 2 ;;
 esac
 echo "done after ${SECONDS}s"
-cp "$out"/*.json "$out"/*.log "$out"/gpu.txt "$final/" 2>/dev/null
+# the device tool returns at most 8 files: the figures, the check results, the anchor's log, and one archive
+cat "$out"/checks-*.log > "$out/checks.log" 2>/dev/null
+cp "$out"/*.json "$out/checks.log" "$out/nanogpt-compiled.log" "$out/gpu.txt" "$final/" 2>/dev/null
 tar czf "$final/logs.tar.gz" -C "$out" .
