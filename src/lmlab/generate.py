@@ -99,6 +99,7 @@ def load_checkpoint(ckpt: Path, cache_dir: str | None):
     from omegaconf import OmegaConf
 
     from lmlab.models.init_from import is_lmlab_run
+    from lmlab.models.lora import merged
 
     run_dir = ckpt.parent.parent
     if ckpt.suffix != ".ckpt" or not is_lmlab_run(run_dir):
@@ -114,7 +115,8 @@ def load_checkpoint(ckpt: Path, cache_dir: str | None):
         tokenizer = hydra.utils.instantiate(run_cfg.data, **({"cache_dir": cache_dir} if cache_dir else {})).tokenizer
     # weights_only=False: an lmlab checkpoint's hyperparameters hold plain containers and RNG states
     module = module_class.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
-    return module.model.eval(), tokenizer
+    # LoRA: the adapter merged into the base, as the hf/ export has it (the same weights, so the same answers)
+    return merged(module.model).eval(), tokenizer
 
 
 def run(args: argparse.Namespace) -> list[dict]:

@@ -66,7 +66,7 @@ def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
         hparams = checkpoint["hyper_parameters"]
         model = build_model(hparams["model"], module_class.auto_class, hparams.get("vocab_size"),
                             hparams.get("token_ids"))
-        if hparams.get("peft"):  # a LoRA run's checkpoint holds the adapter only: base + adapter, merged
+        if hparams.get("peft"):  # a LoRA checkpoint: base (pretrained, or in the checkpoint) + adapter, merged
             model = apply_peft(model, hparams["peft"], module_class.auto_class,
                                added_token_ids(hparams["model"], hparams.get("vocab_size")))
         state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}

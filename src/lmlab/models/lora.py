@@ -2,8 +2,10 @@
 
 `peft=lora` wraps the built model in a `peft.PeftModel`: the base weights are frozen, only the adapter
 (and, for a classifier, its fresh head; for new chat tokens, their embedding rows) trains. Checkpoints
-then hold only those parameters and their optimizer state (`trainable_state_dict`); the `hf/` export is
-the merged model, which plain transformers loads, and `hf-adapter/` the adapter in peft's format.
+of a pretrained base hold only those parameters and their optimizer state (`trainable_state_dict`): the base
+is loaded again from `model.pretrained`. A base built from a config keeps its weights in the checkpoint, since
+no seed reproduces them reliably elsewhere (`lmlab-generate`, `init_from`). The `hf/` export is the merged
+model, which plain transformers loads, and `hf-adapter/` the adapter in peft's format.
 """
 
 from __future__ import annotations

@@ -88,7 +88,9 @@ class HFModelModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         save_position(self.trainer, checkpoint)
-        if self.hparams.get("peft"):
+        if self.hparams.get("peft") and self.hparams.model.get("pretrained"):
+            # the frozen base is loaded again from model.pretrained; a base built from a config (random
+            # initialisation) stays in the checkpoint: nothing else could rebuild it
             checkpoint["state_dict"] = trainable_state_dict(self, checkpoint["state_dict"])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
