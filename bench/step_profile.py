@@ -25,7 +25,8 @@ CATEGORIES = [
     ("attention", ("flash", "fmha", "cudnn", "attention", "sdpa")),
     ("softmax / cross-entropy", ("softmax", "nll", "cross_entropy", "logsumexp")),
     ("optimizer + clipping", ("adam", "multi_tensor", "foreach", "norm_kernel", "clip")),
-    ("matrix products", ("gemm", "cutlass", "xmma", "nvjet", "cublas", "matmul", "addmm", "mm_", "linear")),
+    ("matrix products", ("gemm", "cutlass", "xmma", "nvjet", "cublas", "matmul", "addmm", "aten::mm", "bmm",
+                         "linear")),
     ("compiled fused (Triton)", ("triton",)),
     ("copies and casts", ("copy", "cast", "to_copy", "memcpy", "memset", "fill")),
 ]

@@ -86,3 +86,18 @@ def test_data_prep_scale_mode_tokenizes_one_file_in_every_pipeline(tmp_path, cac
     assert results["lmlab-file"]["tokens"] == pytest.approx(results["run_clm-file"]["tokens"], rel=0.2)
     assert summary["lmlab_vs_run_clm"] == pytest.approx(
         results["lmlab-file"]["tokens_per_sec"] / results["run_clm-file"]["tokens_per_sec"])
+
+
+@pytest.mark.slow
+def test_step_profile_sums_a_real_runs_step_by_category(tmp_path, cache_dir):
+    """bench/step_profile.py (what the next GPU session profiles with), on CPU: op time per step by category."""
+    out = tmp_path / "profile.json"
+    proc = subprocess.run([sys.executable, "bench/step_profile.py", "model=gpt2-tiny", "data.vocab_size=512",
+                           "data.block_size=64", "data.max_documents=60", f"paths.cache_dir={cache_dir}",
+                           "--warmup", "2", "--steps", "2", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    table = json.loads(out.read_text())
+    assert table["device"] == "cpu" and table["total_ms"] == pytest.approx(sum(table["per_step_ms"].values()))
+    assert table["per_step_ms"]["matrix products"] > 0 and table["per_step_ms"]["attention"] > 0
+    assert "steps 3-4" in proc.stdout and "matrix products" in proc.stdout
