@@ -18,12 +18,11 @@ from pathlib import Path
 
 from harness import (
     StepClock,
-    interleaved,
     machine,
     paired_ratios,
     print_table,
     run_lmlab_cli,
-    run_worker,
+    run_variants,
     spread,
     train_with_hf_trainer,
 )
@@ -121,11 +120,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lmlab-bench-classify-") as tmp:
         work = Path(tmp)
         spec = make_spec(args, work)
-        spec_file = work / "spec.json"
-        spec_file.write_text(json.dumps(spec))
-        results = interleaved(VARIANTS, spec["rounds"], lambda v, r: run_worker(
-            __file__, v, spec_file, work / f"{v}-{r}.json", work / f"{v}-{r}.log"))
-        summary = report(spec, results)
+        summary = report(spec, run_variants(__file__, VARIANTS, spec, work))
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
 

@@ -104,6 +104,16 @@ def interleaved(variants: list[str], rounds: int, run) -> dict[str, list[dict]]:
     return {v: rs for v, rs in results.items() if v not in failed}
 
 
+def run_variants(script: str, variants: list[str], spec: dict, work: Path, log_dir: Path | None = None) -> dict:
+    """Write `spec` for the workers, then run each variant's worker of `script`, interleaved over its rounds."""
+    spec_file = work / "spec.json"
+    spec_file.write_text(json.dumps(spec))
+    logs = log_dir or work
+    logs.mkdir(parents=True, exist_ok=True)
+    return interleaved(variants, spec["rounds"], lambda v, r: run_worker(
+        script, v, spec_file, work / f"{v}-{r}.json", logs / f"{v}-{r}.log"))
+
+
 def paired_ratios(results: dict[str, list[dict]], a: str, b: str, key: str) -> list[float]:
     """a/b within each round (same machine state), one ratio per round."""
     return [x[key] / y[key] for x, y in zip(results[a], results[b], strict=True)]

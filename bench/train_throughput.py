@@ -26,12 +26,11 @@ from pathlib import Path
 
 from harness import (
     StepClock,
-    interleaved,
     machine,
     paired_ratios,
     print_table,
     run_lmlab_cli,
-    run_worker,
+    run_variants,
     seeded_shuffle,
     spread,
     train_with_hf_trainer,
@@ -282,12 +281,7 @@ def main() -> None:
         work = Path(tmp)
         spec = make_spec(args, work)
         spec["rounds"] = args.rounds or spec["rounds"]
-        spec_file = work / "spec.json"
-        spec_file.write_text(json.dumps(spec))
-        logs = Path(args.log_dir) if args.log_dir else work
-        logs.mkdir(parents=True, exist_ok=True)
-        results = interleaved(args.variants, spec["rounds"], lambda v, r: run_worker(
-            __file__, v, spec_file, work / f"{v}-{r}.json", logs / f"{v}-{r}.log"))
+        results = run_variants(__file__, args.variants, spec, work, Path(args.log_dir) if args.log_dir else None)
         summary = report(spec, results)
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
