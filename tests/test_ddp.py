@@ -123,3 +123,24 @@ def launch_torchrun(node_rank: int, args: list[str], cwd: Path):
     with open(cwd / f"node{node_rank}.log", "w") as log:
         return subprocess.Popen([*torchrun, "-m", "lmlab.train", *args], cwd=cwd, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@pytest.mark.parametrize(("overrides", "gpus", "refused"), [
+    (["trainer=ddp"], 0, False),                        # no GPU: auto runs the 2 processes on the CPU (gloo)
+    (["trainer=ddp"], 1, True),                         # the 1-GPU machine of the GPU kit's README
+    (["trainer=ddp", "trainer.accelerator=gpu"], 2, False),
+    (["trainer=gpu"], 1, False),
+    (["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=4"], 1, False),
+])
+def test_more_gpus_than_the_machine_has_is_one_line_before_training(monkeypatch, overrides, gpus, refused):
+    from lmlab.distributed import check_gpu_count
+    from lmlab.errors import LmlabError
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    trainer = compose(overrides).trainer
+    if refused:
+        with pytest.raises(LmlabError, match=r"trainer\.devices=2 asks for 2 GPUs but this machine has 1: set "
+                                             r"trainer\.devices=1 or trainer\.devices=auto"):
+            check_gpu_count(trainer)
+    else:
+        check_gpu_count(trainer)

@@ -25,6 +25,21 @@ def world_size(devices: object, num_nodes: int = 1) -> int:
     return count * int(num_nodes)
 
 
+def check_gpu_count(trainer_cfg) -> None:
+    """More GPUs asked for than this machine has: one line before Lightning's own error deep in its set-up."""
+    accelerator, devices = str(trainer_cfg.get("accelerator", "auto")), trainer_cfg.get("devices", 1)
+    if accelerator not in ("gpu", "cuda", "auto") or not isinstance(devices, int) or devices <= 1:
+        return
+    available = torch.cuda.device_count()
+    if accelerator == "auto" and available == 0:
+        return  # no GPU: `auto` runs the processes on the CPU
+    if available < devices:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise LmlabError(f"trainer.devices={devices} asks for {devices} GPUs but this machine has {available}"
+                         + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else "")
+                         + f": set trainer.devices={max(available, 1)} or trainer.devices=auto")
+
+
 def split_global_batch(global_batch_size: int, world: int, max_device_batch: int) -> tuple[int, int]:
     """(per-device batch, gradient accumulation steps) so that batch * accumulation * world == global.
 

@@ -36,10 +36,12 @@ def check_config(cfg: DictConfig) -> None:
     """Cheap checks that would otherwise fail deep inside training (or after data preparation)."""
     from transformers import AutoConfig
 
+    from lmlab.distributed import check_gpu_count
     from lmlab.models import context_length
     from lmlab.models.lora import check_peft_config
 
     check_peft_config(cfg)
+    check_gpu_count(cfg.trainer)
     spec = cfg.model
     if spec.get("pretrained"):
         try:
