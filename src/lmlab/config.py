@@ -10,6 +10,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from lmlab.errors import first_line
+
 
 def config_dir() -> Path:
     """`$LMLAB_CONFIG_DIR`, else the repository's `conf/` (editable install), else the installed copy."""
@@ -136,8 +138,6 @@ def one_line(error: BaseException) -> str:
     text = str(error).split("\nConfig search path")[0]  # Hydra's list of config sources: no help here
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("    ")]
     cause = error.__cause__ or error.__context__
-    if cause is not None and str(cause).strip():
-        first = str(cause).strip().splitlines()[0]
-        if first not in lines:
-            lines.append(f"({first})")
+    if cause is not None and str(cause).strip() and first_line(cause) not in lines:
+        lines.append(f"({first_line(cause)})")
     return " ".join(lines)

@@ -10,14 +10,10 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmlab.errors import LmlabError
+from lmlab.errors import LmlabError, first_line
 
 _BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _root_cause(e: BaseException) -> BaseException:
@@ -44,7 +40,7 @@ class HubSplits:
             return datasets.load_dataset(self.path, self.name, split=self.splits[split])
         except Exception as e:  # datasets raises many types; the user needs the name and the reason
             raise LmlabError(f"data.source.path={self.path!r} (split {self.splits[split]!r}) could not be loaded: "
-                             f"{_first_line(e)}") from e
+                             f"{first_line(e)}") from e
 
     def fingerprint(self) -> str:
         parts = [self.path, str(self.name)] + [self.load(s)._fingerprint for s in sorted(self.splits)]
@@ -95,7 +91,7 @@ class LocalSplits:
         except Exception as e:
             if "corresponds to no data" in str(e):  # datasets' way of saying the file holds no rows
                 raise LmlabError(f"the {split} split of data.source is empty ({str(file)!r} has no rows)") from e
-            raise LmlabError(f"data.source: {str(file)!r} could not be read: {_first_line(_root_cause(e))}") from e
+            raise LmlabError(f"data.source: {str(file)!r} could not be read: {first_line(_root_cause(e))}") from e
 
     def fingerprint(self) -> str:
         """Names, sizes and times of the split files; a test split that is not there is left out."""

@@ -9,6 +9,7 @@ batches are encoded on `num_proc` processes (`encode_pool`) and the ids go strai
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import logging
 import time
@@ -44,22 +45,16 @@ def batches_of_text(documents: Iterable[Document], chars: int, cuttable: bool = 
     ends: list[bool] = []
     size = 0
     for document in documents:
-        pending = None
-        for piece in document_pieces(document, max(chars // 16, 1), cuttable):
-            if pending is not None:
-                texts.append(pending)
-                ends.append(False)
-                size += len(pending)
-                if size >= chars:
-                    yield texts, ends
-                    texts, ends, size = [], [], 0
-            pending = piece
-        texts.append(pending)
-        ends.append(True)
-        size += len(pending)
-        if size >= chars:
-            yield texts, ends
-            texts, ends, size = [], [], 0
+        pieces = document_pieces(document, max(chars // 16, 1), cuttable)
+        piece = next(pieces)  # a document has at least one piece (an empty one is "")
+        for following in itertools.chain(pieces, [None]):
+            texts.append(piece)
+            ends.append(following is None)  # the document's last piece: the EOS goes after it
+            size += len(piece)
+            if size >= chars:
+                yield texts, ends
+                texts, ends, size = [], [], 0
+            piece = following
     if texts:
         yield texts, ends
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from lmlab.data.cutting import Document
-from lmlab.errors import LmlabError
+from lmlab.errors import LmlabError, first_line
 
 SPLITS = ("train", "validation")
 STREAM_BYTES = 16 << 20
@@ -103,6 +103,11 @@ def _newline_is_one_byte(encoding: str) -> bool:
         return False
 
 
+def _train_lines(num_lines: int, fraction: float) -> int:
+    """How many of a single file's lines are its train split: all but the last `fraction` (at least one)."""
+    return num_lines - max(1, int(num_lines * fraction))
+
+
 def _last_lines_offset(path: Path, fraction: float, chunk_bytes: int = 1 << 22) -> int:
     """The byte offset where a file's last `fraction` of lines (at least one) begins: one binary pass that
     counts b"\n", then one chunk read again to find the line's start. Lines end at "\n" (or the file's end)."""
@@ -113,7 +118,7 @@ def _last_lines_offset(path: Path, fraction: float, chunk_bytes: int = 1 << 22) 
             counts.append(total)
             last = data[-1:]
         num_lines = total + (1 if last not in (b"", b"\n") else 0)
-        keep = num_lines - max(1, int(num_lines * fraction))  # lines before the cut: the train split
+        keep = _train_lines(num_lines, fraction)
         if keep <= 0:
             return 0
         index = next(i for i, count in enumerate(counts) if count >= keep)
@@ -147,7 +152,7 @@ def _split_of_one_file(path: Path, split: str, fraction: float, encoding: str, e
         return _decoded_chunks(path, encoding, errors, *((0, cut) if split == "train" else (cut, None)))
     with open(path, encoding=encoding, errors=errors) as f:
         num_lines = sum(1 for _ in f)
-    cut = num_lines - max(1, int(num_lines * fraction))
+    cut = _train_lines(num_lines, fraction)
     return _lines_in_chunks(path, encoding, errors, *((0, cut) if split == "train" else (cut, None)))
 
 
@@ -301,7 +306,7 @@ class HubDataset:
                                             streaming=self.streaming)
         except Exception as e:  # datasets raises many types; the user needs the name and the reason
             raise LmlabError(
-                f"data.source.path={self.path!r} (split {hf_split!r}) could not be loaded: {_reason(e)}"
+                f"data.source.path={self.path!r} (split {hf_split!r}) could not be loaded: {first_line(e)}"
             ) from e
         if dataset.column_names is not None and self.text_column not in dataset.column_names:
             raise LmlabError(
@@ -328,7 +333,7 @@ class HubDataset:
         try:
             builder = datasets.load_dataset_builder(self.path, self.name, data_files=self._data_files())
         except Exception as e:
-            raise LmlabError(f"data.source.path={self.path!r} could not be loaded: {_reason(e)}") from e
+            raise LmlabError(f"data.source.path={self.path!r} could not be loaded: {first_line(e)}") from e
         return [builder.config_id, str(builder.hash)]
 
     def documents(self, split: str) -> Iterator[str]:
@@ -342,7 +347,3 @@ class HubDataset:
                 if text.strip() or not self.skip_empty:
                     yield text
 
-
-def _reason(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

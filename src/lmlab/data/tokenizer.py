@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lmlab.data.cutting import Document, document_pieces
 from lmlab.data.progress import DataProgress
-from lmlab.errors import LmlabError
+from lmlab.errors import LmlabError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def load_pretrained_tokenizer(name_or_path: str):
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     except (OSError, ValueError) as e:
         where = "local directory" if Path(name_or_path).exists() else "hub name (offline or unknown)"
-        raise LmlabError(f"tokenizer {name_or_path!r} could not be loaded as a {where}: {_first_line(e)}") from e
+        raise LmlabError(f"tokenizer {name_or_path!r} could not be loaded as a {where}: {first_line(e)}") from e
     if not tokenizer.is_fast:
         raise LmlabError(f"tokenizer {name_or_path!r} has no fast (Rust) implementation; lmlab needs one")
     if tokenizer.pad_token is None:  # GPT-2 style tokenizers: pad with EOS (padding is masked out anyway)
@@ -96,7 +96,3 @@ def special_token_ids(tokenizer) -> dict[str, int | None]:
         "pad_token_id": tokenizer.pad_token_id,
     }
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

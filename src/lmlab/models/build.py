@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
-from lmlab.errors import LmlabError
+from lmlab.errors import LmlabError, first_line
 from lmlab.models.vocab_padding import padded_vocab_size
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,7 @@ def load_pretrained(auto_class, name_or_path: str, **kwargs):
         return auto_class.from_pretrained(name_or_path, **kwargs)
     except (OSError, ValueError) as e:
         where = "local directory" if Path(name_or_path).exists() else "hub model (offline or unknown name)"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise LmlabError(f"model.pretrained={name_or_path!r} could not be loaded as a {where}: {first}") from e
+        raise LmlabError(f"model.pretrained={name_or_path!r} could not be loaded as a {where}: {first_line(e)}") from e
 
 
 def context_length(config) -> int | None:

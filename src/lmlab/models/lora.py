@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from lmlab.errors import LmlabError
+from lmlab.errors import LmlabError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def apply_peft(model, peft_cfg: Mapping[str, Any], auto_class, new_token_ids: li
     try:
         return get_peft_model(model, config)
     except ValueError as e:
-        raise LmlabError(f"peft.target_modules={options.get('target_modules')}: {str(e).splitlines()[0]}") from e
+        raise LmlabError(f"peft.target_modules={options.get('target_modules')}: {first_line(e)}") from e
 
 
 def is_peft(model) -> bool:
