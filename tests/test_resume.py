@@ -43,8 +43,8 @@ def test_newest_valid_checkpoint_skips_a_truncated_newest(tmp_path):
     last = save(tmp_path / "checkpoints" / "last.ckpt", 6)
     assert newest_valid_checkpoint(tmp_path)[0] == last
     last.write_bytes(last.read_bytes()[:-100])
-    newest, skipped = newest_valid_checkpoint(tmp_path)
-    assert newest == tmp_path / "checkpoints" / "step000005.ckpt"
+    newest, step, skipped = newest_valid_checkpoint(tmp_path)
+    assert newest == tmp_path / "checkpoints" / "step000005.ckpt" and step == 5
     assert len(skipped) == 1 and "last.ckpt" in skipped[0]
 
 

@@ -99,7 +99,7 @@ def train(cfg: DictConfig) -> float | None:
         report_resume(plan, run_dir)
     if plan.finished is not None:
         return plan.finished.get("metric")
-    start_training(run_dir, plan.ckpt_path)
+    start_training(run_dir, plan.step)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = hydra.utils.instantiate(cfg.data)

@@ -7,7 +7,9 @@ a Hugging Face model directory, or a hub name; always resolves to something `fro
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from lmlab.errors import LmlabError
 
@@ -17,6 +19,13 @@ log = logging.getLogger(__name__)
 def is_lmlab_run(directory: Path) -> bool:
     """lmlab writes config.yaml and run.json into every run directory before training starts."""
     return (directory / "config.yaml").is_file() and (directory / "run.json").is_file()
+
+
+def with_init_from(model: Mapping[str, Any], cache_dir: str | Path) -> Mapping[str, Any]:
+    """The `model` config node with `model.init_from`, when set, resolved into `model.pretrained`."""
+    if not model.get("init_from"):
+        return model
+    return {**model, "pretrained": resolve_init_from(str(model["init_from"]), cache_dir)}
 
 
 def resolve_init_from(init_from: str, cache_dir: str | Path) -> str:

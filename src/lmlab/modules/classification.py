@@ -25,10 +25,9 @@ class SequenceClassificationModule(HFModelModule):
 
     def __init__(self, model: Mapping[str, Any], *args, labels: list[str], cache_dir: str = "outputs/.cache",
                  tokenizer=None, **kwargs):
-        from lmlab.models.init_from import resolve_init_from
+        from lmlab.models.init_from import with_init_from
 
-        if model.get("init_from"):
-            model = {**model, "pretrained": resolve_init_from(str(model["init_from"]), cache_dir)}
+        model = with_init_from(model, cache_dir)
         for key in ("num_labels", "id2label", "label2id"):  # derived from labels (present when reloading hparams)
             kwargs.pop(key, None)
         labels = list(labels)

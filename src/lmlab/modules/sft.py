@@ -35,10 +35,9 @@ class SFTModule(HFModelModule):
 
     def __init__(self, model: Mapping[str, Any], *args, cache_dir: str = "outputs/.cache",
                  max_new_tokens: int = 64, **kwargs):
-        from lmlab.models.init_from import resolve_init_from
+        from lmlab.models.init_from import with_init_from
 
-        if model.get("init_from"):
-            model = {**model, "pretrained": resolve_init_from(str(model["init_from"]), cache_dir)}
+        model = with_init_from(model, cache_dir)
         super().__init__(model, *args, **kwargs)
         self.max_new_tokens = max_new_tokens
         self.val_loss = MeanMetric()

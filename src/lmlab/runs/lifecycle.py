@@ -45,23 +45,14 @@ def claim_run_dir(run_dir: Path) -> None:
     acquire_run_lock(run_dir)
 
 
-def start_training(run_dir: Path, ckpt_path: str | None) -> None:
+def start_training(run_dir: Path, resumed_step: int) -> None:
     """Attach `train.log`; drop the metrics rows a resumed run logs again (all of them when starting over)."""
     from lmlab.runs.metrics import drop_rows_from  # imports Lightning: kept off the `--help` path
 
     attach_file_logging()
     redact_logging()
-    if launch_rank_zero():
-        step = 0 if ckpt_path is None else _resumed_step(Path(ckpt_path))
-        if dropped := drop_rows_from(run_dir, step):
-            log.info("Dropped %d rows of metrics.csv logged after step %d, where this run resumes", dropped, step)
-
-
-def _resumed_step(ckpt_path: Path) -> int:
-    import torch
-
-    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False)
-    return int(checkpoint["global_step"])
+    if launch_rank_zero() and (dropped := drop_rows_from(run_dir, resumed_step)):
+        log.info("Dropped %d rows of metrics.csv logged after step %d, where this run resumes", dropped, resumed_step)
 
 
 def end_launch() -> None:

@@ -42,6 +42,7 @@ class ResumePlan:
     """What this launch does: `ckpt_path` to resume from (None: fresh start) or `finished` (do nothing)."""
 
     ckpt_path: str | None = None
+    step: int = 0  # the global step of `ckpt_path` (0: a fresh start)
     finished: dict | None = None
     skipped: list[str] = field(default_factory=list)  # newer checkpoints that failed to load
     config_changes: list[str] = field(default_factory=list)
@@ -75,8 +76,8 @@ def checkpoint_step(path: Path) -> int:
     return int(checkpoint["global_step"])
 
 
-def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, list[str]]:
-    """The checkpoint with the highest step (newest file on ties) that loads, and the ones skipped."""
+def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, int, list[str]]:
+    """The checkpoint with the highest step (newest file on ties) that loads, its step, and the ones skipped."""
     candidates, skipped = [], []
     for path in checkpoint_files(run_dir):
         try:
@@ -84,8 +85,9 @@ def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, list[str]]:
         except Exception as e:  # noqa: BLE001 - any failure to load means "not usable"
             skipped.append(f"{path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
     if not candidates:
-        return None, skipped
-    return max(candidates)[2], skipped
+        return None, 0, skipped
+    step, _, newest = max(candidates)
+    return newest, step, skipped
 
 
 def config_changes(saved: dict, current: dict) -> list[str]:
@@ -114,7 +116,7 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
     if cfg.get("ckpt_path"):
         path = Path(cfg.ckpt_path)
         try:
-            checkpoint_step(path)
+            plan.step = checkpoint_step(path)
         except Exception as e:  # noqa: BLE001
             raise LmlabError(f"ckpt_path={cfg.ckpt_path!r} is not a loadable checkpoint ({type(e).__name__})") from e
         plan.ckpt_path = str(path)
@@ -123,12 +125,12 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
         if marker.is_file() and mode == "auto":
             plan.finished = json.loads(marker.read_text())
             return plan
-        newest, plan.skipped = newest_valid_checkpoint(run_dir)
+        newest, step, plan.skipped = newest_valid_checkpoint(run_dir)
         if newest is not None and mode == "never":
             raise LmlabError(f"resume=never but {run_dir} already holds checkpoints of an earlier run; "
                              "pick a new run_name= or run_dir=, or resume it with resume=auto")
-        if mode != "never":
-            plan.ckpt_path = None if newest is None else str(newest)
+        if mode != "never" and newest is not None:
+            plan.ckpt_path, plan.step = str(newest), step
     if plan.ckpt_path:
         check_global_batch(cfg, plan.ckpt_path)
     saved = run_dir / "config.yaml"
