@@ -82,6 +82,7 @@ def test_lora_on_clm_pretraining_exports_merged_model_and_adapter(tmp_path, cach
     from transformers import AutoModelForCausalLM
 
     from lmlab.generate import load_checkpoint
+    from lmlab.models.init_from import export_checkpoint
 
     cfg, _ = train_in_process(tmp_path, cache_dir, [*TINY, "peft=lora", "trainer.max_steps=6",
                                                     "trainer.val_check_interval=3"])
@@ -94,9 +95,14 @@ def test_lora_on_clm_pretraining_exports_merged_model_and_adapter(tmp_path, cach
     model, _ = load_checkpoint(run_dir / "checkpoints" / "last.ckpt", None)
     exported = AutoModelForCausalLM.from_pretrained(run_dir / "hf").eval()
     ids = torch.randint(0, exported.config.vocab_size, (2, 16))
+    # model.init_from=<the checkpoint> exports the same model through the same code
+    from_init = AutoModelForCausalLM.from_pretrained(export_checkpoint(run_dir / "checkpoints" / "last.ckpt",
+                                                                       tmp_path / "init-from-cache")).eval()
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids).logits[..., :exported.config.vocab_size],
                                    exported(input_ids=ids).logits, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(from_init(input_ids=ids).logits, exported(input_ids=ids).logits,
+                                   rtol=1e-4, atol=1e-4)
 
 
 def test_peft_settings_lmlab_cannot_train_are_refused():

@@ -94,29 +94,13 @@ def load_hf(name_or_path: str):
 
 
 def load_checkpoint(ckpt: Path, cache_dir: str | None):
-    """The checkpoint's module rebuilt from its hyperparameters (LoRA: base + adapter), and its run's tokenizer."""
-    import hydra
-    from omegaconf import OmegaConf
+    """The checkpoint's model as its run exports it (LoRA: base + adapter, merged), and its run's tokenizer."""
+    from lmlab.models.init_from import checkpoint_model, is_lmlab_run
 
-    from lmlab.models.init_from import is_lmlab_run
-    from lmlab.models.lora import merged
-
-    run_dir = ckpt.parent.parent
-    if ckpt.suffix != ".ckpt" or not is_lmlab_run(run_dir):
+    if ckpt.suffix != ".ckpt" or not is_lmlab_run(ckpt.parent.parent):
         raise LmlabError(f"source={str(ckpt)!r} is a file but not a checkpoint of an lmlab run "
                          "(<run dir>/checkpoints/*.ckpt)")
-    run_cfg = OmegaConf.load(run_dir / "config.yaml")
-    module_class = hydra.utils.get_class(run_cfg.task.module._target_)
-    if (run_dir / "hf" / "tokenizer_config.json").is_file():
-        from lmlab.data.tokenizer import load_pretrained_tokenizer
-
-        tokenizer = load_pretrained_tokenizer(str(run_dir / "hf"))
-    else:  # the run's data module finds its tokenizer in the cache (or builds it again)
-        tokenizer = hydra.utils.instantiate(run_cfg.data, **({"cache_dir": cache_dir} if cache_dir else {})).tokenizer
-    # weights_only=False: an lmlab checkpoint's hyperparameters hold plain containers and RNG states
-    module = module_class.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
-    # LoRA: the adapter merged into the base, as the hf/ export has it (the same weights, so the same answers)
-    return merged(module.model).eval(), tokenizer
+    return checkpoint_model(ckpt, cache_dir)
 
 
 def run(args: argparse.Namespace) -> list[dict]:

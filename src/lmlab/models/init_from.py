@@ -53,40 +53,46 @@ def resolve_init_from(init_from: str, cache_dir: str | Path) -> str:
     return init_from  # a hub name
 
 
-def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
-    """The checkpoint's model (and its run's tokenizer) as a Hugging Face directory, cached by content."""
+def run_tokenizer(run_dir: Path, run_cfg, cache_dir: str | Path | None = None):
+    """A run's tokenizer: from its `hf/` export, else from its data module (the shared cache, or trained again)."""
     import hydra
-    import torch
+
+    from lmlab.data.tokenizer import load_pretrained_tokenizer
+
+    if (run_dir / "hf" / "tokenizer_config.json").is_file():
+        return load_pretrained_tokenizer(str(run_dir / "hf"))
+    return hydra.utils.instantiate(run_cfg.data, **({"cache_dir": str(cache_dir)} if cache_dir else {})).tokenizer
+
+
+def checkpoint_model(ckpt_path: Path, cache_dir: str | Path | None = None):
+    """An lmlab checkpoint as the plain transformers model its run exports to `hf/`, in eval mode, and the run's
+    tokenizer: the module rebuilt from the checkpoint's hyperparameters (a LoRA base from `model.pretrained` or
+    from the checkpoint itself), the adapter merged, the vocabulary's pad rows sliced off."""
+    import hydra
     from omegaconf import OmegaConf
 
-    from lmlab.data.cache import cached_dir, fingerprint
-    from lmlab.models import build_model
-    from lmlab.models.lora import added_token_ids, apply_peft, merged
+    from lmlab.models.lora import merged
     from lmlab.models.vocab_padding import unpadded
+
+    run_dir = ckpt_path.parent.parent
+    run_cfg = OmegaConf.load(run_dir / "config.yaml")
+    module_class = hydra.utils.get_class(run_cfg.task.module._target_)
+    # weights_only=False: an lmlab checkpoint's hyperparameters hold plain containers and RNG states
+    module = module_class.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=False)
+    model = unpadded(merged(module.model), module.hparams.get("vocab_size"))
+    return model.eval(), run_tokenizer(run_dir, run_cfg, cache_dir)
+
+
+def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
+    """The checkpoint's model (and its run's tokenizer) as a Hugging Face directory, cached by content."""
+    from lmlab.data.cache import cached_dir, fingerprint
 
     stat = ckpt_path.stat()
     key = fingerprint(ckpt=str(ckpt_path.resolve()), size=stat.st_size, mtime=stat.st_mtime_ns)
-    run_dir = ckpt_path.parent.parent
 
     def build(tmp: Path) -> None:
-        run_cfg = OmegaConf.load(run_dir / "config.yaml")
-        module_class = hydra.utils.get_class(run_cfg.task.module._target_)
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        hparams = checkpoint["hyper_parameters"]
-        model = build_model(hparams["model"], module_class.auto_class, hparams.get("vocab_size"),
-                            hparams.get("token_ids"))
-        if hparams.get("peft"):  # a LoRA checkpoint: base (pretrained, or in the checkpoint) + adapter, merged
-            model = apply_peft(model, hparams["peft"], module_class.auto_class,
-                               added_token_ids(hparams["model"], hparams.get("vocab_size")))
-        state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-        model.load_state_dict(state, strict=not hparams.get("peft"))
-        unpadded(merged(model), hparams.get("vocab_size")).save_pretrained(tmp)
-        if (run_dir / "hf" / "tokenizer_config.json").is_file():
-            tokenizer_source = str(run_dir / "hf")
-            from transformers import AutoTokenizer
-
-            AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(tmp)
-        else:  # the run's data module finds its tokenizer in the shared cache (or trains it again)
-            hydra.utils.instantiate(run_cfg.data).tokenizer.save_pretrained(tmp)
+        model, tokenizer = checkpoint_model(ckpt_path)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
 
     return cached_dir(cache_dir / "init_from", key, build, f"Hugging Face export of {ckpt_path}")
