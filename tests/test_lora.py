@@ -96,8 +96,8 @@ def test_lora_on_clm_pretraining_exports_merged_model_and_adapter(tmp_path, cach
     exported = AutoModelForCausalLM.from_pretrained(run_dir / "hf").eval()
     ids = torch.randint(0, exported.config.vocab_size, (2, 16))
     # model.init_from=<the checkpoint> exports the same model through the same code
-    from_init = AutoModelForCausalLM.from_pretrained(export_checkpoint(run_dir / "checkpoints" / "last.ckpt",
-                                                                       tmp_path / "init-from-cache")).eval()
+    exported_dir = export_checkpoint(run_dir / "checkpoints" / "last.ckpt", tmp_path / "cache", "model.init_from")
+    from_init = AutoModelForCausalLM.from_pretrained(exported_dir).eval()
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids).logits[..., :exported.config.vocab_size],
                                    exported(input_ids=ids).logits, rtol=1e-4, atol=1e-4)

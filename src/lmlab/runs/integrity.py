@@ -17,6 +17,9 @@ from lmlab.errors import LmlabError
 
 SUFFIX = ".sha256"
 _CHUNK = 1 << 22
+# Files verified in this process, by (path, size, mtime, inode): a command that checks a checkpoint before
+# loading it, then loads it through Lightning's checks, hashes it once.
+_verified: set[tuple[str, int, int, int]] = set()
 
 
 def sidecar(path: Path) -> Path:
@@ -49,17 +52,22 @@ class DamagedCheckpoint(Exception):
 
 def verify_checkpoint(path: Path) -> None:
     """Raise `DamagedCheckpoint` unless `path` matches its recorded SHA-256 (or, with none, is all finite)."""
+    stat = path.stat()
+    seen = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if seen in _verified:
+        return
     side = sidecar(path)
     if side.is_file():
-        expected = side.read_text().split()[0]
+        expected = side.read_text().split()[0] if side.read_text().strip() else ""
         if file_sha256(path) != expected:
             raise DamagedCheckpoint(f"its SHA-256 differs from the one recorded in {side.name} when it was written")
-        return
-    import torch
+    else:
+        import torch
 
-    checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    if bad := non_finite(checkpoint.get("state_dict", {}).items()):
-        raise DamagedCheckpoint(f"{bad} holds NaN or inf values")
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+        if bad := non_finite(checkpoint.get("state_dict", {}).items()):
+            raise DamagedCheckpoint(f"{bad} holds NaN or inf values")
+    _verified.add(seen)
 
 
 def non_finite(named_tensors: Iterable[tuple[str, object]]) -> str | None:

@@ -114,11 +114,10 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
     mode = resume_mode(cfg.get("resume", "auto"))
     plan = ResumePlan()
     if cfg.get("ckpt_path"):
+        from lmlab.runs.checkpoint_load import read_checkpoint
+
         path = Path(cfg.ckpt_path)
-        try:
-            plan.step = checkpoint_step(path)
-        except Exception as e:  # noqa: BLE001
-            raise LmlabError(f"ckpt_path={cfg.ckpt_path!r} is not a loadable checkpoint ({type(e).__name__})") from e
+        plan.step = int(read_checkpoint(path, "ckpt_path")["global_step"])
         plan.ckpt_path = str(path)
     else:
         marker = run_dir / FINISHED_MARKER

@@ -1,0 +1,59 @@
+"""The one way every command opens an lmlab checkpoint: a resume's `ckpt_path`, `lmlab-eval`, `lmlab-generate`,
+`model.init_from` and its export.
+
+The file's bytes are checked against the SHA-256 recorded when it was written before anything is loaded, so a
+damaged or truncated checkpoint is one line naming it (and the newest intact checkpoint of its run, to use
+instead), raised before the command writes anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lmlab.errors import LmlabError, first_line
+from lmlab.runs.integrity import DamagedCheckpoint, verify_checkpoint
+
+
+def intact_checkpoint(path: Path, key: str) -> Path:
+    """`path` once verified; else an `LmlabError` naming `key=path`, what is wrong and an intact sibling."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise LmlabError(f"{key}={str(path)!r} does not exist")
+    try:
+        verify_checkpoint(path)
+    except DamagedCheckpoint as e:
+        raise LmlabError(f"{key}={str(path)!r} is damaged: {e}{_instead(path, key)}") from None
+    except Exception as e:  # noqa: BLE001 - whatever torch's reader raises, the file is not a checkpoint
+        raise LmlabError(f"{key}={str(path)!r} is truncated or not a checkpoint ({type(e).__name__}: "
+                         f"{first_line(e)}){_instead(path, key)}") from None
+    return path
+
+
+def read_checkpoint(path: Path, key: str) -> dict[str, Any]:
+    """The checkpoint's contents (tensors memory-mapped, not read), once its bytes are verified."""
+    import torch
+
+    # weights_only=False: an lmlab checkpoint holds RNG states and hyperparameters, not only tensors
+    return torch.load(intact_checkpoint(path, key), map_location="cpu", mmap=True, weights_only=False)
+
+
+def load_module(module_class: type, path: Path, key: str, **kwargs: Any):
+    """`module_class.load_from_checkpoint(path)` on CPU, once the file's bytes are verified."""
+    return module_class.load_from_checkpoint(intact_checkpoint(path, key), map_location="cpu", weights_only=False,
+                                             **kwargs)
+
+
+def _instead(damaged: Path, key: str) -> str:
+    """"; use <key>=<newest intact checkpoint of the same run>" where the run has one."""
+    from lmlab.runs.resume import checkpoint_files
+
+    run_dir = damaged.parent.parent if damaged.parent.name == "checkpoints" else damaged.parent
+    others = [p for p in checkpoint_files(run_dir) if p.resolve() != damaged.resolve()]
+    for other in sorted(others, key=lambda p: p.stat().st_mtime_ns, reverse=True):
+        try:
+            verify_checkpoint(other)
+        except Exception:  # noqa: BLE001, S112 - any failure means "not intact"
+            continue
+        return f"; the newest intact checkpoint of its run is {other}: use {key}={other}"
+    return ""
