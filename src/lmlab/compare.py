@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
 
@@ -70,12 +72,27 @@ def is_run_dir(path: Path) -> bool:
     return any((path / name).is_file() for name in RUN_FILES)
 
 
+def fail(message: str) -> NoReturn:
+    """One line on stderr, exit status 2: lmlab's contract for bad input."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def unlogged(metrics: list[str], runs: list[Run]) -> list[str]:
+    """The metrics that no run logged (in metrics.csv or summary.json)."""
+    logged = {key for run in runs for row in run.metrics for key, value in row.items() if value not in (None, "")}
+    logged |= {key for run in runs for key in run.summary}
+    return [m for m in metrics if m not in logged]
+
+
 def find_runs(paths: list[Path]) -> list[Path]:
     """Run directories: each path itself, or its subdirectories (a sweep's numbered jobs, in job order)."""
     runs = []
     for path in paths:
+        if not path.exists():
+            fail(f"{path} does not exist")
         if not path.is_dir():
-            raise SystemExit(f"error: {path} is not a directory")
+            fail(f"{path} is not a directory")
         if is_run_dir(path):
             runs.append(path)
             continue
@@ -252,10 +269,12 @@ def main(argv: list[str] | None = None) -> None:
 
     runs = [load_run(path) for path in find_runs(args.paths)]
     if not runs:
-        raise SystemExit(f"error: no run directories in {' '.join(map(str, args.paths))}")
+        fail(f"no run directories in {' '.join(map(str, args.paths))} (a run holds config.yaml or metrics.csv)")
     metrics = args.metric or [args.sort or runs[0].monitor]
     sort = args.sort or metrics[0]
     metrics = [sort, *(m for m in metrics if m != sort)]
+    if missing := unlogged([m for m in metrics if m in (args.metric or []) + [args.sort]], runs):
+        fail(f"--metric/--sort {', '.join(missing)}: logged by none of the {len(runs)} runs")
     out = args.out or (args.paths[0] if len(args.paths) == 1 and not is_run_dir(args.paths[0]) else Path.cwd())
     out.mkdir(parents=True, exist_ok=True)
 

@@ -24,16 +24,11 @@ register_resolvers()
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    import lightning as L
-    import torch
-
-    from lmlab.console import quiet_third_party
     from lmlab.models.init_from import is_lmlab_run
-    from lmlab.modules import SequenceClassificationModule
-    from lmlab.modules.metrics import classification_metrics, per_class_report, plot_confusion_matrix
+    from lmlab.runs.checkpoint_load import load_module, read_checkpoint
+    from lmlab.runs.validate import EVAL_CHECKS, validate_config
 
-    quiet_third_party()
-
+    validate_config(cfg, EVAL_CHECKS)
     ckpt = Path(cfg.ckpt_path).expanduser()
     run_dir = ckpt.parent.parent
     if not ckpt.is_file() or not is_lmlab_run(run_dir):
@@ -42,18 +37,25 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     run_cfg = OmegaConf.load(run_dir / "config.yaml")
     if "ClassificationDataModule" not in str(run_cfg.data.get("_target_")):
         raise LmlabError(f"ckpt_path={cfg.ckpt_path!r}: lmlab-eval scores classification runs (task=classify)")
-    # weights_only=False: an lmlab checkpoint's hyperparameters hold OmegaConf containers (our own file)
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
+    checkpoint = read_checkpoint(ckpt, "ckpt_path")  # a damaged file: one line, before anything is written
     step, epoch, names = checkpoint["global_step"], checkpoint["epoch"], list(checkpoint["hyper_parameters"]["labels"])
     del checkpoint
+
+    import lightning as L
+    import torch
+
+    from lmlab.console import quiet_third_party
+    from lmlab.modules import SequenceClassificationModule
+    from lmlab.modules.metrics import classification_metrics, per_class_report, plot_confusion_matrix
+
+    quiet_third_party()
     log.info("Evaluating %s (step %d, epoch %d) on the %s split", ckpt, step, epoch, cfg.split)
     # the model's own label set: inferred labels are not in config.yaml, and one split may lack a class
     data_cfg = OmegaConf.merge(run_cfg.data, {"splits": [cfg.split], "labels": names})
     if cfg.get("batch_size"):
         data_cfg.eval_batch_size = cfg.batch_size
     datamodule = hydra.utils.instantiate(data_cfg)
-    module = SequenceClassificationModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False,
-                                                               tokenizer=datamodule.tokenizer, labels=names)
+    module = load_module(SequenceClassificationModule, ckpt, "ckpt_path", tokenizer=datamodule.tokenizer, labels=names)
     datamodule.module_kwargs()  # checks the split's labels against the model's label set
     trainer = L.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_progress_bar=False)
     outputs = trainer.predict(module, dataloaders=datamodule.dataloader(cfg.split))
@@ -95,6 +97,9 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    from lmlab.runs.redact import mask_console
+
+    mask_console(sys.argv[1:])
     check_overrides("eval", sys.argv[1:])  # a bad override: one line, status 2
     _hydra_main()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -56,9 +57,10 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
 def check_sampling(args: argparse.Namespace) -> None:
     if args.max_new_tokens <= 0:
         raise LmlabError(f"--max-new-tokens={args.max_new_tokens} must be positive")
-    if args.temperature <= 0:
-        raise LmlabError(f"--temperature={args.temperature} must be positive (greedy is the default without --sample)")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
+    if not math.isfinite(args.temperature) or args.temperature <= 0:
+        raise LmlabError(f"--temperature={args.temperature} must be a positive number (greedy is the default "
+                         "without --sample)")
+    if args.top_p is not None and not (math.isfinite(args.top_p) and 0 < args.top_p <= 1):
         raise LmlabError(f"--top-p={args.top_p} must be in (0, 1]")
     if args.top_k is not None and args.top_k <= 0:
         raise LmlabError(f"--top-k={args.top_k} must be positive")
@@ -100,19 +102,47 @@ def load_checkpoint(ckpt: Path, cache_dir: str | None):
     if ckpt.suffix != ".ckpt" or not is_lmlab_run(ckpt.parent.parent):
         raise LmlabError(f"source={str(ckpt)!r} is a file but not a checkpoint of an lmlab run "
                          "(<run dir>/checkpoints/*.ckpt)")
-    return checkpoint_model(ckpt, cache_dir)
+    return checkpoint_model(ckpt, "source", cache_dir)
+
+
+def check_length(model, max_new_tokens: int) -> None:
+    """Refuse a generation longer than the model's positions (an IndexError on each step past them otherwise)."""
+    from lmlab.models import context_length
+
+    limit = context_length(model.config)
+    if limit and max_new_tokens >= limit:
+        raise LmlabError(f"--max-new-tokens={max_new_tokens} leaves no room for the prompt in the model's "
+                         f"{limit} positions: ask for fewer")
+
+
+def pick_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise LmlabError(f"--device={name!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LmlabError(f"--device={name!r}: no CUDA device on this machine")
+    return device
 
 
 def run(args: argparse.Namespace) -> list[dict]:
+    prompts = read_prompts(args)
+    check_sampling(args)
+    if args.out and args.out.is_dir():
+        raise LmlabError(f"--out={str(args.out)!r} is a directory: name a file for the JSON lines")
+    device = pick_device(args.device)
+    model, tokenizer = load_model(args.source, args.cache_dir)
+    check_length(model, args.max_new_tokens)
+
     import torch
     from transformers import TextStreamer
 
     from lmlab.models.generation import Sampling, generate
 
-    prompts = read_prompts(args)
-    check_sampling(args)
-    model, tokenizer = load_model(args.source, args.cache_dir)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     model.to(device)
     chat = bool(tokenizer.chat_template) if args.chat is None else args.chat
     if chat and not tokenizer.chat_template:

@@ -1,12 +1,21 @@
-"""Data: text sources, tokenizers, the packed-token cache and the LightningDataModules."""
+"""Data: text sources, tokenizers, the packed-token cache and the LightningDataModules.
 
-from lmlab.data.classification import ClassificationDataModule
-from lmlab.data.classification_sources import HubSplits, LocalSplits
-from lmlab.data.pretrain import PretrainDataModule
-from lmlab.data.sft import SFTDataModule
-from lmlab.data.sources import HubDataset, StdlibCorpus, TextFiles
-from lmlab.data.stdlib_functions import StdlibFunctions
-from lmlab.data.synthetic_instructions import SyntheticInstructions
+Names are imported on first use: a data source (`lmlab.data.TextFiles`) checked before training must not
+pull in Lightning with the data modules.
+"""
 
-__all__ = ["ClassificationDataModule", "HubDataset", "HubSplits", "LocalSplits", "PretrainDataModule",
-           "SFTDataModule", "StdlibCorpus", "StdlibFunctions", "SyntheticInstructions", "TextFiles"]
+from importlib import import_module
+
+_MODULES = {
+    "ClassificationDataModule": "classification", "HubSplits": "classification_sources",
+    "LocalSplits": "classification_sources", "PretrainDataModule": "pretrain", "SFTDataModule": "sft",
+    "HubDataset": "sources", "StdlibCorpus": "sources", "TextFiles": "sources",
+    "StdlibFunctions": "stdlib_functions", "SyntheticInstructions": "synthetic_instructions",
+}
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_MODULES[name]}"), name)

@@ -19,6 +19,20 @@ from lmlab.errors import LmlabError
 PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
               "32-true", "64-true", "64", "32", "16", "bf16")
 DECODE_ERRORS = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")
+# What lmlab trains on (Lightning also knows "tpu", which lmlab does not support).
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+# transformers.SchedulerType's values (`get_scheduler`'s names), without importing transformers.
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+              "warmup_stable_decay", "greedy")
+# Sizes of a model's config (GPT-2's and BERT/Llama's names): positive integers when set.
+MODEL_SIZES = ("n_layer", "n_head", "n_embd", "n_positions", "n_inner", "num_hidden_layers", "num_attention_heads",
+               "num_key_value_heads", "hidden_size", "intermediate_size", "max_position_embeddings", "vocab_size",
+               "head_dim")
+# (width, heads) pairs of a model's config whose heads must divide the width.
+HEAD_SPLITS = (("n_embd", "n_head"), ("hidden_size", "num_attention_heads"))
+# Callback keys that count steps, epochs or validations: positive integers (or null: off).
+CALLBACK_INTERVALS = ("every_n_train_steps", "every_n_epochs", "patience", "refresh_rate", "window", "max_depth")
 
 
 def _int(value: object, minimum: int, allowed: tuple = ()) -> bool:
@@ -31,6 +45,16 @@ def _positive_number(value: object) -> bool:
 
 def _non_negative_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _fraction(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1
+
+
+def _betas(value: object) -> bool:
+    values = list(value) if OmegaConf.is_list(value) or isinstance(value, list | tuple) else None
+    return values is not None and len(values) == 2 and all(
+        isinstance(b, int | float) and not isinstance(b, bool) and 0 <= b < 1 for b in values)
 
 
 def _codec(value: object) -> bool:
@@ -64,20 +88,70 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "data.vocab_size": (lambda v: _int(v, 1), "must be a positive integer"),
     "data.max_documents": (lambda v: _int(v, 1, (None,)), "must be a positive integer (or null)"),
     "data.num_workers": (lambda v: _int(v, 0), "must be a non-negative integer"),
+    "data.num_proc": (lambda v: _int(v, 1, (None,)), "must be a positive number of processes (or null: all cores)"),
+    "data.shard_bytes": (lambda v: _int(v, 1), "must be a positive number of bytes"),
+    "data.source.validation_fraction": (_fraction, "must be a fraction between 0 and 1 (e.g. 0.05)"),
+    "trainer.accelerator": (lambda v: v in ACCELERATORS, f"must be one of {', '.join(ACCELERATORS)}"),
     "data.source.encoding": (_codec, "is not a text encoding Python knows (e.g. utf-8, latin-1)"),
     "data.source.errors": (lambda v: v in DECODE_ERRORS, f"must be one of {', '.join(DECODE_ERRORS)}"),
     "optimizer.lr": (_positive_number, "must be a positive learning rate (e.g. optimizer.lr=3e-4)"),
     "optimizer.weight_decay": (_non_negative_number, "must be a non-negative number"),
+    "optimizer.betas": (_betas, "must be two numbers in [0, 1) (e.g. optimizer.betas=[0.9,0.95])"),
+    "optimizer.eps": (_positive_number, "must be a positive number"),
+    "scheduler.name": (lambda v: v in SCHEDULERS, f"must be one of {', '.join(SCHEDULERS)}"),
     "scheduler.num_warmup_steps": (lambda v: _int(v, 0), "must be a non-negative integer"),
+    **{f"model.config.{key}": (lambda v: _int(v, 1, (None,)), "must be a positive integer") for key in MODEL_SIZES},
+}
+# `lmlab-eval`'s keys.
+EVAL_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "ckpt_path": (lambda v: isinstance(v, str) and bool(v.strip()), "must be a checkpoint file"),
+    "split": (lambda v: isinstance(v, str) and bool(v.strip()), "must be a split name (train, validation, test)"),
+    "batch_size": (lambda v: _int(v, 1, (None,)), "must be a positive integer (or null: the run's)"),
+    "accelerator": (lambda v: v in ACCELERATORS, f"must be one of {', '.join(ACCELERATORS)}"),
+    "output_dir": (lambda v: v is None or (isinstance(v, str) and bool(v.strip())), "must be a directory (or null)"),
 }
 
 
-def config_problems(cfg: DictConfig) -> list[str]:
-    """One `<key>=<value> <what is wrong>` line for each problem: mandatory values missing, bad values."""
+def _callback_checks(cfg: DictConfig) -> dict[str, tuple[Callable[[object], bool], str]]:
+    """The interval keys of every callback the config names (`callbacks.<name>.every_n_train_steps`, ...)."""
+    callbacks = OmegaConf.select(cfg, "callbacks", default=None, throw_on_resolution_failure=False)
+    if not OmegaConf.is_dict(callbacks):
+        return {}
+    return {f"callbacks.{name}.{key}": (lambda v: _int(v, 1, (None,)), "must be a positive integer (or null)")
+            for name, node in callbacks.items_ex(resolve=False) if OmegaConf.is_dict(node)
+            for key in CALLBACK_INTERVALS if key in node}
+
+
+def _model_problems(cfg: DictConfig) -> list[str]:
+    """Sizes of the model's config that cannot make a model together (heads that do not divide the width)."""
+    model = OmegaConf.select(cfg, "model.config", default=None, throw_on_resolution_failure=False)
+    if not OmegaConf.is_dict(model) or OmegaConf.select(cfg, "model.pretrained", default=None,
+                                                        throw_on_resolution_failure=False):
+        return []
+    problems = []
+    for width, heads in HEAD_SPLITS:
+        w, h = model.get(width), model.get(heads)
+        if _int(w, 1) and _int(h, 1) and w % h:
+            problems.append(f"model.config.{heads}={h} must divide model.config.{width}={w} (each head gets "
+                            f"{width}/{heads} dimensions)")
+    kv, h = model.get("num_key_value_heads"), model.get("num_attention_heads")
+    if _int(kv, 1) and _int(h, 1) and h % kv:
+        problems.append(f"model.config.num_key_value_heads={kv} must divide model.config.num_attention_heads={h}")
+    return problems
+
+
+def config_problems(cfg: DictConfig, checks: dict[str, tuple[Callable[[object], bool], str]] | None = None) \
+        -> list[str]:
+    """One `<key>=<value> <what is wrong>` line for each problem: mandatory values missing, bad values.
+
+    `checks` defaults to `lmlab-train`'s (`CHECKS`, every callback's intervals, the model's consistency)."""
     problems = [f"{key}=??? is a mandatory value: set it on the command line ({key}=...)"
                 for key in sorted(OmegaConf.missing_keys(cfg))]
     missing = set(OmegaConf.missing_keys(cfg))
-    for key, (check, expected) in CHECKS.items():
+    if checks is None:
+        checks = {**CHECKS, **_callback_checks(cfg)}
+        problems += _model_problems(cfg)
+    for key, (check, expected) in checks.items():
         if key in missing or OmegaConf.select(cfg, key, default="<absent>", throw_on_resolution_failure=False) \
                 == "<absent>":
             continue
@@ -91,7 +165,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
-def validate_config(cfg: DictConfig) -> None:
+def validate_config(cfg: DictConfig, checks: dict[str, tuple[Callable[[object], bool], str]] | None = None) -> None:
     """Raise one `LmlabError` listing every problem `config_problems` finds."""
-    if problems := config_problems(cfg):
+    if problems := config_problems(cfg, checks):
         raise LmlabError("; ".join(problems))
