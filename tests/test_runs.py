@@ -65,6 +65,20 @@ def test_second_holder_of_a_run_dir_is_refused_with_its_pid_and_host(tmp_path, m
     assert not (tmp_path / lock.LOCK_FILE).exists()
 
 
+@pytest.mark.parametrize("garbage", [b"", b'{"pid": 12', b"\x00\x00", b"[1, 2]"])
+def test_an_empty_or_garbage_lock_is_taken_over_with_a_warning(tmp_path, monkeypatch, caplog, garbage):
+    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_JOB_ID"):
+        monkeypatch.delenv(key, raising=False)
+    (tmp_path / lock.LOCK_FILE).write_bytes(garbage)  # what a crash mid-write of an older lmlab left
+    with caplog.at_level(logging.WARNING, logger="lmlab.runs.lock"):
+        lock.acquire_run_lock(tmp_path)
+    assert "names no holder (empty or garbage" in caplog.text
+    assert json.loads((tmp_path / lock.LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [lock.LOCK_FILE]  # the temp file it was linked from went
+    lock.release_run_locks()
+    assert not (tmp_path / lock.LOCK_FILE).exists()
+
+
 def test_ddp_children_and_other_ranks_do_not_take_the_lock(tmp_path, monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("SLURM_PROCID", raising=False)

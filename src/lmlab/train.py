@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from lmlab.config import check_overrides, config_dir, register_resolvers
 from lmlab.errors import LmlabError
 from lmlab.runs.lifecycle import begin_launch, claim_run_dir, end_launch, environment_error, start_training
-from lmlab.runs.logfile import drop_file_logging
-from lmlab.runs.redact import mask
+from lmlab.runs.logfile import drop_file_logging, log_to_files
+from lmlab.runs.redact import mask, mask_console
 from lmlab.runs.validate import validate_config
 
 log = logging.getLogger("lmlab")
@@ -34,6 +34,12 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
 
 def check_config(cfg: DictConfig) -> None:
     """Cheap checks that would otherwise fail deep inside training (or after data preparation)."""
+    if cfg.data.get("source"):  # first: a data source imports neither torch nor transformers
+        source = hydra.utils.instantiate(cfg.data.source)
+        source.fingerprint()  # a missing file or dataset fails here
+        if hasattr(source, "check_text"):
+            source.check_text()  # text that does not decode fails here
+
     from transformers import AutoConfig
 
     from lmlab.distributed import check_gpu_count
@@ -51,11 +57,6 @@ def check_config(cfg: DictConfig) -> None:
             raise LmlabError(f"model.pretrained={spec.pretrained!r} could not be loaded as a {where}") from e
     else:
         model_config = hydra.utils.instantiate(spec.config)
-    if cfg.data.get("source"):
-        source = hydra.utils.instantiate(cfg.data.source)
-        source.fingerprint()  # a missing file or dataset fails here
-        if hasattr(source, "check_text"):
-            source.check_text()  # text that does not decode fails here
     block_size = cfg.data.get("block_size")
     limit = context_length(model_config)
     if block_size and limit and block_size > limit:
@@ -78,6 +79,7 @@ def train(cfg: DictConfig) -> float | None:
     from lmlab.distributed import apply_global_batch_size
     from lmlab.runs.guard import RunGuard
     from lmlab.runs.hydra_ddp import use_job_overrides_for_ddp_children
+    from lmlab.runs.lock import launch_rank_zero
     from lmlab.runs.resume import mark_finished, plan_resume, record_resume
     from lmlab.runs.resume import report as report_resume
     from lmlab.runs.tracking import log_config
@@ -99,10 +101,11 @@ def train(cfg: DictConfig) -> float | None:
         report_resume(plan, run_dir)
     if plan.finished is not None:
         return plan.finished.get("metric")
-    start_training(run_dir, plan.step)
     L.seed_everything(cfg.seed, workers=True)
-
     datamodule = hydra.utils.instantiate(cfg.data)
+    if launch_rank_zero():
+        datamodule.prepare_data()  # bad data fails here, before this launch writes into the run directory
+        L.seed_everything(cfg.seed, workers=True, verbose=False)  # the same init whether data was cached or not
     module = hydra.utils.instantiate(
         cfg.task.module,
         model=OmegaConf.to_container(cfg.model, resolve=True),
@@ -114,6 +117,7 @@ def train(cfg: DictConfig) -> float | None:
         _recursive_=False,
         _convert_="all",  # plain containers in hparams, so checkpoints load with torch's weights_only
     )
+    start_training(run_dir, plan.step)
     callbacks = [*instantiate_named(cfg.get("callbacks")), RunGuard(run_dir)]
     loggers = instantiate_named(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
@@ -161,7 +165,7 @@ def run_task(task_fn, cfg: DictConfig) -> float | None:
         error = e if isinstance(e, LmlabError) else environment_error(e, OmegaConf.select(cfg, "paths.run_dir"))
         if multirun or error is None:
             raise
-        log.error("error: %s", error)
+        log_to_files(log, logging.ERROR, f"error: {mask(str(error))}")  # train.log of a launch that trained
         print(f"error: {mask(str(error))}", file=sys.stderr)
         sys.exit(2)
     finally:
@@ -202,6 +206,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    mask_console(sys.argv[1:])  # secrets masked in all Hydra prints, too
     check_overrides("train", sys.argv[1:])  # a bad override: one line, status 2
     _hydra_main()
 

@@ -7,6 +7,7 @@ The export holds the tokenizer's vocabulary: pad rows lmlab adds for speed are s
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import lightning as L
@@ -29,4 +30,18 @@ class ExportHuggingFace(L.Callback):
         save_model(pl_module.model, self.dirpath, pl_module.hparams.get("vocab_size"))
         if getattr(pl_module, "tokenizer", None) is not None:
             pl_module.tokenizer.save_pretrained(self.dirpath)
+        for directory in (self.dirpath, self.dirpath.with_name(f"{self.dirpath.name}-adapter")):
+            with_umask_modes(directory)
         log.info("Exported the model and tokenizer to %s", self.dirpath)
+
+
+def with_umask_modes(directory: Path) -> None:
+    """Give every file under `directory` the mode the umask allows (0644 under 022), as any other file of the run.
+
+    safetensors writes through a private temp file (0600): others on a shared machine could not load the export.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in directory.rglob("*") if directory.is_dir() else ():
+        if path.is_file():
+            path.chmod(0o666 & ~umask)

@@ -26,11 +26,14 @@ from lmlab.runs.redact import mask, redact_logging, remember, secrets_in, secret
 log = logging.getLogger("lmlab")
 # OS errors that are the user's environment, not a bug: one line naming the path and the cause.
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+_training = False  # set by `start_training`
 
 
 def begin_launch(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    global _training
+    _training = False
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     defer_file_logging()
     try:
@@ -49,15 +52,35 @@ def start_training(run_dir: Path, resumed_step: int) -> None:
     """Attach `train.log`; drop the metrics rows a resumed run logs again (all of them when starting over)."""
     from lmlab.runs.metrics import drop_rows_from  # imports Lightning: kept off the `--help` path
 
+    global _training
+    _training = True
     attach_file_logging()
     redact_logging()
-    if launch_rank_zero() and (dropped := drop_rows_from(run_dir, resumed_step)):
+    if not launch_rank_zero():
+        return
+    if dropped := drop_rows_from(run_dir, resumed_step):
         log.info("Dropped %d rows of metrics.csv logged after step %d, where this run resumes", dropped, resumed_step)
+    clear_partial_writes(run_dir)
+
+
+def clear_partial_writes(run_dir: Path) -> None:
+    """Remove the `<file>.tmp-<pid>` files a killed writer left (a checkpoint, its checksum, metrics.csv):
+    this launch holds the run's lock, so no live process is writing them."""
+    patterns = ("*.ckpt.tmp-*", "*.ckpt.sha256.tmp-*", "metrics.csv.tmp-*", "checkpoints/*.tmp-*")
+    for leftover in [p for pattern in patterns for p in run_dir.glob(pattern)]:
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            log.info("Removed %s, left by a write that was interrupted", leftover)
 
 
 def end_launch() -> None:
+    """Release the lock; a launch that did not train leaves neither log records nor the directories made for it."""
+    from lmlab.runs.preflight import remove_unused_new_dirs
+
     release_run_locks()
     drop_file_logging()
+    if not _training:
+        remove_unused_new_dirs()
 
 
 def environment_error(e: OSError, run_dir: str | None) -> LmlabError | None:

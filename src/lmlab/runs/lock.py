@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import socket
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from lmlab.errors import LmlabError
 
 LOCK_FILE = "lmlab.lock"
+log = logging.getLogger(__name__)
 _held: dict[Path, dict] = {}
 
 
@@ -64,12 +66,29 @@ def _stale(holder: dict) -> bool:
 
 
 def _read(path: Path) -> dict | None:
+    """The holder recorded in a lock file; None when there is none; {} when it cannot be parsed (the lock is
+    linked into place whole, so that is garbage: e.g. an older lmlab killed while writing it)."""
     try:
-        return json.loads(path.read_text())
+        holder = json.loads(path.read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return {}  # being written, or garbage: treated as held by an unknown process
+        return {}
+    return holder if isinstance(holder, dict) and "pid" in holder else {}
+
+
+def _create(path: Path, me: dict) -> bool:
+    """Create `path` holding `me`, whole or not at all: written to a temp file, then hard-linked into place
+    (which fails when the lock exists). False when another process holds it."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(me))
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
 
 
 def acquire_run_lock(run_dir: Path) -> None:
@@ -80,20 +99,18 @@ def acquire_run_lock(run_dir: Path) -> None:
     path = run_dir / LOCK_FILE
     me = _me()
     for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+        if not _create(path, me):
             holder = _read(path)
             if holder is None:
                 continue
-            if holder and _stale(holder):
+            if not holder:
+                log.warning("%s names no holder (empty or garbage, e.g. left by a crash): taking it over", path)
+            if not holder or _stale(holder):
                 path.unlink(missing_ok=True)
                 continue
-            who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')} since {holder.get('since', '?')}"
+            who = f"pid {holder['pid']} on {holder.get('host', '?')} since {holder.get('since', '?')}"
             raise LmlabError(f"run_dir={str(run_dir)!r} is in use by another lmlab-train ({who}, {path}); "
-                             "wait for it to end, or pick another run_name=/run_dir=") from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
+                             "wait for it to end, or pick another run_name=/run_dir=")
         _held[run_dir] = me
         atexit.register(release_run_locks)
         return

@@ -48,3 +48,11 @@ def drop_file_logging() -> None:
         handler, buffer = _deferred.pop()
         root.removeHandler(buffer)
         handler.close()
+
+
+def log_to_files(logger: logging.Logger, level: int, message: str) -> None:
+    """Record `message` in the run's log file only (or its buffer): the console shows it once, by other means."""
+    record = logger.makeRecord(logger.name, level, "(lmlab)", 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler | MemoryHandler):
+            handler.handle(record)
