@@ -102,3 +102,28 @@ def redact_logging() -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+
+
+class MaskingStream:
+    """A console stream (sys.stdout, sys.stderr) that masks known secrets in all it is given: Hydra writes its
+    "Error executing job with overrides: [...]" line and its multirun launch lines past lmlab's log filter."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(mask(text) if _known and isinstance(text, str) else text)
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def mask_console(argv: list[str]) -> None:
+    """Remember the secrets of a command line and mask them in everything printed to stdout and stderr."""
+    import sys
+
+    remember(secrets_in_overrides(argv))
+    for name in ("stdout", "stderr"):
+        if not isinstance(getattr(sys, name), MaskingStream):
+            setattr(sys, name, MaskingStream(getattr(sys, name)))

@@ -18,6 +18,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from lmlab.runs.redact import mask, redact_overrides, remember, secrets_in, secrets_in_overrides
 from lmlab.runs.slurm import skip_sacct_without_accounting
 
 ERROR_FILE = "error.txt"
@@ -56,6 +57,10 @@ class SweepReport(Callback):
         # A re-launched sweep (same sweep_name) retries its jobs: a stale error must not outlive a success.
         if _is_multirun(config):
             (Path(config.hydra.runtime.output_dir) / ERROR_FILE).unlink(missing_ok=True)
+            mask_multirun_yaml(Path(config.hydra.sweep.dir), config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        mask_multirun_yaml(Path(config.hydra.sweep.dir), config)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if job_return.status != JobStatus.FAILED or not _is_multirun(config):
@@ -63,9 +68,20 @@ class SweepReport(Callback):
         error = job_return._return_value  # the exception; `return_value` would re-raise it
         job_dir = Path(config.hydra.runtime.output_dir)
         job_dir.mkdir(parents=True, exist_ok=True)
-        overrides = " ".join(job_return.overrides or [])
+        overrides = " ".join(redact_overrides(job_return.overrides or []))
         details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        (job_dir / ERROR_FILE).write_text(f"{type(error).__name__}: {error}\noverrides: {overrides}\n\n{details}")
+        (job_dir / ERROR_FILE).write_text(mask(f"{type(error).__name__}: {error}\noverrides: {overrides}\n\n{details}"))
+
+
+def mask_multirun_yaml(sweep_dir: Path, config: DictConfig) -> None:
+    """Mask the secrets of the sweep's config in the `multirun.yaml` Hydra saved (before its first job)."""
+    from omegaconf import OmegaConf
+
+    path = sweep_dir / "multirun.yaml"
+    remember([*secrets_in(OmegaConf.to_container(config, resolve=False)),
+              *secrets_in_overrides(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])])
+    if path.is_file() and (masked := mask(text := path.read_text())) != text:
+        path.write_text(masked)
 
 
 def _is_multirun(config: DictConfig) -> bool:
