@@ -88,3 +88,20 @@ def drop_rows_from(run_dir: Path, step: int) -> int:
         writer.writerows(kept)
     os.replace(tmp, path)
     return len(rows) - len(kept)
+
+
+def log_step_row_now(trainer) -> None:
+    """Send this training step's metrics to the loggers now, not after the callbacks' `on_train_batch_end`.
+
+    Lightning logs a step's row after every callback's `on_train_batch_end`, where the checkpoint of that step is
+    written: a kill between the two lost the row (the resumed run starts after that step). Lightning's own call
+    for the step is then skipped, so each logger gets the row once. Checkpoint callbacks run last
+    (Lightning orders them so), so the row holds what the other callbacks logged.
+    """
+    connector = trainer._logger_connector
+    connector.update_train_step_metrics()
+
+    def skip_once() -> None:
+        del connector.update_train_step_metrics  # back to the class's method for the next step
+
+    connector.update_train_step_metrics = skip_once
