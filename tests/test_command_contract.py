@@ -18,7 +18,7 @@ from lmlab.runs.integrity import verify_checkpoint
 pytestmark = pytest.mark.slow
 CLM = [*TINY, "trainer.max_steps=4", "trainer.val_check_interval=2", "callbacks.last_checkpoint.every_n_train_steps=2",
        "callbacks.samples=null"]
-CLASSIFY = ["task=classify", "data.max_examples=32", "data.vocab_size=512", "data.max_length=32", "data.batch_size=8",
+CLASSIFY = ["task=classify", "data.max_documents=32", "data.vocab_size=512", "data.max_length=32", "data.batch_size=8",
             "model.config.num_hidden_layers=1", "model.config.hidden_size=32", "model.config.num_attention_heads=2",
             "model.config.intermediate_size=64", "trainer.max_steps=4", "trainer.val_check_interval=2",
             "callbacks.last_checkpoint.every_n_train_steps=2", "callbacks.progress_bar=null",
