@@ -7,6 +7,7 @@ from torchmetrics import MeanMetric
 from transformers import AutoModelForCausalLM
 
 from lmlab.models.causal_attention import declare_plain_causal
+from lmlab.models.document_attention import use_document_attention
 from lmlab.modules.base import HFModelModule
 from lmlab.modules.losses import linear_cross_entropy, next_token_cross_entropy
 
@@ -23,8 +24,9 @@ class CausalLMModule(HFModelModule):
 
     auto_class = AutoModelForCausalLM
 
-    def __init__(self, *args, fused_loss: bool = False, **kwargs):
+    def __init__(self, *args, fused_loss: bool = False, document_masking: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.document_masking = document_masking
         head = self.model.get_output_embeddings()
         # Only a plain bias-free projection is safe to fuse (no logit soft-capping or scaling in between).
         self.fused_loss = fused_loss and type(head) is torch.nn.Linear and head.bias is None and not any(
@@ -35,28 +37,35 @@ class CausalLMModule(HFModelModule):
         # `model.compile=true`: compile the whole step's computation, body, output head and loss, as one
         # graph (the model itself stays uncompiled, so its parameter names and generation are unchanged).
         # Static shapes: packed blocks come in two or three batch sizes, each worth its own specialised graph.
+        if self.document_masking:  # batches carry per-document position ids: FlexAttention's block mask on a GPU
+            on_gpu = self._trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+            use_document_attention(self.model, flex=on_gpu)
         if self.hparams.model.get("compile") and "next_token_loss" not in vars(self):
-            declare_plain_causal(self.model)  # SDPA keeps is_causal (FlashAttention) when traced too
+            if not self.document_masking:
+                declare_plain_causal(self.model)  # SDPA keeps is_causal (FlashAttention) when traced too
             self.next_token_loss = torch.compile(self.next_token_loss, dynamic=False)
 
-    def next_token_loss(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of predicting each token from the ones before it."""
+    def next_token_loss(self, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean cross-entropy of predicting each token from the ones before it (within its document, when
+        `position_ids` restart per document)."""
         if not self.fused_loss:
             # not the model's own loss: that one copies the whole logits to fp32 first (lmlab.modules.losses)
-            return next_token_cross_entropy(self.model(input_ids=input_ids).logits, input_ids)
-        hidden = self.model.base_model(input_ids=input_ids).last_hidden_state
+            return next_token_cross_entropy(self.model(input_ids=input_ids, position_ids=position_ids).logits,
+                                            input_ids)
+        hidden = self.model.base_model(input_ids=input_ids, position_ids=position_ids).last_hidden_state
         head = self.model.get_output_embeddings()
         return linear_cross_entropy(hidden[:, :-1], head.weight, input_ids[:, 1:])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.next_token_loss(batch["input_ids"])
+        loss = self.next_token_loss(batch["input_ids"], batch.get("position_ids"))
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/ppl", loss.detach().exp())
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         input_ids = batch["input_ids"]
-        self.val_loss.update(self.next_token_loss(input_ids), weight=input_ids[:, 1:].numel())
+        loss = self.next_token_loss(input_ids, batch.get("position_ids"))
+        self.val_loss.update(loss, weight=input_ids[:, 1:].numel())
 
     def on_validation_epoch_end(self) -> None:
         loss = self.val_loss.compute()
