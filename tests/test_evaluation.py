@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA, TINY, read_metrics, run_cli
+from conftest import SHARED_DATA, TINY, metric_series, read_metrics, run_cli
 
 BENCHMARKS = SHARED_DATA / "benchmarks"
+TEST_CALLBACKS = {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                               os.environ.get("PYTHONPATH")]))}
 
 # lm-eval's lambada_openai and arc_easy, reading the local copies (ARC's rows nest the question and choices)
 LAMBADA_YAML = """task: lambada_local
@@ -113,8 +116,39 @@ def test_lmlab_eval_refuses_bad_tasks(clm_run, tmp_path):
         assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
 
 
+@pytest.mark.slow
+def test_downstream_eval_equals_lmlab_eval_on_the_checkpoint_and_logs_each_point_once(tmp_path, cache_dir):
+    """Acceptance: eval/<task>/<metric> at steps 10 and 20 equal lmlab-eval on step10's and step20's checkpoints;
+    killed right after step 10 (its evaluation and checkpoint on disk) and resumed, each point is in metrics.csv
+    once."""
+    tasks = local_tasks(tmp_path / "tasks")
+    run_dir = tmp_path / "run"
+    args = [*TINY, "callbacks=downstream_eval", "callbacks.downstream_eval.tasks=[arc_easy_local]",
+            f"callbacks.downstream_eval.include_path=[{tasks}]", "callbacks.downstream_eval.limit=8",
+            "callbacks.downstream_eval.batch_size=4", "callbacks.downstream_eval.every_n_steps=10",
+            "callbacks.samples=null", f"run_dir={run_dir}", f"paths.root_dir={tmp_path}",
+            f"paths.cache_dir={cache_dir}"]
+    kill = ["+callbacks.kill._target_=signal_at_step.SigkillAfterStep", "+callbacks.kill.step=10"]
+    killed = run_cli([*args, *kill], cwd=tmp_path, env=TEST_CALLBACKS)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert [step for step, _ in metric_series(run_dir, "eval/arc_easy_local/acc")] == [9]
+    resumed = run_cli(args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming from" in (run_dir / "train.log").read_text()
+    series = {metric: metric_series(run_dir, f"eval/arc_easy_local/{metric}") for metric in ("acc", "acc_norm")}
+    assert [step for step, _ in series["acc"]] == [9, 19]  # the validation rows of steps 10 and 20, once each
+    for i, ckpt in enumerate(("step000010.ckpt", "step000020.ckpt")):
+        out = tmp_path / ckpt
+        result = run_cli([str(run_dir / "checkpoints" / ckpt), "tasks=[arc_easy_local]", f"include_path=[{tasks}]",
+                          "limit=8", "batch_size=4", f"output_dir={out}"], cwd=tmp_path, module="lmlab.evaluate")
+        assert result.returncode == 0, result.stderr[-3000:]
+        figures = json.loads((out / "arc_easy_local.json").read_text())["results"]
+        for metric, points in series.items():
+            assert points[i][1] == figures[f"{metric},none"], (ckpt, metric)
+
+
 def test_next_line_examples_hold_the_true_line_once():
-    from lmlab.evaluation.tasks.lmlab_next_line.next_line import CONTEXT_LINES, examples
+    from lmlab.evaluation.next_line import CONTEXT_LINES, examples
 
     documents = ["\n".join(f"    value_{d}_{i} = compute({d}, {i})" for i in range(40)) for d in range(6)]
     rows = examples(documents)

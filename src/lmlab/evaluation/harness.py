@@ -69,20 +69,29 @@ def task_manager(include_path: Sequence[str]):
 
 def evaluate_model(model, tokenizer, spec: HarnessSpec) -> dict[str, Any]:
     """lm-eval's `simple_evaluate` on `model` in place (its device, its dtype, eval mode for the call):
-    lm-eval's results dict, without per-sample logs. Deterministic: lm-eval seeds its own generators."""
+    lm-eval's results dict, without per-sample logs. Deterministic: lm-eval seeds Python's, NumPy's and torch's
+    generators; their states are restored afterwards, so a training run's random stream is left as it was."""
+    import random
+
+    import numpy as np
+    import torch
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)  # its per-task INFO lines; warnings still show
     was_training = model.training
     model.eval()
+    python_state, numpy_state = random.getstate(), np.random.get_state()
     try:
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=spec.batch_size)
-        results = simple_evaluate(model=lm, tasks=list(spec.tasks), num_fewshot=spec.num_fewshot, limit=spec.limit,
-                                  task_manager=task_manager(spec.include_path), log_samples=False,
-                                  bootstrap_iters=spec.bootstrap_iters, verbosity="WARNING")
+        with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+            lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=spec.batch_size)
+            results = simple_evaluate(model=lm, tasks=list(spec.tasks), num_fewshot=spec.num_fewshot,
+                                      limit=spec.limit, task_manager=task_manager(spec.include_path),
+                                      log_samples=False, bootstrap_iters=spec.bootstrap_iters, verbosity="WARNING")
     finally:
         model.train(was_training)
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
     return results
 
 
