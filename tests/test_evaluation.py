@@ -226,3 +226,22 @@ def test_bits_per_byte_is_the_hand_computation_for_two_vocabularies(tmp_path, ca
     assert tokens_8k < 0.9 * tokens_2k  # the larger vocabulary needs fewer tokens: per-token losses differ in kind
     for num_bytes in (bytes_2k, bytes_8k):  # but both score (nearly) all of the same text's bytes
         assert 0.95 * validation_bytes <= num_bytes <= validation_bytes
+
+
+@pytest.mark.slow
+def test_downstream_eval_on_two_processes_equals_one(tmp_path, cache_dir):
+    """Rank 0 evaluates the same weights whatever the process count (global batch 8 on 1 or 2 gloo processes)."""
+    from resume_helpers import completed_run
+    from test_ddp import DDP
+
+    tasks = local_tasks(tmp_path / "tasks")
+    downstream = ["callbacks=downstream_eval", "callbacks.downstream_eval.tasks=[arc_easy_local]",
+                  f"callbacks.downstream_eval.include_path=[{tasks}]", "callbacks.downstream_eval.limit=8",
+                  "callbacks.downstream_eval.batch_size=4", "callbacks.downstream_eval.every_n_steps=12"]
+    runs = []
+    for name, extra in (("one", []), ("two", ["trainer=ddp"])):
+        (tmp_path / name).mkdir()
+        runs.append(completed_run(tmp_path / name, [*DDP, *downstream, *extra], cache_dir))
+    for metric in ("acc", "acc_norm"):
+        one, two = (metric_series(run, f"eval/arc_easy_local/{metric}") for run in runs)
+        assert len(one) >= 2 and one == two, (metric, one, two)
