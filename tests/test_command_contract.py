@@ -133,17 +133,19 @@ TRAIN_DATA = [  # (overrides given the bad files, what the one line says)
      "does not exist"),
 ]
 EVAL = [  # (arguments given the classification run, what the one line says)
-    (lambda r, b: [], "ckpt_path=??? is a mandatory value"),
+    (lambda r, b: [], "no model to evaluate"),
     (lambda r, b: [f"ckpt_path={r / 'checkpoints' / 'last.ckpt'}", "batch_size=0"], "batch_size=0 must be a positive"),
     (lambda r, b: [f"ckpt_path={r / 'checkpoints' / 'last.ckpt'}", "batch_size=abc"], "batch_size='abc' must be"),
     (lambda r, b: [f"ckpt_path={r / 'checkpoints' / 'last.ckpt'}", "accelerator=tpu"], "accelerator='tpu' must be"),
     (lambda r, b: [f"ckpt_path={r / 'checkpoints' / 'last.ckpt'}", "split=''"], "split='' must be a split name"),
-    (lambda r, b: [f"ckpt_path={r / 'checkpoints' / 'missing.ckpt'}"], "is not a checkpoint of an lmlab run"),
-    (lambda r, b: [f"ckpt_path={r}"], "is not a checkpoint of an lmlab run"),
-    (lambda r, b: [f"ckpt_path={r / 'metrics.csv'}"], "is not a checkpoint of an lmlab run"),
-    (lambda r, b: [f"ckpt_path={b / 'tiny.txt'}"], "is not a checkpoint of an lmlab run"),
+    (lambda r, b: [str(r), "batch_size=-3"], "batch_size=-3 must be a positive"),
+    (lambda r, b: [f"ckpt_path={r / 'checkpoints' / 'missing.ckpt'}"], "is not a classification run or its checkpoint"),
+    (lambda r, b: [str(r / "checkpoints" / "missing.ckpt")], "is not a classification run or its checkpoint"),
+    (lambda r, b: [f"ckpt_path={b}"], "is not a classification run or its checkpoint"),
+    (lambda r, b: [f"ckpt_path={r / 'metrics.csv'}"], "is not a classification run or its checkpoint"),
+    (lambda r, b: [f"ckpt_path={b / 'tiny.txt'}"], "is not a classification run or its checkpoint"),
     (lambda r, b: [f"ckpt_path={r / 'checkpoints' / 'last.ckpt'}", "bogus=1"], "bogus"),
-    (lambda r, b: [f"ckpt_path={r.parent / 'clm' / 'checkpoints' / 'last.ckpt'}"], "scores classification runs"),
+    (lambda r, b: [f"ckpt_path={r.parent / 'clm' / 'checkpoints' / 'last.ckpt'}"], "is a language-model run"),
 ]
 GENERATE = [  # (arguments given the CLM run, what the one line says)
     (lambda r, b: [str(r)], "no prompts"),

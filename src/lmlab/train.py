@@ -34,11 +34,20 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
 
 def check_config(cfg: DictConfig) -> None:
     """Cheap checks that would otherwise fail deep inside training (or after data preparation)."""
-    if cfg.data.get("source"):  # first: a data source imports neither torch nor transformers
-        source = hydra.utils.instantiate(cfg.data.source)
+    # first: a data source imports neither torch nor transformers
+    sources = [cfg.data.source] if cfg.data.get("source") else []
+    if cfg.data.get("sources") is not None:  # a mixture (data=mixture)
+        from lmlab.data.mixed_blocks import check_sources
+
+        check_sources(cfg.data.sources, cfg.data.get("samples_per_epoch"))
+        sources += [spec.source for spec in cfg.data.sources.values()]
+    for source in map(hydra.utils.instantiate, sources):
         source.fingerprint()  # a missing file or dataset fails here
         if hasattr(source, "check_text"):
             source.check_text()  # text that does not decode fails here
+    if cfg.data.get("document_masking") and cfg.get("task_name") != "clm":
+        raise LmlabError(f"data.document_masking=true is for causal-LM pretraining (task=clm), not task="
+                         f"{cfg.get('task_name')}: remove it")
 
     from transformers import AutoConfig
 

@@ -8,8 +8,8 @@ from importlib import import_module
 
 _MODULES = {
     "ClassificationDataModule": "classification", "HubSplits": "classification_sources",
-    "LocalSplits": "classification_sources", "PretrainDataModule": "pretrain", "SFTDataModule": "sft",
-    "HubDataset": "sources", "StdlibCorpus": "sources", "TextFiles": "sources",
+    "LocalSplits": "classification_sources", "MixtureDataModule": "mixture", "PretrainDataModule": "pretrain",
+    "SFTDataModule": "sft", "HubDataset": "sources", "StdlibCorpus": "sources", "TextFiles": "sources",
     "StdlibFunctions": "stdlib_functions", "SyntheticInstructions": "synthetic_instructions",
 }
 __all__ = sorted(_MODULES)

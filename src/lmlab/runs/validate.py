@@ -18,6 +18,7 @@ from lmlab.errors import LmlabError
 # Lightning's accepted `precision` values (lightning.fabric.connector._PRECISION_INPUT), without its import.
 PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
               "32-true", "64-true", "64", "32", "16", "bf16")
+ACTIVATION_CHECKPOINTING = ("none", "full", "selective")  # lmlab.models.blocks
 DECODE_ERRORS = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")
 # What lmlab trains on (Lightning also knows "tpu", which lmlab does not support).
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -94,6 +95,9 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "trainer.accelerator": (lambda v: v in ACCELERATORS, f"must be one of {', '.join(ACCELERATORS)}"),
     "data.source.encoding": (_codec, "is not a text encoding Python knows (e.g. utf-8, latin-1)"),
     "data.source.errors": (lambda v: v in DECODE_ERRORS, f"must be one of {', '.join(DECODE_ERRORS)}"),
+    "model.activation_checkpointing": (lambda v: v in ACTIVATION_CHECKPOINTING,
+                                       f"must be one of {', '.join(ACTIVATION_CHECKPOINTING)}"),
+    "model.activation_checkpointing_every": (lambda v: _int(v, 1), "must be a positive integer"),
     "optimizer.lr": (_positive_number, "must be a positive learning rate (e.g. optimizer.lr=3e-4)"),
     "optimizer.weight_decay": (_non_negative_number, "must be a non-negative number"),
     "optimizer.betas": (_betas, "must be two numbers in [0, 1) (e.g. optimizer.betas=[0.9,0.95])"),
@@ -104,7 +108,6 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
 }
 # `lmlab-eval`'s keys.
 EVAL_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
-    "ckpt_path": (lambda v: isinstance(v, str) and bool(v.strip()), "must be a checkpoint file"),
     "split": (lambda v: isinstance(v, str) and bool(v.strip()), "must be a split name (train, validation, test)"),
     "batch_size": (lambda v: _int(v, 1, (None,)), "must be a positive integer (or null: the run's)"),
     "accelerator": (lambda v: v in ACCELERATORS, f"must be one of {', '.join(ACCELERATORS)}"),
