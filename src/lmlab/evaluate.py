@@ -28,7 +28,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     import torch
 
     from lmlab.console import quiet_third_party
-    from lmlab.models.init_from import is_lmlab_run
+    from lmlab.models.locate import is_lmlab_run
     from lmlab.modules import SequenceClassificationModule
     from lmlab.modules.metrics import classification_metrics, per_class_report, plot_confusion_matrix
 
