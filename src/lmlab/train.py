@@ -38,10 +38,14 @@ def check_config(cfg: DictConfig) -> None:
 
     from lmlab.distributed import check_gpu_count
     from lmlab.models import context_length
+    from lmlab.models.compile import check_compile_config
+    from lmlab.models.fp8 import check_fp8_config
     from lmlab.models.lora import check_peft_config
 
     check_peft_config(cfg)
     check_gpu_count(cfg.trainer)
+    check_compile_config(cfg.model)
+    check_fp8_config(cfg.model, str(cfg.trainer.get("accelerator", "auto")), peft=bool(cfg.get("peft")))
     spec = cfg.model
     if spec.get("pretrained"):
         try:
@@ -87,6 +91,10 @@ def train(cfg: DictConfig) -> float | None:
     from lmlab.utils.rich_utils import print_config_tree
 
     keep_freed_memory()  # before training allocates: no page faults on each step's large tensors
+    if cfg.model.get("compile"):
+        from lmlab.models.compile import use_compile_cache
+
+        use_compile_cache(cfg.paths.compile_cache_dir)  # a sweep's later jobs and a requeue compile nothing again
     quiet_third_party()  # Lightning's lines once, no third-party progress bars or fresh-head load reports
     if rank_zero_only.rank != 0:  # ranks started by srun or torchrun: rank 0 alone writes the run's train.log
         drop_file_logging()  # begin_launch held the file handler back; this rank never gets it
