@@ -31,10 +31,14 @@ def check_compile_config(model: Mapping[str, Any]) -> None:
 
 
 def use_compile_cache(directory: str | Path) -> None:
-    """Keep this process's (and its DDP children's) compiled artefacts in `directory`, and look there first."""
+    """Keep this process's (and its DDP children's) compiled artefacts in `directory`, and look there first;
+    count this launch's compilations from zero (the jobs of a multirun may share a process)."""
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(directory).resolve())
     import torch._functorch.config
     import torch._inductor.config
+    from torch._dynamo.utils import counters
+
+    counters.clear()
 
     torch._inductor.config.fx_graph_cache = True  # the defaults of recent torch, kept whatever they become
     torch._functorch.config.enable_autograd_cache = True
