@@ -34,13 +34,14 @@ def test_regional_compile_traces_one_block_for_all_layers_and_equals_the_whole_s
     import torch._dynamo
     from torch._dynamo.utils import counters
 
-    from lmlab.models.compile import compile_counts, repeated_blocks
+    from lmlab.models.blocks import transformer_blocks
+    from lmlab.models.compile import compile_counts
 
     input_ids = torch.randint(0, 100, (2, 16))
     torch._dynamo.reset()
     counters.clear()
     regional = compiled_module("regional")
-    assert len(repeated_blocks(regional.model)) == 3
+    assert len(transformer_blocks(regional.model)) == 3
     regional_loss, regional_grads = loss_and_grads(regional, input_ids)
     assert compile_counts()["graphs"] == 2  # one block graph for the three layers, and the loss on the logits
     assert set(regional.model.state_dict()) == set(compiled_module(False).model.state_dict())  # same checkpoints

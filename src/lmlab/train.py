@@ -38,13 +38,11 @@ def check_config(cfg: DictConfig) -> None:
 
     from lmlab.distributed import check_gpu_count
     from lmlab.models import context_length
-    from lmlab.models.compile import check_compile_config
     from lmlab.models.fp8 import check_fp8_config
     from lmlab.models.lora import check_peft_config
 
     check_peft_config(cfg)
     check_gpu_count(cfg.trainer)
-    check_compile_config(cfg.model)
     check_fp8_config(cfg.model, str(cfg.trainer.get("accelerator", "auto")), peft=bool(cfg.get("peft")))
     spec = cfg.model
     if spec.get("pretrained"):

@@ -18,7 +18,6 @@ import torch
 
 from lmlab.errors import LmlabError
 
-RECIPES = ("tensorwise", "rowwise", "rowwise_with_gw_hp")
 FP8_CAPABILITY = (8, 9)  # Ada Lovelace and Hopper (H100, H200) onwards
 
 
@@ -29,8 +28,6 @@ def check_fp8_config(model: Mapping[str, Any], accelerator: str, peft: bool = Fa
     if peft:
         raise LmlabError("model.fp8=true is not supported with peft (LoRA trains few parameters in bf16 anyway); "
                          "set model.fp8=false")
-    if (recipe := model.get("fp8_recipe", "tensorwise")) not in RECIPES:
-        raise LmlabError(f"model.fp8_recipe={recipe!r}: expected one of {', '.join(RECIPES)}")
     if accelerator == "cpu" or not torch.cuda.is_available():
         raise LmlabError("model.fp8=true needs a GPU with FP8 matrix products (compute capability 8.9+, e.g. H100); "
                          "this machine has none (trainer.accelerator=" f"{accelerator}); set model.fp8=false")
