@@ -12,7 +12,7 @@
 # To add a stage: write `stage_<name>() { ...; }` (commands through `x`, each under `timeout "$cap"`) and put
 # `<name>:<cap seconds>` into STAGES where its priority belongs.
 set -uo pipefail
-STAGES=(gpt2:110 nanogpt:60 llama:90 fp8:170 startup:160 candidates:300 profile:90 checks:140)
+STAGES=(gpt2:110 nanogpt:60 llama:90 fp8:170 startup:160 candidates:330 profile:90 checks:140)
 BUDGET=${BUDGET:-530}
 DRY_RUN=${DRY_RUN:-}
 LLAMA_1B=${LLAMA_1B:-model=llama-1b}  # issue 22's config; model=llama-124m + shape overrides where it is missing
@@ -56,11 +56,11 @@ stage_fp8() {  # Llama 1B, bf16 then FP8: 200-step loss curves and tokens/s (acc
 }
 stage_candidates() {  # each switch that might pass nanoGPT, alone against the default (off until measured)
   local candidate i=0
-  for candidate in model.compile=regional model.compile_mode=max-autotune-no-cudagraphs \
+  for candidate in model.bias=false model.compile=regional model.compile_mode=max-autotune-no-cudagraphs \
       model.compile_mode=reduce-overhead task.module.fused_loss=true "callbacks.progress_bar=null trainer.enable_progress_bar=false"; do
     i=$((i + 1))
     # shellcheck disable=SC2086  # a candidate may be several overrides
-    x timeout "$((cap / 5))" python3 bench/train_throughput.py --rounds 1 --variants lmlab --set $candidate \
+    x timeout "$((cap / 6))" python3 bench/train_throughput.py --rounds 1 --variants lmlab --set $candidate \
       --json "$out/candidate-$i.json"
   done
 }

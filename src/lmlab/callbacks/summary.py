@@ -89,7 +89,8 @@ class RunSummary(L.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.summary.update({f"best/{self.monitor}": self.best, "tokens_seen": self.tokens_seen,
-                                                  "wall_time_s": wall_time, "global_step": trainer.global_step})
+                                                  "wall_time_s": wall_time, "global_step": trainer.global_step,
+                                                  "time_to_first_step_s": self.time_to_first_step})
 
     def state_dict(self) -> dict[str, Any]:
         return {"tokens_seen": self.tokens_seen, "seconds": self.wall_time(), "best": self.best,

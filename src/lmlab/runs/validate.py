@@ -72,6 +72,7 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "model.activation_checkpointing": (lambda v: v in ACTIVATION_CHECKPOINTING,
                                        f"must be one of {', '.join(ACTIVATION_CHECKPOINTING)}"),
     "model.activation_checkpointing_every": (lambda v: _int(v, 1), "must be a positive integer"),
+    "model.bias": (lambda v: isinstance(v, bool), "must be true or false"),
     "model.compile": (lambda v: v in (False, True, "regional"),
                       "must be false, true (the whole step) or regional (each block; lmlab.models.compile)"),
     "model.compile_mode": (lambda v: v in COMPILE_MODES, f"must be one of {', '.join(map(str, COMPILE_MODES))}"),
