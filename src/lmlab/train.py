@@ -27,6 +27,9 @@ register_resolvers()
 # Deprecation chatter from inside torchdata and Lightning, not actionable by users.
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# transformers imports torchao wherever it is installed (model.fp8 needs it); torchao's enum registrations warn
+# under torch >= 2.12, on every launch and before every one-line error.
+logging.getLogger("torch.utils._pytree").addFilter(lambda record: "is an Enum subclass" not in record.getMessage())
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: "💡 Tip" not in record.getMessage()  # an advertisement, printed on every run
 )
