@@ -12,7 +12,7 @@
 # To add a stage: write `stage_<name>() { ...; }` (commands through `x`, each under `timeout "$cap"`) and put
 # `<name>:<cap seconds>` into STAGES where its priority belongs.
 set -uo pipefail
-STAGES=(gpt2:110 nanogpt:60 llama:90 fp8:170 startup:160 candidates:330 profile:90 checks:140)
+STAGES=(gpt2:110 nanogpt:60 llama:90 fp8:170 startup:160 candidates:330 profile:90 checks:140 docmask:150)
 BUDGET=${BUDGET:-530}
 DRY_RUN=${DRY_RUN:-}
 LLAMA_1B=${LLAMA_1B:-model=llama-1b}  # issue 22's config; model=llama-124m + shape overrides where it is missing
@@ -72,6 +72,15 @@ stage_checks() {  # issue 10's four checks side by side (one GPU has room for al
   done
   wait
   cat "$out"/checks-*.log
+}
+stage_docmask() {  # issue 26: data.document_masking on the GPU (FlexAttention block mask, compiled) vs plain causal
+  local masking
+  for masking in false true; do
+    x timeout "$((cap / 2))" python3 -m lmlab.train model=gpt2-124m trainer=gpu model.compile=true \
+      model.config.attn_pdrop=0 data.document_masking=$masking trainer.max_steps=60 trainer.val_check_interval=60 \
+      callbacks.samples=null callbacks.export_hf=null run_dir="/tmp/lmlab-docmask-$masking"
+    x cp "/tmp/lmlab-docmask-$masking/summary.json" "$out/docmask-$masking.json"
+  done
 }
 
 case "${1:-all}" in

@@ -49,6 +49,7 @@ def collect(job: Path) -> tuple[dict, dict | None]:
         "candidates": {" ".join(c["spec"].get("set", [])): lmlab_tokens_per_sec(c)
                        for c in map(read_json, sorted(job.glob("candidate-*.json"))) if c},
         "step_profile": read_json(job / "step_profile.json"),
+        "docmask": {path.stem: read_json(path) for path in sorted(job.glob("docmask-*.json"))},
     }
     if gpt2 is not None and nanogpt is not None:
         gpt2 = {**gpt2, "nanogpt": nanogpt, "lmlab_vs_nanogpt": results["gpt2_124m"]["lmlab_vs_nanogpt"]}

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
@@ -15,6 +15,13 @@ from lightning.pytorch.loggers import WandbLogger
 from lmlab.runs.startup import seconds_since_process_start
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class SummaryContributor(Protocol):
+    """A callback with figures of its own for `summary.json` (e.g. a data mixture's realised shares)."""
+
+    def summary_figures(self) -> dict[str, Any]: ...
 
 
 class RunSummary(L.Callback):
@@ -84,6 +91,9 @@ class RunSummary(L.Callback):
             from lmlab.models.compile import compile_counts
 
             summary["compile"] = compile_counts()
+        for callback in trainer.callbacks:
+            if isinstance(callback, SummaryContributor):
+                summary.update(callback.summary_figures())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(summary, indent=2) + "\n")
         for logger in trainer.loggers:

@@ -8,6 +8,7 @@ from transformers import AutoModelForCausalLM
 
 from lmlab.models.causal_attention import declare_plain_causal
 from lmlab.models.compile import compile_blocks
+from lmlab.models.document_attention import use_document_attention
 from lmlab.modules.base import HFModelModule
 from lmlab.modules.bits_per_byte import bits_per_byte, token_byte_lengths
 from lmlab.modules.losses import linear_cross_entropy, next_token_cross_entropy
@@ -27,8 +28,9 @@ class CausalLMModule(HFModelModule):
 
     auto_class = AutoModelForCausalLM
 
-    def __init__(self, *args, fused_loss: bool = False, **kwargs):
+    def __init__(self, *args, fused_loss: bool = False, document_masking: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.document_masking = document_masking
         head = self.model.get_output_embeddings()
         # Only a plain bias-free projection is safe to fuse (no logit soft-capping or scaling in between).
         self.fused_loss = fused_loss and type(head) is torch.nn.Linear and head.bias is None and not any(
@@ -39,9 +41,15 @@ class CausalLMModule(HFModelModule):
             self.register_buffer("token_bytes", token_byte_lengths(self.tokenizer), persistent=False)
             self.val_nats, self.val_bytes = SumMetric(), SumMetric()
 
+    def configure_model(self) -> None:
+        if self.document_masking:  # batches carry per-document position ids: FlexAttention's block mask on a GPU
+            on_gpu = self._trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+            use_document_attention(self.model, flex=on_gpu)
+        super().configure_model()  # FP8, then compilation
+
     def compile_model(self, scope: bool | str, mode: str | None) -> None:
-        # SDPA keeps is_causal (FlashAttention) when traced too
-        declare_plain_causal(self.model)
+        if not self.document_masking:
+            declare_plain_causal(self.model)  # SDPA keeps is_causal (FlashAttention) when traced too
         if scope == "regional":  # each block, and the loss on the logits (no fp32 copy of them)
             compile_blocks(self.model, mode)
             self.logits_loss = torch.compile(next_token_cross_entropy, dynamic=False, mode=mode)
@@ -51,24 +59,25 @@ class CausalLMModule(HFModelModule):
             # blocks come in two or three batch sizes, each worth its own specialised graph.
             self.next_token_loss = torch.compile(self.next_token_loss, dynamic=False, mode=mode)
 
-    def next_token_loss(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of predicting each token from the ones before it."""
+    def next_token_loss(self, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean cross-entropy of predicting each token from the ones before it (within its document, when
+        `position_ids` restart per document)."""
         if not self.fused_loss:
             # not the model's own loss: that one copies the whole logits to fp32 first (lmlab.modules.losses)
-            return self.logits_loss(self.model(input_ids=input_ids).logits, input_ids)
-        hidden = self.model.base_model(input_ids=input_ids).last_hidden_state
+            return self.logits_loss(self.model(input_ids=input_ids, position_ids=position_ids).logits, input_ids)
+        hidden = self.model.base_model(input_ids=input_ids, position_ids=position_ids).last_hidden_state
         head = self.model.get_output_embeddings()
         return linear_cross_entropy(hidden[:, :-1], head.weight, input_ids[:, 1:])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.next_token_loss(batch["input_ids"])
+        loss = self.next_token_loss(batch["input_ids"], batch.get("position_ids"))
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/ppl", loss.detach().exp())
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         input_ids = batch["input_ids"]
-        loss = self.next_token_loss(input_ids)
+        loss = self.next_token_loss(input_ids, batch.get("position_ids"))
         self.val_loss.update(loss, weight=input_ids[:, 1:].numel())
         if self.tokenizer is not None:
             self.val_nats.update(loss.double() * input_ids[:, 1:].numel())
