@@ -2,6 +2,7 @@
 # Issue 10's GPU measurements, from the project root on a GPU machine (../shared/gpu/README.md):
 #   bash bench/gpu_job.sh bench    # train_throughput GPT-2 124M, nanoGPT's bench.py compiled, then Llama 124M
 #   bash bench/gpu_job.sh checks   # every GPU path trains, checkpoints and resumes (bench/gpu_checks.py)
+#   bash bench/gpu_job.sh bigmodels  # llama-1b FSDP(1) compiled, checkpointing off/on; llama-3b peak vs estimate
 #   bash bench/gpu_job.sh docmask  # document masking (FlexAttention) vs the plain causal path, GPT-2 124M
 #   bash bench/gpu_job.sh all      # both, most important first, each part time-limited (one device call)
 # It needs .gpu/ (made here by `bash ../shared/gpu/stage.sh`; git-ignored, so send it along). Logs and JSON
@@ -44,12 +45,27 @@ docmask() {  # issue 26: data.document_masking on the GPU (FlexAttention block m
   done
 }
 
+bigmodels() {  # issue 22: llama-1b, bf16, compiled, FSDP world size 1, activation checkpointing off and on (tokens/s,
+  # MFU, peak memory in metrics.csv/summary.json); llama-3b with checkpointing: 5 measured steps beside bench/memory.py's estimate
+  for ac in none full; do
+    timeout "$1" python3 -m lmlab.train model=llama-1b trainer=fsdp trainer.devices=1 model.compile=true \
+      model.activation_checkpointing=$ac data.vocab_size=32000 data.block_size=2048 data.batch_size=4 \
+      trainer.max_steps=30 trainer.val_check_interval=30 trainer.log_every_n_steps=5 callbacks.samples=null \
+      callbacks.export_hf=null run_dir="$out/llama1b-ac-$ac" > "$out/llama1b-ac-$ac.log" 2>&1
+    cp "$out/llama1b-ac-$ac/summary.json" "$out/llama1b-ac-$ac.json" 2>/dev/null
+  done
+  timeout "$1" python3 bench/memory.py model=llama-3b data.vocab_size=128256 data.block_size=2048 data.batch_size=2 \
+    trainer=fsdp trainer.devices=1 model.activation_checkpointing=full --steps 5 --json "$out/memory-llama3b.json" \
+    2>&1 | tee "$out/memory-llama3b.log"
+}
+
 case "${1:-bench}" in
   bench) bench gpt2-124m 900; nanogpt 600; bench llama-124m 900 ;;
   checks) checks 900 ;;
   docmask) docmask 300 ;;
+  bigmodels) bigmodels 170 ;;
   all) bench gpt2-124m 220; nanogpt 100; checks 140; bench llama-124m 130 --variants lmlab raw ;;
-  *) echo "usage: bash bench/gpu_job.sh bench|checks|docmask|all" >&2; exit 2 ;;
+  *) echo "usage: bash bench/gpu_job.sh bench|checks|docmask|bigmodels|all" >&2; exit 2 ;;
 esac
 echo "done after ${SECONDS}s"
 # the device tool returns at most 8 files: the figures, the check results, the anchor's log, and one archive
