@@ -12,6 +12,11 @@ from omegaconf import DictConfig, ListConfig
 from lmlab.errors import LmlabError
 
 
+def global_batch(per_device_batch: int, accumulate: int, world: int) -> int:
+    """Samples per optimizer step over all processes: the unit of lmlab's data position."""
+    return int(per_device_batch) * int(accumulate) * int(world)
+
+
 def world_size(devices: object, num_nodes: int = 1) -> int:
     """Number of training processes for `trainer.devices` (a count or a list of ids) and `trainer.num_nodes`."""
     if isinstance(devices, (list, tuple, ListConfig)):
@@ -93,7 +98,7 @@ class GlobalOrderSampler(torch.utils.data.DistributedSampler):
         num_samples = len(dataset)
         self.trainer = trainer
         accumulate = trainer.accumulate_grad_batches if trainer is not None else 1
-        self.global_batch_size = batch_size * accumulate * self.num_replicas
+        self.global_batch_size = global_batch(batch_size, accumulate, self.num_replicas)
         self.steps_per_epoch = num_samples // self.global_batch_size
         if self.steps_per_epoch == 0:
             raise LmlabError(f"the training split has {num_samples} examples, fewer than one global batch of "

@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.config import check_overrides, config_dir, register_resolvers
-from lmlab.errors import LmlabError
+from lmlab.errors import LmlabError, not_loadable
 from lmlab.runs.lifecycle import begin_launch, claim_run_dir, end_launch, environment_error, start_training
 from lmlab.runs.logfile import drop_file_logging
 from lmlab.runs.redact import mask
@@ -53,8 +53,7 @@ def check_config(cfg: DictConfig) -> None:
         try:
             model_config = AutoConfig.from_pretrained(spec.pretrained)
         except (OSError, ValueError) as e:
-            where = "local directory" if Path(spec.pretrained).exists() else "hub model (offline or unknown name)"
-            raise LmlabError(f"model.pretrained={spec.pretrained!r} could not be loaded as a {where}") from e
+            raise not_loadable("model.pretrained", spec.pretrained, e) from e
     else:
         model_config = hydra.utils.instantiate(spec.config)
     sources = [cfg.data.source] if cfg.data.get("source") else []
