@@ -32,9 +32,9 @@ def write_run(path: Path, overrides: list[str], val: list[tuple[int, float]] | N
 def sweep(tmp_path) -> Path:
     sweep = tmp_path / "multirun" / "s1"
     common = ["debug=fast", "paths.cache_dir=/tmp/cache"]
-    write_run(sweep / "0", ["model=gpt2-tiny", "optimizer.lr=1e-3", *common], val=[(9, 5.0), (19, 4.2), (29, 4.4)],
+    write_run(sweep / "0", ["model=gpt2-tiny", "optimizer.lr=1e-3", *common], val=[(10, 5.0), (20, 4.2), (30, 4.4)],
               summary={"global_step": 30, "tokens_per_sec": 1234.5, "wall_time_s": 12.5})
-    write_run(sweep / "1", ["model=llama-tiny", "optimizer.lr=1e-3", *common], val=[(9, 4.9), (19, 3.9)])
+    write_run(sweep / "1", ["model=llama-tiny", "optimizer.lr=1e-3", *common], val=[(10, 4.9), (20, 3.9)])
     write_run(sweep / "2", ["model=gpt2-tiny", "optimizer.lr=-1e-3", *common],
               error="LmlabError: optimizer.lr=-0.001 must be a positive learning rate")
     (sweep / "3").mkdir()  # launched, nothing written yet
@@ -54,7 +54,7 @@ def test_rows_have_the_varying_overrides_and_the_metrics_of_each_csv(sweep):
                              "wall time (s)": "12.5", "status": "finished"}
     # A run without summary.json is still running: steps and tokens/s come from its CSV.
     assert by_run["1"]["best val/loss"] == "3.9" and by_run["1"]["steps"] == "20"
-    assert by_run["1"]["tokens/s"] == "1.01e+03" and by_run["1"]["status"] == "running"
+    assert by_run["1"]["tokens/s"] == "1.02e+03" and by_run["1"]["status"] == "running"
     assert by_run["2"]["optimizer.lr"] == "-1e-3" and by_run["2"]["status"].startswith("failed: LmlabError")
     assert by_run["3"]["status"] == "no metrics yet" and by_run["3"]["best val/loss"] == "—"
 
@@ -143,7 +143,7 @@ def test_plot_steps_count_steps_done_as_the_table_does(sweep, tmp_path, monkeypa
     monkeypatch.setattr(plt, "close", lambda fig: drawn.extend(fig.axes[0].lines))
     runs = [load_run(sweep / "0")]
     plot_curves(tmp_path / "c.png", runs, "val/loss")
-    assert list(drawn[0].get_xdata()) == [10, 20, 30]  # metrics.csv rows at steps 9, 19, 29; 30 steps in the table
+    assert list(drawn[0].get_xdata()) == [10, 20, 30]  # metrics.csv rows at steps 10, 20, 30; 30 steps in the table
     legend = drawn[0].axes.get_legend()
     assert legend.get_bbox_to_anchor().x0 > drawn[0].axes.get_window_extent().x1 - 1  # beside the axes
 

@@ -58,7 +58,7 @@ class Run:
         if "global_step" in self.summary:
             return self.summary["global_step"]
         steps = [int(row["step"]) for row in self.metrics if row.get("step")]
-        return max(steps) + 1 if steps else None  # Lightning logs step N-1 after N optimizer steps
+        return max(steps) if steps else None  # a row's step counts the optimizer steps done (runs/loggers.py)
 
     def tokens_per_sec(self) -> float | None:
         """Training throughput as SpeedMonitor logged it; else tokens seen over wall time (validation included)."""
@@ -180,8 +180,7 @@ def write_markdown(path: Path, header: list[str], rows: list[list[str]]) -> None
 
 def plot_curves(path: Path, runs: list[Run], metrics: str | list[str]) -> int:
     """A PNG with every run's curve of each metric overlaid (one panel per metric), the legend beside the
-    panels; returns the number of curves drawn. Steps count optimizer steps done, as the table's `steps`
-    (metrics.csv records step N-1 for what was logged after N steps)."""
+    panels; returns the number of curves drawn. Steps count optimizer steps done, as the table's `steps`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,7 +198,7 @@ def plot_curves(path: Path, runs: list[Run], metrics: str | list[str]) -> int:
                 continue
             label = ",".join(f"{k}={run.overrides.get(k, '—')}" for k in keys) or run.path.name
             steps, values = zip(*series, strict=True)
-            ax.plot([s + 1 for s in steps], values, marker="o", markersize=3, label=f"#{run.path.name} {label}")
+            ax.plot(steps, values, marker="o", markersize=3, label=f"#{run.path.name} {label}")
             drawn += 1
         ax.set_ylabel(metric)
         ax.set_title(f"{metric} of {drawn} runs")

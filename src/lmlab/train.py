@@ -22,7 +22,6 @@ from lmlab.runs.redact import mask
 from lmlab.runs.validate import validate_config
 
 log = logging.getLogger("lmlab")
-DISTRIBUTED_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 register_resolvers()
 # Deprecation chatter from inside torchdata and Lightning, not actionable by users.
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
@@ -125,7 +124,7 @@ def train(cfg: DictConfig) -> float | None:
             record_resume(run_dir, overrides, plan)  # keeps the first launch's config.yaml and run.json
         else:
             write_provenance(cfg, run_dir, overrides)
-        log_config(loggers, resolved_config(cfg))
+        log_config(loggers, resolved_config(cfg), _derived_hparams(module, datamodule))
         log.info("Run directory: %s", run_dir)
 
     if HydraConfig.initialized():
@@ -138,6 +137,12 @@ def train(cfg: DictConfig) -> float | None:
     if trainer.state.status == TrainerStatus.FINISHED and trainer.is_global_zero:
         mark_finished(run_dir, trainer.global_step, metric)
     return metric
+
+
+def _derived_hparams(module, datamodule) -> dict:
+    """The module's hyperparameters that no config key holds: from the tokenizer and the data module."""
+    keys = ("vocab_size", "token_ids", *_module_kwargs(datamodule))
+    return {key: module.hparams[key] for key in keys if key in module.hparams}
 
 
 def _module_kwargs(datamodule) -> dict:
@@ -167,7 +172,8 @@ def run_task(task_fn, cfg: DictConfig) -> float | None:
     finally:
         end_launch()
         _finish_wandb()
-        _leave_process_group(environ)
+        _leave_process_group()
+        _restore_environment(environ)
 
 
 def _finish_wandb() -> None:
@@ -178,22 +184,28 @@ def _finish_wandb() -> None:
         finish_wandb()
 
 
-def _leave_process_group(environ: dict[str, str]) -> None:
-    """End this run's DDP process group, so that the next run of a multirun starts its own.
-
-    Lightning's launcher also leaves LOCAL_RANK, WORLD_SIZE, MASTER_PORT... in the environment, which
-    would make the next run believe its processes were started externally (and wait for them forever).
-    """
+def _leave_process_group() -> None:
+    """End this run's DDP process group, so that the next run of a multirun starts its own."""
     if "torch.distributed" in sys.modules:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
-    for key in DISTRIBUTED_ENV:
-        if key in environ:
-            os.environ[key] = environ[key]
-        else:
-            os.environ.pop(key, None)
+
+
+def _restore_environment(environ: dict[str, str]) -> None:
+    """Put `os.environ` back as it was before the run, so that the next run of a multirun starts from it.
+
+    A run changes the environment of its process: Lightning's launcher leaves LOCAL_RANK, WORLD_SIZE,
+    MASTER_PORT... (the next run would believe its processes were started externally and wait for them
+    forever), its offline `WandbLogger` sets WANDB_MODE=dryrun (the next run would go offline for that
+    reason, whatever its own), seeding sets PL_GLOBAL_SEED.
+    """
+    for key in set(os.environ) - set(environ):
+        del os.environ[key]
+    for key, value in environ.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")

@@ -139,7 +139,7 @@ class PretrainDataModule(L.LightningDataModule):
             dataset,
             batch_size=batch_size,
             sampler=(train_sampler(dataset, self.trainer, batch_size) if shuffle
-                     else eval_sampler(dataset, self.trainer)),
+                     else eval_sampler(dataset, self.trainer, batch_size)),
             drop_last=shuffle,
             # its own generator: starting an iterator draws a seed, which must not move the global RNG
             # (dropout's), or a resumed run's random numbers would be shifted by its extra iterators

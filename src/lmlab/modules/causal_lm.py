@@ -9,6 +9,7 @@ from transformers import AutoModelForCausalLM
 from lmlab.models.causal_attention import declare_plain_causal
 from lmlab.modules.base import HFModelModule
 from lmlab.modules.losses import linear_cross_entropy, next_token_cross_entropy
+from lmlab.modules.step_loss import StepLoss, log_step_loss
 
 
 class CausalLMModule(HFModelModule):
@@ -30,6 +31,7 @@ class CausalLMModule(HFModelModule):
         self.fused_loss = fused_loss and type(head) is torch.nn.Linear and head.bias is None and not any(
             getattr(self.model.config, k, None) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
         self.val_loss = MeanMetric()
+        self.step_loss = StepLoss()
 
     def configure_model(self) -> None:
         # `model.compile=true`: compile the whole step's computation, body, output head and loss, as one
@@ -49,9 +51,9 @@ class CausalLMModule(HFModelModule):
         return linear_cross_entropy(hidden[:, :-1], head.weight, input_ids[:, 1:])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.next_token_loss(batch["input_ids"])
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/ppl", loss.detach().exp())
+        input_ids = batch["input_ids"]
+        loss = self.next_token_loss(input_ids)
+        log_step_loss(self, self.step_loss, loss, input_ids[:, 1:].numel(), batch_idx, perplexity=True)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

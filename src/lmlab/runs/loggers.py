@@ -1,22 +1,36 @@
-"""Lightning loggers adapted to lmlab's configs."""
+"""Lightning loggers adapted to lmlab: one step convention; one W&B config record."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from lightning.pytorch.loggers import WandbLogger
-from omegaconf import OmegaConf
-
-from lmlab.runs.redact import redact
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 
-class RedactedWandbLogger(WandbLogger):
-    """Logs the module's hyperparameters as plain values with secrets redacted, like the run config.
+class StepsDone:
+    """Logs each point at the number of optimizer steps done, as the console, the checkpoint names
+    (`step000005.ckpt`), `summary.json` and `lmlab-compare` count them.
 
-    Lightning would log config nodes by their string form, over the resolved config already logged.
+    Lightning passes the index of the step just taken (4 after 5 steps, also for the validation that
+    follows it); this is the one place lmlab turns that into steps done. A learning rate logged before a
+    step is then at the step that uses it.
+    """
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        super().log_metrics(metrics, None if step is None else step + 1)
+
+
+class StepsDoneTensorBoardLogger(StepsDone, TensorBoardLogger):
+    """Lightning's `TensorBoardLogger` on lmlab's step axis."""
+
+
+class StepsDoneWandbLogger(StepsDone, WandbLogger):
+    """Lightning's `WandbLogger` on lmlab's step axis, with the run's config as its only config record.
+
+    `lmlab.runs.tracking.log_config` records lmlab's resolved config, and the module's hyperparameters that
+    are not config keys under `module`; Lightning would add the module's hyperparameters a second time,
+    with the config's nodes rewritten and the derived values at the top level.
     """
 
     def log_hyperparams(self, params: Any) -> None:
-        plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-                 for k, v in dict(params).items()}
-        super().log_hyperparams(redact(plain))
+        pass
