@@ -100,3 +100,18 @@ def test_an_override_hydra_cannot_compose_is_one_line_with_status_2(tmp_path, ov
     assert result.stderr.startswith("error: ") and expected in result.stderr
     assert "abcdefghij123456" not in result.stderr  # a secret value is masked
     assert not (tmp_path / "outputs").exists()  # nothing ran
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["optimizer.lrr=1e-3"], "Could not override 'optimizer.lrr'"),
+    (["optimizer.lr=1e-3,3e-4", "model=gpt2-tiny,gpt5"], "Could not find 'model/gpt5'"),  # the second value only
+    (["optimizer.lr=tag(log,interval(1e-4,1e-3))", "optimizer.lrr=2"], "Could not override 'optimizer.lrr'"),
+    (["optimizer.lr=1e-3,,2"], "Error parsing override 'optimizer.lr=1e-3,,2'"),
+])
+def test_a_multirun_hydra_cannot_compose_is_one_line_with_status_2(tmp_path, overrides, expected):
+    result = run_cli(["-m", *overrides], cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr  # one line
+    assert result.stderr.startswith("error: ") and expected in result.stderr
+    assert not (tmp_path / "outputs").exists()  # no job ran

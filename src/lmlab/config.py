@@ -112,9 +112,13 @@ def check_overrides(config_name: str, argv: list[str]) -> None:
     """Exit with one line and status 2 when Hydra cannot compose the command line's overrides.
 
     An unknown key, a config group option that does not exist or a malformed override otherwise gets Hydra's
-    multi-line report and status 1. Composing once more here costs a fraction of a second. Commands with
-    Hydra's own flags (`-m`, `--help`, `--cfg`, `-cn`, …) are left to Hydra.
+    multi-line report and status 1. In a multirun (`-m`) each value of a swept key is composed once (the other
+    keys at their first value), so a typo or a missing option fails before any job runs. Composing once more
+    here costs a fraction of a second per value. Commands with Hydra's other flags (`--help`, `--cfg`, `-cn`,
+    `--config-dir`, …) are left to Hydra.
     """
+    multirun = [arg for arg in argv if arg in ("-m", "--multirun")]
+    argv = [arg for arg in argv if arg not in multirun]
     if any(arg.startswith("-") for arg in argv) or any(arg.startswith("hydra.mode=") for arg in argv):
         return
     from hydra import compose, initialize_config_dir
@@ -124,13 +128,36 @@ def check_overrides(config_name: str, argv: list[str]) -> None:
     from lmlab.runs.redact import mask, remember, secrets_in_overrides
 
     register_resolvers()
+    jobs = [argv]
     try:
+        if multirun:
+            jobs = _one_job_per_swept_value(argv)
         with initialize_config_dir(str(config_dir()), version_base="1.3"):
-            compose(config_name, overrides=argv)
+            for overrides in jobs:
+                compose(config_name, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as error:
-        remember(secrets_in_overrides(argv))
+        remember(secrets_in_overrides([line for job in jobs for line in job]))
         print(f"error: {mask(one_line(error))}", file=sys.stderr)
         sys.exit(2)
+
+
+def _one_job_per_swept_value(argv: list[str]) -> list[list[str]]:
+    """Jobs that together use every value of every swept key (`a=1,2 b=x,y` → a=1 b=x, a=2 b=x, a=1 b=y).
+
+    Searched ranges (`interval(...)`, given to a sweeper) and globs are left out; the other keys are still checked.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+
+    parsed = OverridesParser.create().parse_overrides(argv)  # malformed syntax raises here
+    values = []
+    for override in parsed:
+        if not override.is_sweep_override():
+            values.append([override.input_line])
+        elif override.is_discrete_sweep() and override.value_type != ValueType.GLOB_CHOICE_SWEEP:
+            values.append([f"{override.get_key_element()}={v}" for v in override.sweep_string_iterator()])
+    first = [options[0] for options in values]
+    return [first] + [[*first[:i], value, *first[i + 1:]] for i, options in enumerate(values) for value in options[1:]]
 
 
 def one_line(error: BaseException) -> str:
