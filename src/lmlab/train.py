@@ -26,6 +26,8 @@ register_resolvers()
 # Deprecation chatter from inside torchdata and Lightning, not actionable by users.
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# Optuna's database migrations (alembic) log their INFO lines when a search starts.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: "💡 Tip" not in record.getMessage()  # an advertisement, printed on every run
 )

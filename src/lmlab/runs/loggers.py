@@ -32,5 +32,10 @@ class StepsDoneWandbLogger(StepsDone, WandbLogger):
     with the config's nodes rewritten and the derived values at the top level.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Lightning always passes `anonymous`, which wandb 0.31 answers with a deprecation warning per run
+        self._wandb_init.pop("anonymous", None)
+
     def log_hyperparams(self, params: Any) -> None:
         pass
