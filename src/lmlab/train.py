@@ -82,6 +82,7 @@ def train(cfg: DictConfig) -> float | None:
     from lmlab.runs.resume import mark_finished, plan_resume, record_resume
     from lmlab.runs.resume import report as report_resume
     from lmlab.runs.tracking import log_config
+    from lmlab.runs.wandb_history import relog_missing
     from lmlab.utils.allocator import keep_freed_memory
     from lmlab.utils.instantiate import instantiate_named
     from lmlab.utils.provenance import resolved_config, write_provenance
@@ -127,6 +128,8 @@ def train(cfg: DictConfig) -> float | None:
         else:
             write_provenance(cfg, run_dir, overrides)
         log_config(loggers, resolved_config(cfg), _derived_hparams(module, datamodule))
+        if plan.ckpt_path:
+            relog_missing(loggers, run_dir)  # what an earlier launch logged to metrics.csv but not to W&B
         log.info("Run directory: %s", run_dir)
 
     if HydraConfig.initialized():

@@ -112,8 +112,12 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool 
     os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")
     wandb_id = run_id(Path(save_dir), resume, write=rank_zero_only.rank == 0)
 
+    from lmlab.runs.wandb_history import logged_points
+
     shown = {key: redact(kwargs[key]) for key in ("name", "tags", "notes", "group", "job_type") if key in kwargs}
-    return StepsDoneWandbLogger(offline=offline, save_dir=save_dir, id=wandb_id, resume="allow", **{**kwargs, **shown})
+    logged = logged_points(Path(save_dir), wandb_id) if offline else None  # earlier launches' points
+    return StepsDoneWandbLogger(offline=offline, save_dir=save_dir, id=wandb_id, resume="allow", logged=logged,
+                                **{**kwargs, **shown})
 
 
 def log_config(loggers: Sequence[Any], config: dict, derived: dict | None = None) -> None:
