@@ -121,7 +121,8 @@ def train(cfg: DictConfig) -> float | None:
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
 
     if rank_zero_only.rank == 0:
-        print_config_tree(cfg)
+        if _first_job_of_launch():  # a sweep prints its config tree once; every run has its config.yaml
+            print_config_tree(cfg)
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         if plan.ckpt_path and (run_dir / "config.yaml").is_file():
             record_resume(run_dir, overrides, plan)  # keeps the first launch's config.yaml and run.json
@@ -142,6 +143,13 @@ def train(cfg: DictConfig) -> float | None:
     if trainer.state.status == TrainerStatus.FINISHED and trainer.is_global_zero:
         mark_finished(run_dir, trainer.global_step, metric)
     return metric
+
+
+def _first_job_of_launch() -> bool:
+    """A single run, or the first job a sweep's process runs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return not HydraConfig.initialized() or HydraConfig.get().job.get("num", 0) == 0
 
 
 def _derived_hparams(module, datamodule) -> dict:

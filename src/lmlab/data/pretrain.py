@@ -112,6 +112,7 @@ class PretrainDataModule(L.LightningDataModule):
         return fingerprint(source=self.source_fingerprint, tokenizer=tokenizer_fingerprint(self.tokenizer),
                            block_size=self.block_size, split=split)
 
+    @cache  # noqa: B019 - asked by prepare_data and setup: one "Reusing cached" line per split
     def _packed(self, split: str) -> Path:
         def build(tmp: Path) -> None:
             meta = write_token_stream(self.documents(split), self.tokenizer, tmp, self.block_size,
