@@ -136,6 +136,7 @@ def test_each_sweep_job_decides_offline_for_its_own_reason_and_leaves_the_enviro
     result = subprocess.run([sys.executable, "-m", "lmlab.train", *args], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("── optimizer") == 1  # the config tree once per sweep (each job has config.yaml)
     for job in ("0", "1", "2"):
         log = (tmp_path / "sweep" / job / "train.log").read_text()
         reasons = [line.split("W&B: ", 1)[1] for line in log.splitlines() if "W&B: " in line]
