@@ -72,6 +72,16 @@ def apply_global_batch_size(cfg: DictConfig) -> None:
     cfg.trainer.accumulate_grad_batches = accumulate
 
 
+def validate_every_n_steps(cfg: DictConfig) -> None:
+    """`trainer.val_check_interval=N` validates every N optimizer steps, as checkpoints and logs count them;
+    Lightning counts micro-batches, so under gradient accumulation the interval is scaled by it (else
+    2 processes x 4 samples and 1 x 4 accumulating 2 would validate at different steps)."""
+    interval = cfg.trainer.get("val_check_interval")
+    accumulate = int(cfg.trainer.get("accumulate_grad_batches") or 1)
+    if isinstance(interval, int) and not isinstance(interval, bool) and accumulate > 1:
+        cfg.trainer.val_check_interval = interval * accumulate
+
+
 class GlobalOrderSampler(torch.utils.data.DistributedSampler):
     """This rank's share of a training order that depends only on (seed, epoch) and the global batch.
 

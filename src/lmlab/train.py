@@ -76,7 +76,7 @@ def train(cfg: DictConfig) -> float | None:
     from lightning.pytorch.utilities import rank_zero_only
 
     from lmlab.console import quiet_third_party
-    from lmlab.distributed import apply_global_batch_size
+    from lmlab.distributed import apply_global_batch_size, validate_every_n_steps
     from lmlab.runs.guard import RunGuard
     from lmlab.runs.hydra_ddp import use_job_overrides_for_ddp_children
     from lmlab.runs.resume import mark_finished, plan_resume, record_resume
@@ -95,6 +95,7 @@ def train(cfg: DictConfig) -> float | None:
 
     run_dir = Path(cfg.paths.run_dir)
     apply_global_batch_size(cfg)
+    validate_every_n_steps(cfg)
     claim_run_dir(run_dir)  # one writer per run directory
     plan = plan_resume(cfg, run_dir)
     if rank_zero_only.rank == 0:
