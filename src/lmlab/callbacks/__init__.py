@@ -1,5 +1,6 @@
 """Callbacks lmlab adds to Lightning's own (checkpointing, LR monitor, progress bar)."""
 
+from lmlab.callbacks.downstream_eval import DownstreamEval
 from lmlab.callbacks.export import ExportHuggingFace
 from lmlab.callbacks.last_checkpoint import LastCheckpoint
 from lmlab.callbacks.model_summary import ModelSummary
@@ -12,7 +13,8 @@ from lmlab.callbacks.summary import RunSummary
 from lmlab.callbacks.text_progress import TextProgress, progress_bar
 
 __all__ = [
-    "ExportHuggingFace", "LastCheckpoint", "ModelSummary", "PreemptionCheckpoint", "ProgressBar", "RNGStateCheckpoint",
+    "DownstreamEval", "ExportHuggingFace", "LastCheckpoint",
+    "ModelSummary", "PreemptionCheckpoint", "ProgressBar", "RNGStateCheckpoint",
     "RunSummary",
     "SampleContinuations", "SpeedMonitor", "TextProgress", "progress_bar",
 ]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import torch
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, SumMetric
 from transformers import AutoModelForCausalLM
 
 from lmlab.models.causal_attention import declare_plain_causal
 from lmlab.modules.base import HFModelModule
+from lmlab.modules.bits_per_byte import bits_per_byte, token_byte_lengths
 from lmlab.modules.losses import linear_cross_entropy, next_token_cross_entropy
 from lmlab.modules.step_loss import StepLoss, log_step_loss
 
@@ -17,6 +18,8 @@ class CausalLMModule(HFModelModule):
 
     Validation perplexity is exp(mean token cross-entropy over the whole split): the per-batch mean
     loss is aggregated by a token-weighted torchmetrics `MeanMetric`, which also syncs across DDP ranks.
+    With the run's tokenizer, `val/bpb` is logged beside it: the split's summed nats per UTF-8 byte of the text
+    scored, in bits (`lmlab.modules.bits_per_byte`), comparable across tokenizers.
     With `fused_loss` the loss is computed chunk by chunk with the output projection (`lmlab.modules.losses`),
     never materialising the full logits: it equals the model's own loss with ~30% less peak memory on
     the 4x256 benchmark model, but ~9% more CPU time per step there, hence off by default.
@@ -32,6 +35,9 @@ class CausalLMModule(HFModelModule):
             getattr(self.model.config, k, None) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
         self.val_loss = MeanMetric()
         self.step_loss = StepLoss()
+        if self.tokenizer is not None:  # not when only loaded from a checkpoint (no tokenizer, no validation)
+            self.register_buffer("token_bytes", token_byte_lengths(self.tokenizer), persistent=False)
+            self.val_nats, self.val_bytes = SumMetric(), SumMetric()
 
     def configure_model(self) -> None:
         # `model.compile=true`: compile the whole step's computation, body, output head and loss, as one
@@ -58,9 +64,17 @@ class CausalLMModule(HFModelModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         input_ids = batch["input_ids"]
-        self.val_loss.update(self.next_token_loss(input_ids), weight=input_ids[:, 1:].numel())
+        loss = self.next_token_loss(input_ids)
+        self.val_loss.update(loss, weight=input_ids[:, 1:].numel())
+        if self.tokenizer is not None:
+            self.val_nats.update(loss.double() * input_ids[:, 1:].numel())
+            self.val_bytes.update(self.token_bytes[input_ids[:, 1:]].sum())
 
     def on_validation_epoch_end(self) -> None:
         loss = self.val_loss.compute()
         self.log_dict({"val/loss": loss, "val/ppl": loss.exp()}, prog_bar=True, sync_dist=False)
         self.val_loss.reset()
+        if self.tokenizer is not None:
+            self.log("val/bpb", bits_per_byte(self.val_nats.compute(), self.val_bytes.compute()), sync_dist=False)
+            self.val_nats.reset()
+            self.val_bytes.reset()
