@@ -147,10 +147,10 @@ def test_downstream_eval_equals_lmlab_eval_on_the_checkpoint_and_logs_each_point
             assert points[i][1] == figures[f"{metric},none"], (ckpt, metric)
 
 
-def test_next_line_examples_hold_the_true_line_once():
+def test_next_line_examples_hold_the_true_line_and_scrambles_of_it():
     from lmlab.evaluation.next_line import CONTEXT_LINES, examples
 
-    documents = ["\n".join(f"    value_{d}_{i} = compute({d}, {i})" for i in range(40)) for d in range(6)]
+    documents = ["\n".join(f"    value_{d}_{i} = compute({d}, {i}) + offset" for i in range(40)) for d in range(6)]
     rows = examples(documents)
     assert rows == examples(documents)  # the same on every run
     for row in rows[:200]:
@@ -158,9 +158,10 @@ def test_next_line_examples_hold_the_true_line_once():
         context = row["context"].splitlines()
         assert len(context) == CONTEXT_LINES
         d, i = context[-1].split("value_")[1].split(" ")[0].split("_")
-        assert row["choices"][row["label"]] == f"    value_{d}_{int(i) + 1} = compute({d}, {int(i) + 1})"
-        others = [c for j, c in enumerate(row["choices"]) if j != row["label"]]
-        assert all(f"value_{d}_" not in c for c in others)  # distractors come from other files
+        true_line = f"    value_{d}_{int(i) + 1} = compute({d}, {int(i) + 1}) + offset"
+        assert row["choices"][row["label"]] == true_line
+        for choice in row["choices"]:  # the distractors: the same words, reordered, at the same indentation
+            assert choice.startswith("    ") and sorted(choice.split()) == sorted(true_line.split())
     assert {row["label"] for row in rows} == {0, 1, 2, 3}
 
 

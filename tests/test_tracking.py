@@ -19,7 +19,7 @@ QUICK = ["trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.limit_v
 
 def test_run_name_shortens_keys_and_drops_excluded_ones():
     overrides = ["model=llama-tiny", "optimizer.lr=3e-4", "resume=false", "+trainer.precision=bf16-mixed"]
-    assert wandb_run_name(overrides, exclude_keys=["resume"]) == "model=llama-tiny,lr=3e-4,precision=bf16-mixed"
+    assert wandb_run_name(overrides) == "model=llama-tiny,lr=3e-4,precision=bf16-mixed"
 
 
 def test_run_name_keeps_full_keys_when_the_short_ones_clash():
@@ -28,7 +28,7 @@ def test_run_name_keeps_full_keys_when_the_short_ones_clash():
 
 
 def test_run_name_without_overrides_is_the_default():
-    assert wandb_run_name(["hydra.verbose=true", "resume=false"], exclude_keys=["resume"], default="clm") == "clm"
+    assert wandb_run_name(["hydra.verbose=true", "resume=false"], default="clm") == "clm"
 
 
 def test_group_is_the_sweep_in_a_multirun_and_the_experiment_otherwise():

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from lmlab.config_keys import is_untrained
+
 RUN_FILES = ("config.yaml", "overrides.yaml", "run.json", "metrics.csv", "summary.json", "error.txt")
-# Overrides that say where a run goes, not what it trains: never a column.
-IGNORED_KEYS = ("paths.", "hydra.", "sweep_name", "run_name", "resume", "ckpt_path", "logger")
 # What a run was trained and evaluated on: runs that differ here have losses on different tokens.
 DATA_KEYS = ("data.source", "data.tokenizer", "data.vocab_size", "data.max_documents")
 # How a metric's name says which way is better, when it is not the runs' monitored metric (whose mode they record)
@@ -138,7 +138,7 @@ def load_run(path: Path) -> Run:
 def varying_keys(runs: list[Run]) -> tuple[list[str], dict[str, str]]:
     """Override keys whose value differs between runs (the columns), and those all runs share."""
     known = [run for run in runs if run.overrides]  # a job that has written nothing yet says nothing
-    keys = sorted({k for run in known for k in run.overrides if not k.startswith(IGNORED_KEYS)})
+    keys = sorted({k for run in known for k in run.overrides if not is_untrained(k)})
     values = {k: {run.overrides.get(k, "") for run in known} for k in keys}
     varying = [k for k in keys if len(values[k]) > 1 or len(known) == 1]
     common = {k: next(iter(values[k])) for k in keys if k not in varying}

@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.config import check_overrides, config_dir, register_resolvers
-from lmlab.errors import LmlabError
+from lmlab.errors import LmlabError, not_loadable
 from lmlab.runs.lifecycle import begin_launch, claim_run_dir, end_launch, environment_error, start_training
 from lmlab.runs.logfile import drop_file_logging
 from lmlab.runs.redact import mask
@@ -28,6 +28,9 @@ warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 # Optuna's database migrations (alembic) log their INFO lines when a search starts.
 logging.getLogger("alembic").setLevel(logging.WARNING)
+# transformers imports torchao wherever it is installed (model.fp8 needs it); torchao's enum registrations warn
+# under torch >= 2.12, on every launch and before every one-line error.
+logging.getLogger("torch.utils._pytree").addFilter(lambda record: "is an Enum subclass" not in record.getMessage())
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: "💡 Tip" not in record.getMessage()  # an advertisement, printed on every run
 )
@@ -37,26 +40,34 @@ def check_config(cfg: DictConfig) -> None:
     """Cheap checks that would otherwise fail deep inside training (or after data preparation)."""
     from transformers import AutoConfig
 
+    from lmlab.data.mixed_blocks import check_sources
     from lmlab.distributed import check_gpu_count
     from lmlab.models import context_length
+    from lmlab.models.fp8 import check_fp8_config
     from lmlab.models.lora import check_peft_config
 
     check_peft_config(cfg)
     check_gpu_count(cfg.trainer)
+    check_fp8_config(cfg.model, str(cfg.trainer.get("accelerator", "auto")), peft=bool(cfg.get("peft")))
     spec = cfg.model
     if spec.get("pretrained"):
         try:
             model_config = AutoConfig.from_pretrained(spec.pretrained)
         except (OSError, ValueError) as e:
-            where = "local directory" if Path(spec.pretrained).exists() else "hub model (offline or unknown name)"
-            raise LmlabError(f"model.pretrained={spec.pretrained!r} could not be loaded as a {where}") from e
+            raise not_loadable("model.pretrained", spec.pretrained, e) from e
     else:
         model_config = hydra.utils.instantiate(spec.config)
-    if cfg.data.get("source"):
-        source = hydra.utils.instantiate(cfg.data.source)
+    sources = [cfg.data.source] if cfg.data.get("source") else []
+    if cfg.data.get("sources") is not None:  # a mixture (data=mixture)
+        check_sources(cfg.data.sources, cfg.data.get("samples_per_epoch"))
+        sources += [spec.source for spec in cfg.data.sources.values()]
+    for source in map(hydra.utils.instantiate, sources):
         source.fingerprint()  # a missing file or dataset fails here
         if hasattr(source, "check_text"):
             source.check_text()  # text that does not decode fails here
+    if cfg.data.get("document_masking") and cfg.get("task_name") != "clm":
+        raise LmlabError(f"data.document_masking=true is for causal-LM pretraining (task=clm), not task="
+                         f"{cfg.get('task_name')}: remove it")
     block_size = cfg.data.get("block_size")
     limit = context_length(model_config)
     if block_size and limit and block_size > limit:
@@ -89,6 +100,10 @@ def train(cfg: DictConfig) -> float | None:
     from lmlab.utils.rich_utils import print_config_tree
 
     keep_freed_memory()  # before training allocates: no page faults on each step's large tensors
+    if cfg.model.get("compile"):
+        from lmlab.models.compile import use_compile_cache
+
+        use_compile_cache(cfg.paths.compile_cache_dir)  # a sweep's later jobs and a requeue compile nothing again
     quiet_third_party()  # Lightning's lines once, no third-party progress bars or fresh-head load reports
     if rank_zero_only.rank != 0:  # ranks started by srun or torchrun: rank 0 alone writes the run's train.log
         drop_file_logging()  # begin_launch held the file handler back; this rank never gets it

@@ -3,6 +3,7 @@
 from lmlab.callbacks.downstream_eval import DownstreamEval
 from lmlab.callbacks.export import ExportHuggingFace
 from lmlab.callbacks.last_checkpoint import LastCheckpoint
+from lmlab.callbacks.mixture_tokens import MixtureTokens
 from lmlab.callbacks.model_summary import ModelSummary
 from lmlab.callbacks.preemption import PreemptionCheckpoint
 from lmlab.callbacks.progress import ProgressBar
@@ -13,7 +14,7 @@ from lmlab.callbacks.summary import RunSummary
 from lmlab.callbacks.text_progress import TextProgress, progress_bar
 
 __all__ = [
-    "DownstreamEval", "ExportHuggingFace", "LastCheckpoint",
+    "DownstreamEval", "ExportHuggingFace", "LastCheckpoint", "MixtureTokens",
     "ModelSummary", "PreemptionCheckpoint", "ProgressBar", "RNGStateCheckpoint",
     "RunSummary",
     "SampleContinuations", "SpeedMonitor", "TextProgress", "progress_bar",

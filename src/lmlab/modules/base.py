@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -11,6 +12,8 @@ from hydra.utils import instantiate
 
 from lmlab.data.tokenizer import special_token_ids
 from lmlab.models import build_model
+from lmlab.models.compile import compile_blocks
+from lmlab.models.fp8 import convert_to_fp8
 from lmlab.models.lora import (
     added_token_ids,
     apply_peft,
@@ -21,6 +24,8 @@ from lmlab.models.lora import (
 from lmlab.modules.clipping import clip_gradients
 from lmlab.modules.schedule import SCHEDULE_STEPS_KEY, hold_after, schedule_steps
 from lmlab.runs.position import restore_position, save_position
+
+log = logging.getLogger(__name__)
 
 
 def weight_decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -70,11 +75,24 @@ class HFModelModule(L.LightningModule):
             log_parameter_counts(self)
 
     def configure_model(self) -> None:
-        # `model.compile=true`: compile the whole model in place, output head and the model's own loss
-        # included (parameter names, hence checkpoints, stay the same). CausalLMModule compiles its loss.
-        if self.hparams.model.get("compile") and not getattr(self, "_compiled", False):
-            self.model.compile()
+        # Called by the Trainer only (checkpoints loaded for generation or export keep an eager model).
+        # Parameter names, hence checkpoints, stay the same whatever is compiled.
+        if self.hparams.model.get("fp8") and not getattr(self, "_fp8", False):  # before compiling: traced in FP8
+            self._fp8 = True
+            layers = convert_to_fp8(self.model, self.hparams.model.get("fp8_recipe", "tensorwise"))
+            log.info("FP8 training: %d linear layers (torchao float8, %s scaling)", len(layers),
+                     self.hparams.model.get("fp8_recipe", "tensorwise"))
+        if (scope := self.hparams.model.get("compile")) and not getattr(self, "_compiled", False):
             self._compiled = True
+            self.compile_model(scope, self.hparams.model.get("compile_mode"))
+
+    def compile_model(self, scope: bool | str, mode: str | None) -> None:
+        """`model.compile=true`: the whole model in place, output head and the model's own loss included;
+        `regional`: each repeated block (`lmlab.models.compile`). CausalLMModule compiles its step instead."""
+        if scope == "regional":
+            compile_blocks(self.model, mode)
+        else:
+            self.model.compile(mode=mode)
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)

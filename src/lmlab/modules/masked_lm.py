@@ -7,6 +7,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 from transformers import AutoModelForMaskedLM
 
+from lmlab.contracts import IGNORE_INDEX
 from lmlab.modules.base import HFModelModule
 from lmlab.modules.masking import MaskingRule, derive_seed
 from lmlab.modules.step_loss import StepLoss, log_step_loss
@@ -29,7 +30,7 @@ class MaskedLMModule(HFModelModule):
         self.val_loss = MeanMetric()
         self.step_loss = StepLoss()
         self.val_accuracy = MulticlassAccuracy(num_classes=self.model.config.vocab_size, average="micro",
-                                               ignore_index=-100)
+                                               ignore_index=IGNORE_INDEX)
 
     def _mask(self, input_ids: torch.Tensor, *where: object) -> tuple[torch.Tensor, torch.Tensor]:
         return self.masking(input_ids, derive_seed(self.hparams.seed, self.global_rank, *where))
@@ -43,7 +44,7 @@ class MaskedLMModule(HFModelModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         inputs, labels = self._mask(batch["input_ids"], "validation", batch_idx)
         output = self.model(input_ids=inputs, labels=labels)
-        self.val_loss.update(output.loss, weight=(labels != -100).sum())
+        self.val_loss.update(output.loss, weight=(labels != IGNORE_INDEX).sum())
         self.val_accuracy.update(output.logits.argmax(dim=-1), labels)
 
     def on_validation_epoch_end(self) -> None:

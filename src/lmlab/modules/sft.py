@@ -9,7 +9,7 @@ import torch
 from torchmetrics import MeanMetric
 from transformers import AutoModelForCausalLM
 
-from lmlab.data.chat import IGNORE_INDEX
+from lmlab.contracts import IGNORE_INDEX
 from lmlab.models.generation import Sampling, generate
 from lmlab.modules.base import HFModelModule
 from lmlab.modules.step_loss import StepLoss, log_step_loss

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from lmlab.config_keys import BUDGET_KEYS, is_untrained
 from lmlab.errors import LmlabError
 from lmlab.runs.position import check_global_batch
 
@@ -30,13 +31,6 @@ log = logging.getLogger(__name__)
 FINISHED_MARKER = "finished.json"
 RESUMES_FILE = "resumes.jsonl"
 MODES = {"auto": "auto", "true": "auto", "force": "force", "never": "never", "false": "never"}
-# Keys that say where a run lives, how it was launched or how it is watched, not what it trains: never
-# reported as changes on resume (a relaunch of the same command must report nothing).
-IGNORED_KEYS = ("paths.", "resume", "ckpt_path", "run_name", "run_dir", "sweep_name", "logger.", "data.cache_dir",
-                "data.num_workers", "callbacks.progress_bar", "callbacks.model_summary", "trainer.enable_progress_bar",
-                "trainer.enable_model_summary")
-# The budget: not what a run is (its name leaves it out), so `resume=force` with a larger one continues it.
-BUDGET_KEYS = ("trainer.max_steps", "trainer.max_epochs")
 
 
 @dataclass
@@ -100,7 +94,7 @@ def config_changes(saved: dict, current: dict, keys: tuple[str, ...] | None = No
     old, new = _flatten(saved), _flatten(current)
     changes = []
     for key in sorted(old.keys() | new.keys()):
-        wanted = key.startswith(keys) if keys else not key.startswith((*IGNORED_KEYS, *BUDGET_KEYS))
+        wanted = key.startswith(keys) if keys else not (is_untrained(key) or key.startswith(BUDGET_KEYS))
         if not wanted or old.get(key, "<unset>") == new.get(key, "<unset>"):
             continue
         changes.append(f"{key}: {old.get(key, '<unset>')!r} -> {new.get(key, '<unset>')!r}")
