@@ -246,3 +246,10 @@ def test_downstream_eval_on_two_processes_equals_one(tmp_path, cache_dir):
     for metric in ("acc", "acc_norm"):
         one, two = (metric_series(run, f"eval/arc_easy_local/{metric}") for run in runs)
         assert len(one) >= 2 and one == two, (metric, one, two)
+
+
+def test_lmlab_compare_ranks_downstream_figures_the_right_way():
+    from lmlab.compare import metric_mode
+
+    assert metric_mode("eval/arc_easy/acc", []) == metric_mode("eval/arc_easy/acc_norm", []) == "max"
+    assert metric_mode("eval/lambada_openai/perplexity", []) == metric_mode("val/bpb", []) == "min"

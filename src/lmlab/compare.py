@@ -21,8 +21,10 @@ RUN_FILES = ("config.yaml", "overrides.yaml", "run.json", "metrics.csv", "summar
 # What a run was trained and evaluated on: runs that differ here have losses on different tokens.
 DATA_KEYS = ("data.source", "data.tokenizer", "data.vocab_size", "data.max_documents")
 # How a metric's name says which way is better, when it is not the runs' monitored metric (whose mode they record)
-HIGHER_IS_BETTER = ("accuracy", "f1", "mcc", "precision", "recall", "auc", "tokens_per_sec", "mfu", "bleu", "rouge")
-LOWER_IS_BETTER = ("loss", "ppl", "perplexity", "error", "time")
+# ("acc": accuracy and lm-eval's acc, acc_norm; "bpb": bits per byte)
+HIGHER_IS_BETTER = ("acc", "exact_match", "f1", "mcc", "precision", "recall", "auc", "tokens_per_sec", "mfu", "bleu",
+                    "rouge")
+LOWER_IS_BETTER = ("loss", "ppl", "perplexity", "bpb", "error", "time")
 
 
 @dataclass
