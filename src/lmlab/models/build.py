@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
 
-from lmlab.errors import LmlabError, first_line
+from lmlab.errors import LmlabError, not_loadable
 from lmlab.models.bias import freeze_biases_at_zero
 from lmlab.models.blocks import apply_activation_checkpointing
 from lmlab.models.vocab_padding import padded_vocab_size
@@ -80,8 +79,7 @@ def load_pretrained(auto_class, name_or_path: str, **kwargs):
     try:
         return auto_class.from_pretrained(name_or_path, **kwargs)
     except (OSError, ValueError) as e:
-        where = "local directory" if Path(name_or_path).exists() else "hub model (offline or unknown name)"
-        raise LmlabError(f"model.pretrained={name_or_path!r} could not be loaded as a {where}: {first_line(e)}") from e
+        raise not_loadable("model.pretrained", name_or_path, e) from e
 
 
 def context_length(config) -> int | None:
