@@ -44,7 +44,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
 
 def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
-    from lmlab.models.init_from import is_lmlab_run
+    from lmlab.models.locate import is_lmlab_run
     from lmlab.runs.checkpoint_load import load_module, read_checkpoint
 
     key = "source" if cfg.get("source") else "ckpt_path"
