@@ -162,7 +162,7 @@ GENERATE = [  # (arguments given the CLM run, what the one line says)
     (lambda r, b: [str(r), "--file", str(b / "prompts.jsonl")], "must be a JSON object with a 'prompt'"),
     (lambda r, b: [str(b / "nowhere"), "hi"], "does not exist"),
     (lambda r, b: [str(r / "metrics.csv"), "hi"], "is a file but not a checkpoint of an lmlab run"),
-    (lambda r, b: [str(b), "hi"], "is neither an lmlab run directory nor a Hugging Face model directory"),
+    (lambda r, b: [str(b), "hi"], "is not an lmlab run directory"),
 ]
 COMPARE = [  # (arguments given the CLM run, what the one line says)
     (lambda r, b: [str(b / "no_label")], "no run directories in"),
