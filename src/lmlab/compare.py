@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from lmlab.runs.search import trial_pruned
+
 RUN_FILES = ("config.yaml", "overrides.yaml", "run.json", "metrics.csv", "summary.json", "error.txt")
 # Overrides that say where a run goes, not what it trains: never a column.
 IGNORED_KEYS = ("paths.", "hydra.", "sweep_name", "run_name", "resume", "ckpt_path", "logger")
@@ -33,11 +35,14 @@ class Run:
     metrics: list[dict[str, str]] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     error: str | None = None
+    pruned: dict | None = None  # an Optuna trial stopped early by its pruner
 
     @property
     def status(self) -> str:
         if self.error:
             return "failed"
+        if self.pruned:
+            return f"pruned at step {self.pruned['step']}"
         if self.summary:
             return "finished"
         return "running" if self.metrics else "no metrics yet"
@@ -102,6 +107,7 @@ def load_run(path: Path) -> Run:
             run.metrics = list(csv.DictReader(f))
     if (path / "summary.json").is_file():
         run.summary = json.loads((path / "summary.json").read_text())
+    run.pruned = trial_pruned(path)
     if (path / "error.txt").is_file():
         lines = (path / "error.txt").read_text().splitlines()
         run.error = lines[0] if lines else "failed"

@@ -125,7 +125,7 @@ def train(cfg: DictConfig) -> float | None:
             record_resume(run_dir, overrides, plan)  # keeps the first launch's config.yaml and run.json
         else:
             write_provenance(cfg, run_dir, overrides)
-        log_config(loggers, resolved_config(cfg))
+        log_config(loggers, {**resolved_config(cfg), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")})
         log.info("Run directory: %s", run_dir)
 
     if HydraConfig.initialized():

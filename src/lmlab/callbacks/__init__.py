@@ -3,6 +3,7 @@
 from lmlab.callbacks.export import ExportHuggingFace
 from lmlab.callbacks.last_checkpoint import LastCheckpoint
 from lmlab.callbacks.model_summary import ModelSummary
+from lmlab.callbacks.optuna_pruning import OptunaPruning
 from lmlab.callbacks.preemption import PreemptionCheckpoint
 from lmlab.callbacks.progress import ProgressBar
 from lmlab.callbacks.rng_state import RNGStateCheckpoint
@@ -12,7 +13,7 @@ from lmlab.callbacks.summary import RunSummary
 from lmlab.callbacks.text_progress import TextProgress, progress_bar
 
 __all__ = [
-    "ExportHuggingFace", "LastCheckpoint", "ModelSummary", "PreemptionCheckpoint", "ProgressBar", "RNGStateCheckpoint",
-    "RunSummary",
+    "ExportHuggingFace", "LastCheckpoint", "ModelSummary", "OptunaPruning", "PreemptionCheckpoint", "ProgressBar",
+    "RNGStateCheckpoint", "RunSummary",
     "SampleContinuations", "SpeedMonitor", "TextProgress", "progress_bar",
 ]
