@@ -42,11 +42,11 @@ def make_spec(args, work: Path) -> dict:
                  f"data.batch_size={batch}", f"trainer.max_steps={warmup + measured}", "optimizer.lr=5e-5",
                  "optimizer.fused=true", f"paths.cache_dir={args.cache_dir}"]
     if quick:
-        overrides.append("data.max_examples=200")
+        overrides.append("data.max_documents=200")
     cfg = compose([*overrides, f"paths.root_dir={work}"])
     return {"overrides": overrides, "work": str(work), "data": str(Path(args.data) / "train.tsv"),
             "pretrained": cfg.model.pretrained, "max_length": cfg.data.max_length,
-            "max_examples": cfg.data.max_examples, "batch": batch, "warmup": warmup, "steps": warmup + measured,
+            "max_documents": cfg.data.max_documents, "batch": batch, "warmup": warmup, "steps": warmup + measured,
             "rounds": args.rounds or (1 if quick else 5), "seed": cfg.seed, "clip": cfg.trainer.gradient_clip_val,
             "optimizer": {k: cfg.optimizer[k] for k in ("lr", "eps", "weight_decay")} | {
                 "betas": list(cfg.optimizer.betas)},
@@ -69,8 +69,8 @@ def run_hf(spec: dict, out: str) -> None:
 
     set_seed(spec["seed"])
     raw = datasets.load_dataset("csv", data_files=spec["data"], split="train", delimiter="\t", quoting=3)
-    if spec["max_examples"]:
-        raw = raw.shuffle(seed=0).select(range(spec["max_examples"]))
+    if spec["max_documents"]:
+        raw = raw.shuffle(seed=0).select(range(spec["max_documents"]))
     tokenizer = AutoTokenizer.from_pretrained(spec["pretrained"])
     train = raw.map(lambda b: tokenizer(b["sentence"], padding=False, max_length=spec["max_length"], truncation=True),
                     batched=True, remove_columns=["sentence"])

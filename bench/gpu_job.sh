@@ -2,6 +2,7 @@
 # Issue 10's GPU measurements, from the project root on a GPU machine (../shared/gpu/README.md):
 #   bash bench/gpu_job.sh bench    # train_throughput GPT-2 124M, nanoGPT's bench.py compiled, then Llama 124M
 #   bash bench/gpu_job.sh checks   # every GPU path trains, checkpoints and resumes (bench/gpu_checks.py)
+#   bash bench/gpu_job.sh docmask  # document masking (FlexAttention) vs the plain causal path, GPT-2 124M
 #   bash bench/gpu_job.sh all      # both, most important first, each part time-limited (one device call)
 # It needs .gpu/ (made here by `bash ../shared/gpu/stage.sh`; git-ignored, so send it along). Logs and JSON
 # go to $OUT (the device tool's return folder) or outputs/gpu; ROUNDS=3 for more interleaved rounds.
@@ -34,12 +35,21 @@ checks() {  # the four checks side by side (one GPU has room for all); graph bre
       "$out/checks/$name/" 2>/dev/null
   done
 }
+docmask() {  # issue 26: data.document_masking on the GPU (FlexAttention block mask, compiled) vs plain causal
+  for masking in false true; do
+    timeout "$1" python3 -m lmlab.train model=gpt2-124m trainer=gpu model.compile=true model.config.attn_pdrop=0 \
+      data.document_masking=$masking trainer.max_steps=60 trainer.val_check_interval=60 callbacks.samples=null \
+      callbacks.export_hf=null run_dir="$out/docmask-$masking" > "$out/docmask-$masking.log" 2>&1
+    cp "$out/docmask-$masking/summary.json" "$out/docmask-$masking.json" 2>/dev/null
+  done
+}
 
 case "${1:-bench}" in
   bench) bench gpt2-124m 900; nanogpt 600; bench llama-124m 900 ;;
   checks) checks 900 ;;
+  docmask) docmask 300 ;;
   all) bench gpt2-124m 220; nanogpt 100; checks 140; bench llama-124m 130 --variants lmlab raw ;;
-  *) echo "usage: bash bench/gpu_job.sh bench|checks|all" >&2; exit 2 ;;
+  *) echo "usage: bash bench/gpu_job.sh bench|checks|docmask|all" >&2; exit 2 ;;
 esac
 echo "done after ${SECONDS}s"
 # the device tool returns at most 8 files: the figures, the check results, the anchor's log, and one archive

@@ -156,7 +156,7 @@ def test_every_new_data_option_instantiates_its_source():
 @pytest.mark.slow
 def test_tiny_classification_run_learns(tmp_path, cache_dir):
     """A few dozen steps on the stdlib-functions task: the training loss falls; lmlab-eval scores the checkpoint."""
-    overrides = ["task=classify", "data.max_examples=128", "data.vocab_size=512", "data.max_length=48",
+    overrides = ["task=classify", "data.max_documents=128", "data.vocab_size=512", "data.max_length=48",
                  "data.batch_size=16", "model.config.num_hidden_layers=1", "model.config.hidden_size=64",
                  "model.config.intermediate_size=128", "trainer.max_steps=24", "trainer.val_check_interval=12",
                  "trainer.log_every_n_steps=5", "scheduler.num_warmup_steps=2", "optimizer.lr=3e-3",

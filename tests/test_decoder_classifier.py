@@ -13,7 +13,7 @@ import pytest
 from conftest import TINY, train_in_process
 from omegaconf import OmegaConf
 
-CLASSIFY = ["task=classify", "data.source.packages=[asyncio,tkinter]", "data.max_examples=400",
+CLASSIFY = ["task=classify", "data.source.packages=[asyncio,tkinter]", "data.max_documents=400",
             "data.max_length=48", "data.batch_size=16", "trainer.max_steps=40", "trainer.val_check_interval=20",
             "optimizer.lr=3e-3", "scheduler.num_warmup_steps=4", "callbacks.model_summary=null",
             "callbacks.progress_bar=null", "trainer.enable_progress_bar=false", "callbacks.export_hf=null"]

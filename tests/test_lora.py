@@ -163,7 +163,8 @@ def test_lora_checkpoint_is_small_and_kill_and_resume_is_bitwise_exact(tmp_path,
 def test_lora_classifier_on_minilm_learns_stdlib_functions(tmp_path, cache_dir):
     """Acceptance 3: LoRA on MiniLM-L6 (frozen body; adapter + fresh head train) beats the majority class."""
     overrides = ["task=classify", "model=minilm-l6", "peft=lora", "optimizer.lr=2e-3", "data.max_length=64",
-                 "data.max_examples=600", "data.batch_size=32", "trainer.max_steps=60", "trainer.val_check_interval=60",
+                 "data.max_documents=600", "data.batch_size=32", "trainer.max_steps=60",
+                 "trainer.val_check_interval=60",
                  "scheduler.num_warmup_steps=5", "callbacks.progress_bar=null", "callbacks.model_summary=null",
                  "trainer.enable_progress_bar=false"]
     cfg, accuracy = train_in_process(tmp_path, cache_dir, overrides)

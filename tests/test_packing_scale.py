@@ -108,8 +108,8 @@ from lmlab.data import PretrainDataModule, TextFiles
 dm = PretrainDataModule(source=TextFiles(train=sys.argv[1]), tokenizer=sys.argv[2], block_size=16,
                         cache_dir=sys.argv[3], num_proc=1)
 documents = dm.documents
-def dying(split):
-    for i, doc in enumerate(documents(split)):
+def dying(split, source=None):
+    for i, doc in enumerate(documents(split, source)):
         if i == 5:
             os.kill(os.getpid(), signal.SIGKILL)  # killed half way through tokenizing the train split
         yield doc

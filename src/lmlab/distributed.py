@@ -99,6 +99,8 @@ class GlobalOrderSampler(torch.utils.data.DistributedSampler):
             raise LmlabError(f"the training split has {num_samples} examples, fewer than one global batch of "
                              f"{self.global_batch_size} (per-device batch {batch_size} x {accumulate} accumulation "
                              f"x {self.num_replicas} processes): use more data or a smaller batch")
+        self._order_key: tuple[int, int] | None = None
+        self._order = torch.empty(0, dtype=torch.long)
 
     def __len__(self) -> int:
         return self.steps_per_epoch * self.global_batch_size // self.num_replicas
@@ -110,13 +112,31 @@ class GlobalOrderSampler(torch.utils.data.DistributedSampler):
             return self.steps_per_epoch
         return min(self.steps_per_epoch, math.ceil(batches / self.trainer.accumulate_grad_batches))
 
+    def _epoch_order(self, epoch: int, steps_per_epoch: int) -> torch.Tensor:
+        """The samples of one epoch, in training order (the last one drawn is kept for `step_samples`)."""
+        if self._order_key != (epoch, steps_per_epoch):
+            generator = torch.Generator()
+            generator.manual_seed(self.seed + epoch)
+            self._order = self.permutation(generator)[: steps_per_epoch * self.global_batch_size]
+            self._order_key = (epoch, steps_per_epoch)
+        return self._order
+
+    def permutation(self, generator: torch.Generator) -> torch.Tensor:
+        """An epoch's order of the whole dataset, drawn from `generator` (seeded by seed + epoch)."""
+        return torch.randperm(len(self.dataset), generator=generator)
+
+    def step_samples(self, step: int) -> torch.Tensor:
+        """The global batch of optimizer step `step`: the dataset indices every rank trains on in it."""
+        steps_per_epoch = self._run_steps_per_epoch()
+        epoch, step_in_epoch = divmod(step, steps_per_epoch)
+        start = step_in_epoch * self.global_batch_size
+        return self._epoch_order(epoch, steps_per_epoch)[start : start + self.global_batch_size]
+
     def __iter__(self) -> Iterator[int]:
         step = self.trainer.global_step if self.trainer is not None else 0
         steps_per_epoch = self._run_steps_per_epoch()
         epoch, step_in_epoch = divmod(step, steps_per_epoch)
-        generator = torch.Generator()
-        generator.manual_seed(self.seed + epoch)
-        order = torch.randperm(len(self.dataset), generator=generator)[: steps_per_epoch * self.global_batch_size]
+        order = self._epoch_order(epoch, steps_per_epoch)
         yield from order[step_in_epoch * self.global_batch_size + self.rank :: self.num_replicas].tolist()
 
     # Stateful, so that torchdata's loader restores through these (no replay of yielded batches):

@@ -1,9 +1,15 @@
-"""`lmlab-eval ckpt_path=<run>/checkpoints/<x>.ckpt [split=validation]`: metrics and per-example predictions.
+"""`lmlab-eval SOURCE tasks=[...]`: a causal LM on lm-eval tasks; `lmlab-eval SOURCE [split=validation]`: a
+classifier's metrics and per-example predictions.
 
-Rebuilds the run's data module from its recorded config.yaml, scores the checkpoint on `split` and writes
-into the run directory `eval/<split>_metrics.json` (the checkpoint's step and epoch, accuracy, macro F1, MCC,
-precision/recall/F1/support of each class, the confusion matrix), `eval/<split>_confusion_matrix.png` and
-`eval/<split>_predictions.jsonl` (text, label and predicted label names, probabilities).
+SOURCE (or `source=`, or `ckpt_path=`) is an lmlab run directory, a checkpoint, a Hugging Face model directory or
+a hub name, as `lmlab-generate` takes. With `tasks`, lm-eval scores the model in memory (`lmlab.evaluation`): one
+table on the console, and `eval/<task>.json` (lm-eval's results with the checkpoint's step) for each task.
+
+For a classification run, rebuilds the run's data module from its recorded config.yaml, scores the checkpoint
+on `split` and writes into the run directory `eval/<split>_metrics.json` (the checkpoint's step and epoch,
+accuracy, macro F1, MCC, precision/recall/F1/support of each class, the confusion matrix),
+`eval/<split>_confusion_matrix.png` and `eval/<split>_predictions.jsonl` (text, label and predicted label
+names, probabilities).
 """
 
 from __future__ import annotations
@@ -23,7 +29,18 @@ log = logging.getLogger("lmlab")
 register_resolvers()
 
 
-def evaluate(cfg: DictConfig) -> dict[str, float]:
+def evaluate(cfg: DictConfig) -> dict:
+    source = cfg.get("source") or cfg.get("ckpt_path")
+    if not source:
+        raise LmlabError("no model to evaluate: give a run directory, checkpoint or model (lmlab-eval SOURCE ...)")
+    if cfg.get("tasks") is not None:
+        from lmlab.evaluation.command import evaluate_tasks
+
+        return evaluate_tasks(cfg, str(source))
+    return evaluate_classifier(cfg, str(source))
+
+
+def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
     import lightning as L
     import torch
 
@@ -34,14 +51,17 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     quiet_third_party()
 
-    ckpt = Path(cfg.ckpt_path).expanduser()
+    ckpt = Path(source).expanduser()
+    if ckpt.is_dir() and is_lmlab_run(ckpt):
+        ckpt = ckpt / "checkpoints" / "last.ckpt"
     run_dir = ckpt.parent.parent
     if not ckpt.is_file() or not is_lmlab_run(run_dir):
-        raise LmlabError(f"ckpt_path={cfg.ckpt_path!r} is not a checkpoint of an lmlab run "
-                         "(<run dir>/checkpoints/*.ckpt)")
+        raise LmlabError(f"source={source!r} is not a classification run or its checkpoint "
+                         "(<run dir>/checkpoints/*.ckpt); a language model needs tasks=[...] (lm-eval tasks)")
     run_cfg = OmegaConf.load(run_dir / "config.yaml")
     if "ClassificationDataModule" not in str(run_cfg.data.get("_target_")):
-        raise LmlabError(f"ckpt_path={cfg.ckpt_path!r}: lmlab-eval scores classification runs (task=classify)")
+        raise LmlabError(f"source={source!r} is a language-model run: give tasks=[...] to score it on lm-eval "
+                         "tasks (e.g. tasks=[lmlab_next_line]); without tasks lmlab-eval scores classifiers")
     # weights_only=False: an lmlab checkpoint's hyperparameters hold OmegaConf containers (our own file)
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
     step, epoch, names = checkpoint["global_step"], checkpoint["epoch"], list(checkpoint["hyper_parameters"]["labels"])
@@ -95,6 +115,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and "=" not in sys.argv[1] and not sys.argv[1].startswith("-"):
+        sys.argv[1] = f"source={sys.argv[1]}"  # the model as the first argument, as lmlab-generate takes it
     check_overrides("eval", sys.argv[1:])  # a bad override: one line, status 2
     _hydra_main()
 

@@ -36,6 +36,7 @@ def check_config(cfg: DictConfig) -> None:
     """Cheap checks that would otherwise fail deep inside training (or after data preparation)."""
     from transformers import AutoConfig
 
+    from lmlab.data.mixed_blocks import check_sources
     from lmlab.distributed import check_gpu_count
     from lmlab.models import context_length
     from lmlab.models.lora import check_peft_config
@@ -51,11 +52,17 @@ def check_config(cfg: DictConfig) -> None:
             raise LmlabError(f"model.pretrained={spec.pretrained!r} could not be loaded as a {where}") from e
     else:
         model_config = hydra.utils.instantiate(spec.config)
-    if cfg.data.get("source"):
-        source = hydra.utils.instantiate(cfg.data.source)
+    sources = [cfg.data.source] if cfg.data.get("source") else []
+    if cfg.data.get("sources") is not None:  # a mixture (data=mixture)
+        check_sources(cfg.data.sources, cfg.data.get("samples_per_epoch"))
+        sources += [spec.source for spec in cfg.data.sources.values()]
+    for source in map(hydra.utils.instantiate, sources):
         source.fingerprint()  # a missing file or dataset fails here
         if hasattr(source, "check_text"):
             source.check_text()  # text that does not decode fails here
+    if cfg.data.get("document_masking") and cfg.get("task_name") != "clm":
+        raise LmlabError(f"data.document_masking=true is for causal-LM pretraining (task=clm), not task="
+                         f"{cfg.get('task_name')}: remove it")
     block_size = cfg.data.get("block_size")
     limit = context_length(model_config)
     if block_size and limit and block_size > limit:

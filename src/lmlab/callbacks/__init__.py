@@ -1,7 +1,9 @@
 """Callbacks lmlab adds to Lightning's own (checkpointing, LR monitor, progress bar)."""
 
+from lmlab.callbacks.downstream_eval import DownstreamEval
 from lmlab.callbacks.export import ExportHuggingFace
 from lmlab.callbacks.last_checkpoint import LastCheckpoint
+from lmlab.callbacks.mixture_tokens import MixtureTokens
 from lmlab.callbacks.model_summary import ModelSummary
 from lmlab.callbacks.optuna_pruning import OptunaPruning
 from lmlab.callbacks.preemption import PreemptionCheckpoint
@@ -13,7 +15,8 @@ from lmlab.callbacks.summary import RunSummary
 from lmlab.callbacks.text_progress import TextProgress, progress_bar
 
 __all__ = [
-    "ExportHuggingFace", "LastCheckpoint", "ModelSummary", "OptunaPruning", "PreemptionCheckpoint", "ProgressBar",
-    "RNGStateCheckpoint", "RunSummary",
+    "DownstreamEval", "ExportHuggingFace", "LastCheckpoint", "MixtureTokens",
+    "ModelSummary", "OptunaPruning", "PreemptionCheckpoint", "ProgressBar", "RNGStateCheckpoint",
+    "RunSummary",
     "SampleContinuations", "SpeedMonitor", "TextProgress", "progress_bar",
 ]

@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
+
+
+@runtime_checkable
+class SummaryContributor(Protocol):
+    """A callback with figures of its own for `summary.json` (e.g. a data mixture's realised shares)."""
+
+    def summary_figures(self) -> dict[str, Any]: ...
 
 
 class RunSummary(L.Callback):
@@ -62,6 +69,9 @@ class RunSummary(L.Callback):
             "wall_time_s": round(wall_time, 3),
             "tokens_per_sec": round(self.tokens_seen / wall_time, 1) if wall_time > 0 else None,
         }
+        for callback in trainer.callbacks:
+            if isinstance(callback, SummaryContributor):
+                summary.update(callback.summary_figures())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(summary, indent=2) + "\n")
         for logger in trainer.loggers:

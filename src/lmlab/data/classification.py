@@ -82,29 +82,23 @@ class ClassificationDataModule(TokenizedSplitsDataModule):
         init_from: str | None = None,
         vocab_size: int = 8192,
         max_length: int = 128,
-        max_examples: int | None = None,
         max_documents: int | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         cache_dir: str = "outputs/.cache",
     ):
-        super().__init__(splits, batch_size, eval_batch_size, num_workers, cache_dir)
+        super().__init__(splits, max_documents, batch_size, eval_batch_size, num_workers, cache_dir)
         self.source = source
         self.text_column, self.text_pair_column, self.label_column = text_column, text_pair_column, label_column
         self.declared_labels = list(labels) if labels else None
         self.tokenizer_name, self.init_from = tokenizer, init_from
-        # max_documents: the pretraining data's name for the same cut, which debug=fast sets for every task
         self.vocab_size, self.max_length = vocab_size, max_length
-        self.max_examples = max_examples or max_documents
 
     # --- raw splits, checked -----------------------------------------------------------------------
     def raw(self, split: str):
-        """The split as loaded from the source, cut to `max_examples` (a fixed random subset)."""
-        dataset = self.source.load(split)
-        if self.max_examples and len(dataset) > self.max_examples:
-            dataset = dataset.shuffle(seed=0).select(range(self.max_examples))
-        return dataset
+        """The split as loaded from the source, cut to `max_documents` (a fixed random subset)."""
+        return self.cut(self.source.load(split))
 
     @cached_property
     def raw_splits(self) -> dict:
@@ -161,7 +155,7 @@ class ClassificationDataModule(TokenizedSplitsDataModule):
             return ensure_cls_sep(load_pretrained_tokenizer(self.tokenizer_name))
         train = self.raw_splits["train"] if "train" in self.splits else self.raw("train")  # lmlab-eval: one split
         key = fingerprint(kind=BPE_VERSION, source=self.source.fingerprint(), column=self.text_column,
-                          max_examples=self.max_examples, vocab_size=self.vocab_size)
+                          max_documents=self.max_documents, vocab_size=self.vocab_size)
 
         def build(tmp: Path) -> None:
             train_bpe(iter(train[self.text_column]), self.vocab_size).save_pretrained(tmp)
@@ -184,7 +178,7 @@ class ClassificationDataModule(TokenizedSplitsDataModule):
     def _tokenized(self, split: str) -> Path:
         key = fingerprint(source=self.source.fingerprint(), split=split, tokenizer=self.tokenizer_fingerprint,
                           columns=[self.text_column, self.text_pair_column, self.label_column], labels=self.labels,
-                          max_length=self.max_length, max_examples=self.max_examples)
+                          max_length=self.max_length, max_documents=self.max_documents)
 
         def build(tmp: Path) -> None:
             raw = self.raw_splits[split]

@@ -36,6 +36,11 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
 
 
+def document_separator(tokenizer) -> int:
+    """The id written after every document: the EOS token (SEP for tokenizers without one, e.g. BERT's)."""
+    return tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+
+
 def batches_of_text(documents: Iterable[Document], chars: int, cuttable: bool = True) -> Iterator[Batch]:
     """Documents grouped into batches of about `chars` characters: a batch of a thousand one-line
     documents is too little work to spread over the cores, and one of a thousand source files is plenty.
@@ -105,7 +110,7 @@ def write_token_stream(
     backend = tokenizer.backend_tokenizer
     backend.no_truncation()
     backend.no_padding()
-    separator = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    separator = document_separator(tokenizer)
     dtype = token_dtype(len(tokenizer))
     shard_tokens = max(shard_bytes // dtype.itemsize // block_size, 1) * block_size
     cuttable = cuts_at_lines(backend)

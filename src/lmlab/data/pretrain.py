@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterator
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 
 import lightning as L
@@ -14,7 +14,8 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from lmlab.data.cache import cached_dir, fingerprint
 from lmlab.data.cutting import Document
-from lmlab.data.packing import SHARD_BYTES, PackedBlocks, write_token_stream
+from lmlab.data.document_positions import CollateWithDocumentPositions
+from lmlab.data.packing import SHARD_BYTES, PackedBlocks, document_separator, write_token_stream
 from lmlab.data.sources import SPLITS
 from lmlab.data.tokenizer import (
     BPE_VERSION,
@@ -49,6 +50,7 @@ class PretrainDataModule(L.LightningDataModule):
         cache_dir: str = "outputs/.cache",
         num_proc: int | None = None,
         shard_bytes: int = SHARD_BYTES,
+        document_masking: bool = False,
     ):
         super().__init__()
         if block_size < 2:
@@ -69,21 +71,26 @@ class PretrainDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir)
         self.num_proc = num_proc
         self.shard_bytes = shard_bytes
+        self.document_masking = document_masking
         self._tokenizer = None
         self.datasets: dict[str, PackedBlocks] = {}
 
-    def documents(self, split: str) -> Iterator[Document]:
-        """The source's documents, cut to the first `max_documents` (for quick runs)."""
-        return itertools.islice(self.source.documents(split), self.max_documents)
+    def documents(self, split: str, source=None) -> Iterator[Document]:
+        """The documents of `source` (default: this module's), cut to the first `max_documents` (quick runs)."""
+        return itertools.islice((source or self.source).documents(split), self.max_documents)
 
-    def size_hint(self, split: str) -> int | None:
+    def size_hint(self, split: str, source=None) -> int | None:
         """About the characters of a split, for the progress display's ETA (unknown when cut short)."""
-        hint = getattr(self.source, "size_hint", None)
+        hint = getattr(source or self.source, "size_hint", None)
         return hint(split) if hint is not None and self.max_documents is None else None
+
+    def fingerprint_of(self, source) -> str:
+        """What a source's tokens depend on besides the tokenizer: its files and the `max_documents` cut."""
+        return fingerprint(source=source.fingerprint(), max_documents=self.max_documents)
 
     @cached_property
     def source_fingerprint(self) -> str:
-        return fingerprint(source=self.source.fingerprint(), max_documents=self.max_documents)
+        return self.fingerprint_of(self.source)
 
     @property
     def tokenizer(self):
@@ -107,30 +114,42 @@ class PretrainDataModule(L.LightningDataModule):
 
         return AutoTokenizer.from_pretrained(cached_dir(self.cache_dir / "tokenizers", key, build, "tokenizer"))
 
-    @cache  # noqa: B019 - one data module per run; the key needs a tokenizer hash and a source scan
-    def split_key(self, split: str) -> str:
-        return fingerprint(source=self.source_fingerprint, tokenizer=tokenizer_fingerprint(self.tokenizer),
+    @cached_property
+    def tokenizer_fingerprint(self) -> str:
+        return tokenizer_fingerprint(self.tokenizer)
+
+    def split_key(self, split: str, source=None) -> str:
+        """The cache key of a split of `source` (default: this module's): the same source, tokenizer and
+        block size share one entry, whichever run or mixture reads it."""
+        source_fingerprint = self.source_fingerprint if source is None else self.fingerprint_of(source)
+        return fingerprint(source=source_fingerprint, tokenizer=self.tokenizer_fingerprint,
                            block_size=self.block_size, split=split)
 
-    def _packed(self, split: str) -> Path:
+    def packed(self, split: str, source=None, name: str = "") -> Path:
+        """The cache entry of a split of `source` (default: this module's), tokenized on first use."""
+        what = f"{name} {split}" if name else split
+
         def build(tmp: Path) -> None:
-            meta = write_token_stream(self.documents(split), self.tokenizer, tmp, self.block_size,
+            meta = write_token_stream(self.documents(split, source), self.tokenizer, tmp, self.block_size,
                                       num_proc=self.num_proc, shard_bytes=self.shard_bytes,
-                                      total_chars=self.size_hint(split), description=f"Tokenizing {split}")
+                                      total_chars=self.size_hint(split, source), description=f"Tokenizing {what}")
             if meta["num_blocks"] == 0:
-                raise LmlabError(f"the {split} split has {meta['num_tokens']} tokens, fewer than "
+                raise LmlabError(f"the {what} split has {meta['num_tokens']} tokens, fewer than "
                                  f"data.block_size={self.block_size}: use more text or a smaller block_size")
 
-        return cached_dir(self.cache_dir / "packed", self.split_key(split), build, f"tokenized {split} split")
+        return cached_dir(self.cache_dir / "packed", self.split_key(split, source), build, f"tokenized {what} split")
 
     def prepare_data(self) -> None:
         for split in SPLITS:
-            self._packed(split)
+            self.packed(split)
 
     def setup(self, stage: str | None = None) -> None:
         for split in SPLITS:
             if split not in self.datasets:
-                self.datasets[split] = PackedBlocks(self._packed(split))
+                self.datasets[split] = PackedBlocks(self.packed(split))
+
+    def train_sampler(self, dataset, batch_size: int):
+        return train_sampler(dataset, self.trainer, batch_size)
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> StatefulDataLoader:
         # StatefulDataLoader: Lightning stores its position in checkpoints, so resume is mid-epoch exact.
@@ -138,12 +157,14 @@ class PretrainDataModule(L.LightningDataModule):
         return StatefulDataLoader(
             dataset,
             batch_size=batch_size,
-            sampler=(train_sampler(dataset, self.trainer, batch_size) if shuffle
-                     else eval_sampler(dataset, self.trainer)),
+            sampler=self.train_sampler(dataset, batch_size) if shuffle else eval_sampler(dataset, self.trainer),
             drop_last=shuffle,
             # its own generator: starting an iterator draws a seed, which must not move the global RNG
             # (dropout's), or a resumed run's random numbers would be shifted by its extra iterators
             generator=torch.Generator(),
+            # document masking: position ids that restart at each document (lmlab.models.document_attention)
+            collate_fn=CollateWithDocumentPositions(document_separator(self.tokenizer)) if self.document_masking
+            else None,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,

@@ -37,7 +37,7 @@ class SFTDataModule(TokenizedSplitsDataModule):
         init_from: str | None = None,
         vocab_size: int = 8192,
         max_length: int = 512,
-        max_examples: int | None = None,
+        max_documents: int | None = None,
         generation_examples: int = 32,
         packing: bool = False,
         batch_size: int = 16,
@@ -45,12 +45,12 @@ class SFTDataModule(TokenizedSplitsDataModule):
         num_workers: int = 0,
         cache_dir: str = "outputs/.cache",
     ):
-        super().__init__(splits, batch_size, eval_batch_size, num_workers, cache_dir)
+        super().__init__(splits, max_documents, batch_size, eval_batch_size, num_workers, cache_dir)
         self.source = source
         self.messages_column, self.prompt_column, self.response_column = messages_column, prompt_column, response_column
         self.input_column, self.system_prompt = input_column, system_prompt
         self.tokenizer_name, self.init_from = tokenizer or pretrained, init_from
-        self.vocab_size, self.max_length, self.max_examples = vocab_size, max_length, max_examples
+        self.vocab_size, self.max_length = vocab_size, max_length
         self.num_generation_examples = generation_examples
         self.packing = packing
 
@@ -60,9 +60,7 @@ class SFTDataModule(TokenizedSplitsDataModule):
 
     # --- conversations, checked ----------------------------------------------------------------------
     def raw(self, split: str):
-        dataset = self.source.load(split)
-        if self.max_examples and len(dataset) > self.max_examples:
-            dataset = dataset.shuffle(seed=0).select(range(self.max_examples))
+        dataset = self.cut(self.source.load(split))
         if len(dataset) == 0:
             raise LmlabError(f"the {split} split of data.source is empty")
         return dataset
@@ -124,7 +122,7 @@ class SFTDataModule(TokenizedSplitsDataModule):
         if self.tokenizer_name:
             return with_chat_template(load_pretrained_tokenizer(self.tokenizer_name))
         key = fingerprint(kind=BPE_VERSION, task="sft", source=self.source.fingerprint(), columns=self.columns,
-                          max_examples=self.max_examples, vocab_size=self.vocab_size)
+                          max_documents=self.max_documents, vocab_size=self.vocab_size)
 
         def build(tmp: Path) -> None:
             texts = (m["content"] for messages in self.conversations("train") for m in messages)
@@ -160,7 +158,7 @@ class SFTDataModule(TokenizedSplitsDataModule):
     def _tokenized(self, split: str) -> Path:
         key = fingerprint(source=self.source.fingerprint(), split=split, tokenizer=self.tokenizer_fingerprint,
                           columns=self.columns, system_prompt=self.system_prompt, max_length=self.max_length,
-                          max_examples=self.max_examples)
+                          max_documents=self.max_documents)
 
         def build(tmp: Path) -> None:
             import datasets

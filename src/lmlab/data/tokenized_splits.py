@@ -15,14 +15,21 @@ from lmlab.distributed import eval_sampler, train_sampler
 class TokenizedSplitsDataModule(L.LightningDataModule):
     """A subclass says how a split is tokenized (`_tokenized`: the cached folder) and batched (`collator`)."""
 
-    def __init__(self, splits: tuple[str, ...], batch_size: int, eval_batch_size: int | None, num_workers: int,
-                 cache_dir: str):
+    def __init__(self, splits: tuple[str, ...], max_documents: int | None, batch_size: int,
+                 eval_batch_size: int | None, num_workers: int, cache_dir: str):
         super().__init__()
         self.splits = tuple(splits)
+        self.max_documents = max_documents
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers = num_workers
         self.cache_dir = Path(cache_dir)
         self.datasets: dict = {}
+
+    def cut(self, dataset):
+        """`dataset` cut to a fixed random `max_documents` examples (quick runs); the whole of it when unset."""
+        if self.max_documents and len(dataset) > self.max_documents:
+            return dataset.shuffle(seed=0).select(range(self.max_documents))
+        return dataset
 
     def _tokenized(self, split: str) -> Path:
         """The split's tokenized `datasets` folder, built into the cache on first use."""

@@ -7,6 +7,8 @@ A `model` node (conf/model/*.yaml) has:
   pad_vocab_multiple: round a from-config model's vocabulary up to a multiple of this (64 in every
                conf/model YAML; lmlab.models.vocab_padding); the tokenizer keeps its size. Absent (a checkpoint
                from before padding existed): no padding, so old checkpoints still load.
+  activation_checkpointing: none | full | selective (every `activation_checkpointing_every`-th block)
+               recomputes blocks' activations in the backward (lmlab.models.blocks)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from hydra.utils import instantiate
 
 from lmlab.errors import LmlabError, first_line
+from lmlab.models.blocks import apply_activation_checkpointing
 from lmlab.models.vocab_padding import padded_vocab_size
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ def build_model(spec: Mapping[str, Any], auto_class, vocab_size: int | None = No
     model.config.use_cache = False
     if spec.get("fused_activations", True):
         fuse_activations(model)
+    apply_activation_checkpointing(model, spec.get("activation_checkpointing") or "none",
+                                   int(spec.get("activation_checkpointing_every") or 2))
     return model.train()  # transformers 5 returns from_pretrained models in eval mode (dropout off)
 
 

@@ -18,6 +18,7 @@ from lmlab.errors import LmlabError
 # Lightning's accepted `precision` values (lightning.fabric.connector._PRECISION_INPUT), without its import.
 PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
               "32-true", "64-true", "64", "32", "16", "bf16")
+ACTIVATION_CHECKPOINTING = ("none", "full", "selective")  # lmlab.models.blocks
 DECODE_ERRORS = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")
 
 
@@ -66,6 +67,9 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "data.num_workers": (lambda v: _int(v, 0), "must be a non-negative integer"),
     "data.source.encoding": (_codec, "is not a text encoding Python knows (e.g. utf-8, latin-1)"),
     "data.source.errors": (lambda v: v in DECODE_ERRORS, f"must be one of {', '.join(DECODE_ERRORS)}"),
+    "model.activation_checkpointing": (lambda v: v in ACTIVATION_CHECKPOINTING,
+                                       f"must be one of {', '.join(ACTIVATION_CHECKPOINTING)}"),
+    "model.activation_checkpointing_every": (lambda v: _int(v, 1), "must be a positive integer"),
     "optimizer.lr": (_positive_number, "must be a positive learning rate (e.g. optimizer.lr=3e-4)"),
     "optimizer.weight_decay": (_non_negative_number, "must be a non-negative number"),
     "scheduler.num_warmup_steps": (lambda v: _int(v, 0), "must be a non-negative integer"),

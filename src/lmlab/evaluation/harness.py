@@ -1,0 +1,110 @@
+"""lm-evaluation-harness on a model already in memory: the one place lmlab calls lm-eval.
+
+`lmlab-eval` and the `downstream_eval` callback both come here, so a figure logged during training and one
+computed afterwards from the same weights go through the same code (and are equal). Tasks are lm-eval's own
+(by name), lmlab's embedded tasks (`lmlab.evaluation.tasks`), or YAML files in the user's `include_path`
+directories (lm-eval's format, e.g. with local `data_files`: offline).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lmlab.errors import LmlabError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_TASKS = Path(__file__).parent / "tasks"
+
+
+@dataclass(frozen=True)
+class HarnessSpec:
+    """What to evaluate and how: the arguments both lmlab-eval and the callback pass to lm-eval."""
+
+    tasks: Sequence[str]
+    include_path: Sequence[str] = ()
+    num_fewshot: int | None = None
+    limit: int | float | None = None
+    batch_size: int = 16
+    bootstrap_iters: int = 100000  # lm-eval's default; standard errors only (0: none, as during training)
+
+    def check(self, key: str = "tasks") -> None:
+        """User errors, before any model is loaded: no tasks, a missing include_path, an unknown task name."""
+        if not self.tasks:
+            raise LmlabError(f"{key}=[] names no task (e.g. {key}=[lmlab_next_line] or [lambada_openai,arc_easy])")
+        for path in self.include_path:
+            if not Path(path).expanduser().is_dir():
+                raise LmlabError(f"include_path={path!r} is not a directory of lm-eval task YAML files")
+        if self.num_fewshot is not None and self.num_fewshot < 0:
+            raise LmlabError(f"num_fewshot={self.num_fewshot} must be >= 0")
+        if self.limit is not None and self.limit <= 0:
+            raise LmlabError(f"limit={self.limit} must be positive (a number of examples, or a fraction below 1)")
+        if self.batch_size <= 0:
+            raise LmlabError(f"batch_size={self.batch_size} must be positive")
+        manager = task_manager(self.include_path)
+        known = set(manager.all_subtasks + manager.all_groups)
+        unknown = [t for t in self.tasks if t not in known]
+        if unknown:
+            raise LmlabError(f"{key}: no lm-eval task named {', '.join(map(repr, unknown))} (lm-eval's task names, "
+                             f"lmlab's embedded ones, or YAML files under include_path={list(self.include_path)})")
+
+
+_task_managers: dict[tuple[str, ...], Any] = {}
+
+
+def task_manager(include_path: Sequence[str]):
+    """lm-eval's index of tasks with lmlab's embedded ones and the user's directories (built once: it reads
+    every task YAML lm-eval ships)."""
+    key = tuple(str(Path(p).expanduser().resolve()) for p in include_path)
+    if key not in _task_managers:
+        from lm_eval.tasks import TaskManager
+
+        _task_managers[key] = TaskManager(include_path=[str(EMBEDDED_TASKS), *key], verbosity="WARNING")
+    return _task_managers[key]
+
+
+def evaluate_model(model, tokenizer, spec: HarnessSpec) -> dict[str, Any]:
+    """lm-eval's `simple_evaluate` on `model` in place (its device, its dtype, eval mode for the call):
+    lm-eval's results dict, without per-sample logs. Deterministic: lm-eval seeds Python's, NumPy's and torch's
+    generators; their states are restored afterwards, so a training run's random stream is left as it was."""
+    import random
+
+    import numpy as np
+    import torch
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+
+    logging.getLogger("lm_eval").setLevel(logging.WARNING)  # its per-task INFO lines; warnings still show
+    was_training = model.training
+    model.eval()
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+            lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=spec.batch_size)
+            results = simple_evaluate(model=lm, tasks=list(spec.tasks), num_fewshot=spec.num_fewshot,
+                                      limit=spec.limit, task_manager=task_manager(spec.include_path),
+                                      log_samples=False, bootstrap_iters=spec.bootstrap_iters, verbosity="WARNING")
+    finally:
+        model.train(was_training)
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+    return results
+
+
+def task_metrics(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """{task: {metric: value}} from lm-eval's results: the figures, without its filter suffix (`acc,none` → `acc`)
+    and without standard errors."""
+    table: dict[str, dict[str, float]] = {}
+    for task, values in results["results"].items():
+        metrics = {}
+        for key, value in values.items():
+            metric, _, filter_name = key.partition(",")
+            if not filter_name or metric.endswith("_stderr") or not isinstance(value, int | float):
+                continue
+            metrics[metric if filter_name == "none" else f"{metric}_{filter_name}"] = float(value)
+        table[task] = metrics
+    return table

@@ -1,0 +1,1 @@
+"""Training over several devices: FSDP2 per block (`fsdp`)."""

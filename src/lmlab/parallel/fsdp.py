@@ -1,0 +1,73 @@
+"""`trainer=fsdp`: FSDP2 (`fully_shard`) per transformer block, through Lightning's `ModelParallelStrategy`.
+
+Each block is its own FSDP unit, so a step all-gathers one block's parameters at a time (and overlaps
+that with the previous block's compute), as torchtitan's `parallelize_llama` does; the root unit holds
+the rest (embeddings, final norm, head). FSDP2 rather than FSDP1 (Lightning's `FSDPStrategy`): FSDP1
+refuses a CPU device, FSDP2 runs on CPU with gloo, so the same code is tested here and run on GPUs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch.strategies import ModelParallelStrategy
+
+from lmlab.errors import LmlabError
+from lmlab.models.blocks import transformer_blocks
+
+SHARDING = ("full", "hybrid", "grad_op")
+
+
+class FSDPStrategy(ModelParallelStrategy):
+    """Fully sharded data parallel over every process, one FSDP unit per transformer block.
+
+    sharding: `full` shards parameters, gradients and optimizer state and frees each block's gathered
+        parameters after its forward (ZeRO-3); `grad_op` keeps them gathered until the backward (ZeRO-2:
+        less communication, more memory); `hybrid` shards within a node and replicates across nodes (HSDP).
+    cpu_offload: parameters, gradients and optimizer state live in host memory; the optimizer steps there.
+    sharded_checkpoint: each rank writes its own shard of a checkpoint directory (torch DCP); false
+        gathers one file on rank 0.
+    """
+
+    def __init__(self, sharding: Literal["full", "hybrid", "grad_op"] = "full", cpu_offload: bool = False,
+                 sharded_checkpoint: bool = True, **kwargs: Any):
+        if sharding not in SHARDING:
+            raise LmlabError(f"trainer.strategy.sharding={sharding!r} must be one of {', '.join(SHARDING)}")
+        super().__init__(save_distributed_checkpoint=sharded_checkpoint, **kwargs)
+        self.sharding = sharding
+        self.cpu_offload = cpu_offload
+
+    def setup_environment(self) -> None:
+        # data parallel over every process (lmlab's samplers split each global batch over all of them)
+        self._data_parallel_size, self._tensor_parallel_size = self.num_nodes * self.num_processes, 1
+        super().setup_environment()
+
+    def setup(self, trainer) -> None:
+        shard_per_block(self.lightning_module.model, self._sharding_mesh(),
+                        reshard_after_forward=self.sharding != "grad_op", cpu_offload=self.cpu_offload)
+        super().setup(trainer)
+
+    def model_to_device(self) -> None:
+        if not self.cpu_offload:  # offloaded parameters stay in host memory; fully_shard placed the rest
+            super().model_to_device()
+
+    def _sharding_mesh(self):
+        if self.sharding != "hybrid":
+            return self.device_mesh["data_parallel"]
+        from torch.distributed.device_mesh import init_device_mesh
+
+        return init_device_mesh(self.root_device.type, (self.num_nodes, self.num_processes),
+                                mesh_dim_names=("replicate", "shard"))
+
+
+def shard_per_block(model: torch.nn.Module, mesh, reshard_after_forward: bool = True,
+                    cpu_offload: bool = False) -> None:
+    """`fully_shard` each transformer block of `model` (lmlab.models.blocks), then `model` itself."""
+    from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
+
+    options = {"mesh": mesh, "reshard_after_forward": reshard_after_forward,
+               "offload_policy": CPUOffloadPolicy() if cpu_offload else OffloadPolicy()}
+    for block in reversed(transformer_blocks(model)):  # inner units before the ones around them
+        fully_shard(block, **options)
+    fully_shard(model, **options)
