@@ -3,6 +3,7 @@
 #   bash bench/gpu_job.sh bench    # train_throughput GPT-2 124M, nanoGPT's bench.py compiled, then Llama 124M
 #   bash bench/gpu_job.sh checks   # every GPU path trains, checkpoints and resumes (bench/gpu_checks.py)
 #   bash bench/gpu_job.sh docmask  # document masking (FlexAttention) vs the plain causal path, GPT-2 124M
+#   bash bench/gpu_job.sh gpuslots # a 2-job sweep, 1 GPU each, on one GPU: the second waits for the slot
 #   bash bench/gpu_job.sh all      # both, most important first, each part time-limited (one device call)
 # It needs .gpu/ (made here by `bash ../shared/gpu/stage.sh`; git-ignored, so send it along). Logs and JSON
 # go to $OUT (the device tool's return folder) or outputs/gpu; ROUNDS=3 for more interleaved rounds.
@@ -43,13 +44,29 @@ docmask() {  # issue 26: data.document_masking on the GPU (FlexAttention block m
     cp "$out/docmask-$masking/summary.json" "$out/docmask-$masking.json" 2>/dev/null
   done
 }
+gpuslots() {  # issue 25: 2 jobs x 1 GPU on a 1-GPU machine (local_gpus launcher): one after the other, both finish
+  CUDA_VISIBLE_DEVICES=0 timeout "$1" python3 -m lmlab.train -m hydra/launcher=local_gpus trainer=gpu debug=fast \
+    optimizer.lr=1e-3,3e-4 sweep_name=gpuslots paths.output_dir="$out/gpuslots" > "$out/gpuslots.log" 2>&1
+  python3 - "$out/gpuslots/clm/multirun/gpuslots" <<'PY' | tee "$out/gpuslots.json"
+import json, sys, pathlib
+sweep = pathlib.Path(sys.argv[1])
+def job(p):
+    run = json.loads((p / "run.json").read_text())
+    done = p / "finished.json"
+    return {"gpus": run.get("cuda_visible_devices"), "started": run["started"],
+            "finished_at": done.stat().st_mtime if done.is_file() else None}
+jobs = {p.name: job(p) for p in sorted(sweep.iterdir()) if p.name.isdigit()}
+print(json.dumps(jobs))
+PY
+}
 
 case "${1:-bench}" in
   bench) bench gpt2-124m 900; nanogpt 600; bench llama-124m 900 ;;
   checks) checks 900 ;;
   docmask) docmask 300 ;;
+  gpuslots) gpuslots 300 ;;
   all) bench gpt2-124m 220; nanogpt 100; checks 140; bench llama-124m 130 --variants lmlab raw ;;
-  *) echo "usage: bash bench/gpu_job.sh bench|checks|docmask|all" >&2; exit 2 ;;
+  *) echo "usage: bash bench/gpu_job.sh bench|checks|docmask|gpuslots|all" >&2; exit 2 ;;
 esac
 echo "done after ${SECONDS}s"
 # the device tool returns at most 8 files: the figures, the check results, the anchor's log, and one archive

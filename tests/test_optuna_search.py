@@ -114,7 +114,7 @@ def test_a_bad_trial_is_pruned_and_a_killed_search_continues_to_six_trials(tmp_p
 
     relaunch = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert relaunch.returncode == 0, relaunch.stderr[-3000:]
-    assert "Running again the trials a stopped launch left unfinished: [3]" in relaunch.stderr
+    assert "Running again the trials a stopped launch left unfinished: [3]" in relaunch.stdout + relaunch.stderr
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{sweep / 'optuna.db'}")
     states = [t.state for t in study.trials]
     assert len(states) == 6 and study.trials[2].state == optuna.trial.TrialState.PRUNED
