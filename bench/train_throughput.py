@@ -7,6 +7,7 @@ process, interleaved A B C A B C …; tokens/s is measured over the steps after 
     python bench/train_throughput.py            # full: 5 rounds (CPU: 4x256 GPT-2, block 256; GPU: GPT-2 124M, bf16)
     python bench/train_throughput.py --model llama-124m   # GPU: the Llama-style 124M instead
     python bench/train_throughput.py --quick    # tiny sizes, one round (what tests/test_bench.py runs)
+    python bench/train_throughput.py --variants lmlab --set model.compile=regional   # a candidate setting
 
 On a GPU, lmlab runs `experiment=pretrain_gpu` (bf16, fused AdamW, the whole step compiled, dropout 0,
 vocabulary padded to a multiple of 64); the raw loop and the Trainer train the same model config as a user
@@ -84,7 +85,7 @@ def make_spec(args, work: Path) -> dict:
 
     p = profiles(args.quick, torch.cuda.is_available(), args.model)
     steps = p["warmup"] + p["measured"]
-    overrides = [*p["overrides"], f"data.block_size={p['block']}", f"data.batch_size={p['batch']}",
+    overrides = [*p["overrides"], *args.set, f"data.block_size={p['block']}", f"data.batch_size={p['batch']}",
                  f"trainer.max_steps={steps}", "optimizer.fused=true", f"paths.cache_dir={args.cache_dir}"]
     cfg = compose([*overrides, f"paths.root_dir={work}"])
     datamodule = instantiate(cfg.data)
@@ -96,7 +97,7 @@ def make_spec(args, work: Path) -> dict:
                         vocab_size=len(tokenizer))
     optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
     return {
-        "overrides": overrides, "work": str(work), "model_config": model_config,
+        "overrides": overrides, "set": args.set, "work": str(work), "model_config": model_config,
         "train_dir": str(datamodule.datasets["train"].entry_dir),
         "block": p["block"], "batch": p["batch"], "val_batches": p.get("val_batches", 1),
         "warmup": p["warmup"], "steps": steps, "rounds": p["rounds"],
@@ -267,6 +268,8 @@ def main() -> None:
     parser.add_argument("--model", choices=GPU_MODELS, default=GPU_MODELS[0], help="the GPU profile's model")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=VARIANTS, help="which to run")
     parser.add_argument("--log-dir", help="keep each worker's log here (default: only a failure's tail is shown)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="lmlab overrides added to the profile's (e.g. model.compile=regional): a candidate")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, if not in the table")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)

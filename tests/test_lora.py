@@ -81,7 +81,7 @@ def test_lora_on_clm_pretraining_exports_merged_model_and_adapter(tmp_path, cach
     from peft import PeftConfig
     from transformers import AutoModelForCausalLM
 
-    from lmlab.generate import load_checkpoint
+    from lmlab.models.checkpoint_model import checkpoint_model
     from lmlab.models.init_from import export_checkpoint
 
     cfg, _ = train_in_process(tmp_path, cache_dir, [*TINY, "peft=lora", "trainer.max_steps=6",
@@ -92,7 +92,7 @@ def test_lora_on_clm_pretraining_exports_merged_model_and_adapter(tmp_path, cach
     assert any("lora_" in k for k in state) and any("base_layer" in k for k in state)
     assert (run_dir / "samples.txt").is_file()
     torch.manual_seed(123)  # another RNG state than the run's: the base must come from the checkpoint
-    model, _ = load_checkpoint(run_dir / "checkpoints" / "last.ckpt", None)
+    model, _ = checkpoint_model(run_dir / "checkpoints" / "last.ckpt")
     exported = AutoModelForCausalLM.from_pretrained(run_dir / "hf").eval()
     ids = torch.randint(0, exported.config.vocab_size, (2, 16))
     # model.init_from=<the checkpoint> exports the same model through the same code

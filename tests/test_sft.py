@@ -9,8 +9,9 @@ import pytest
 import torch
 from conftest import TINY, run_cli, train_in_process
 
+from lmlab.contracts import IGNORE_INDEX
 from lmlab.data import SFTDataModule, SyntheticInstructions
-from lmlab.data.chat import IGNORE_INDEX, conversation, encode_conversation, render
+from lmlab.data.chat import conversation, encode_conversation, render
 from lmlab.data.classification_sources import LocalSplits
 from lmlab.errors import LmlabError
 from lmlab.modules.sft import response_token_stats

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmlab.modules.losses import IGNORE_INDEX, linear_cross_entropy
+from lmlab.contracts import IGNORE_INDEX
+from lmlab.modules.losses import linear_cross_entropy
 from lmlab.utils.allocator import keep_freed_memory
 
 

@@ -24,8 +24,6 @@ def config_dir() -> Path:
 
 
 RUN_NAME_CHARS = 60  # of the readable part; a hash of the full overrides follows when something was left out
-# Hydra's override_dirname joins `key=value` items with ","; a value (a list) may hold commas itself.
-_ITEM_START = re.compile(r",(?=[+~]*[A-Za-z_][\w.@/-]*=)")
 
 
 def run_name_from_overrides(override_dirname: str) -> str:
@@ -40,13 +38,15 @@ def run_name_from_overrides(override_dirname: str) -> str:
     `data.source.path=/data/trec,data=local` -> `path-trec_data-local_<hash>`. Secret values are masked
     first (`+hf_token=___`), so they reach neither the name nor its hash.
     """
-    if not override_dirname:
-        return "default"
-    from lmlab.runs.redact import redact_override_dirname
+    from lmlab.config_keys import in_run_name, split_override_dirname
+    from lmlab.runs.redact import redact_overrides
 
-    override_dirname = redact_override_dirname(override_dirname)
+    items = redact_overrides([item for item in split_override_dirname(override_dirname) if in_run_name(item)])
+    if not items:
+        return "default"
+    override_dirname = ",".join(items)
     parts, lossy = [], False
-    for item in _ITEM_START.split(override_dirname):
+    for item in items:
         key, _, value = item.partition("=")
         short_key = key.lstrip("+~").rsplit(".", 1)[-1]
         shown = value.rstrip("/").rsplit("/", 1)[-1] if "/" in value.strip("/") else value

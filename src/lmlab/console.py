@@ -3,7 +3,9 @@
 Hydra's handlers print every log record (and write train.log); Lightning adds its own console handler,
 which would print its lines a second time. Progress bars of `datasets` and `transformers` are redrawn
 frames, useless (and garbled) in a batch job's log. transformers 5 prints a "LOAD REPORT" warning whenever a
-classification head starts fresh, which is the point of fine-tuning, not a problem.
+classification head starts fresh, which is the point of fine-tuning, not a problem. Under DDP Lightning
+recommends `sync_dist=True` for every epoch-level metric, also for those torchmetrics already reduced
+across processes (lmlab's validation metrics), once per metric.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import warnings
 
 # Sequence-classification heads that from_pretrained initialises fresh (BERT, DistilBERT, RoBERTa, GPT-2, Llama)
 FRESH_HEAD = re.compile(r"(^|\.)(classifier|score|pre_classifier|pooler)\.")
@@ -38,6 +41,7 @@ def quiet_third_party() -> None:
 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\(.*sync_dist=True\)")
     model_logger = logging.getLogger("transformers.modeling_utils")
     if not any(isinstance(f, FreshHeadReport) for f in model_logger.filters):
         model_logger.addFilter(FreshHeadReport())

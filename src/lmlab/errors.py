@@ -1,5 +1,7 @@
 """User-facing errors: one line, naming the bad key, file or value, raised before training starts."""
 
+from pathlib import Path
+
 
 class LmlabError(Exception):
     """A problem with the user's input; the CLI prints it as one line and exits non-zero."""
@@ -10,3 +12,9 @@ def first_line(error: BaseException) -> str:
     quotes of a library's multi-line report."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def not_loadable(key: str, name_or_path: str, error: BaseException) -> LmlabError:
+    """The one-line error for a model or tokenizer that `from_pretrained` could not load."""
+    where = "local directory" if Path(name_or_path).exists() else "hub model (offline or unknown name)"
+    return LmlabError(f"{key}={name_or_path!r} could not be loaded as a {where}: {first_line(error)}")

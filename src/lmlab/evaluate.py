@@ -45,7 +45,7 @@ def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
     import torch
 
     from lmlab.console import quiet_third_party
-    from lmlab.models.init_from import is_lmlab_run
+    from lmlab.models.locate import is_lmlab_run
     from lmlab.modules import SequenceClassificationModule
     from lmlab.modules.metrics import classification_metrics, per_class_report, plot_confusion_matrix
 

@@ -66,22 +66,11 @@ def check_sampling(args: argparse.Namespace) -> None:
 
 def load_model(source: str, cache_dir: str | None):
     """(model in eval mode, tokenizer) from a run directory, checkpoint, HF directory or hub name."""
-    from lmlab.models.init_from import is_lmlab_run
+    from lmlab.models.checkpoint_model import checkpoint_model
+    from lmlab.models.locate import locate_model
 
-    path = Path(source).expanduser()
-    if path.is_file():
-        return load_checkpoint(path, cache_dir)
-    if path.is_dir() and is_lmlab_run(path):
-        if (path / "hf" / "config.json").is_file():
-            return load_hf(str(path / "hf"))
-        if (path / "checkpoints" / "last.ckpt").is_file():
-            return load_checkpoint(path / "checkpoints" / "last.ckpt", cache_dir)
-        raise LmlabError(f"source={source!r} is an lmlab run without hf/ export or checkpoints/last.ckpt")
-    if path.is_dir() and not (path / "config.json").is_file():
-        raise LmlabError(f"source={source!r} is neither an lmlab run directory nor a Hugging Face model directory")
-    if not path.exists() and (path.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1):
-        raise LmlabError(f"source={source!r} does not exist")
-    return load_hf(source)
+    found = locate_model(source, "source")
+    return checkpoint_model(found, cache_dir) if isinstance(found, Path) else load_hf(found)
 
 
 def load_hf(name_or_path: str):
@@ -91,16 +80,6 @@ def load_hf(name_or_path: str):
     from lmlab.models import load_pretrained
 
     return load_pretrained(AutoModelForCausalLM, name_or_path).eval(), load_pretrained_tokenizer(name_or_path)
-
-
-def load_checkpoint(ckpt: Path, cache_dir: str | None):
-    """The checkpoint's model as its run exports it (LoRA: base + adapter, merged), and its run's tokenizer."""
-    from lmlab.models.init_from import checkpoint_model, is_lmlab_run
-
-    if ckpt.suffix != ".ckpt" or not is_lmlab_run(ckpt.parent.parent):
-        raise LmlabError(f"source={str(ckpt)!r} is a file but not a checkpoint of an lmlab run "
-                         "(<run dir>/checkpoints/*.ckpt)")
-    return checkpoint_model(ckpt, cache_dir)
 
 
 def run(args: argparse.Namespace) -> list[dict]:

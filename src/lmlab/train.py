@@ -15,18 +15,22 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.config import check_overrides, config_dir, register_resolvers
-from lmlab.errors import LmlabError
+from lmlab.errors import LmlabError, not_loadable
 from lmlab.runs.lifecycle import begin_launch, claim_run_dir, end_launch, environment_error, start_training
 from lmlab.runs.logfile import drop_file_logging
 from lmlab.runs.redact import mask
 from lmlab.runs.validate import validate_config
 
 log = logging.getLogger("lmlab")
-DISTRIBUTED_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 register_resolvers()
 # Deprecation chatter from inside torchdata and Lightning, not actionable by users.
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# Optuna's database migrations (alembic) log their INFO lines when a search starts.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+# transformers imports torchao wherever it is installed (model.fp8 needs it); torchao's enum registrations warn
+# under torch >= 2.12, on every launch and before every one-line error.
+logging.getLogger("torch.utils._pytree").addFilter(lambda record: "is an Enum subclass" not in record.getMessage())
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: "💡 Tip" not in record.getMessage()  # an advertisement, printed on every run
 )
@@ -39,17 +43,18 @@ def check_config(cfg: DictConfig) -> None:
     from lmlab.data.mixed_blocks import check_sources
     from lmlab.distributed import check_gpu_count
     from lmlab.models import context_length
+    from lmlab.models.fp8 import check_fp8_config
     from lmlab.models.lora import check_peft_config
 
     check_peft_config(cfg)
     check_gpu_count(cfg.trainer)
+    check_fp8_config(cfg.model, str(cfg.trainer.get("accelerator", "auto")), peft=bool(cfg.get("peft")))
     spec = cfg.model
     if spec.get("pretrained"):
         try:
             model_config = AutoConfig.from_pretrained(spec.pretrained)
         except (OSError, ValueError) as e:
-            where = "local directory" if Path(spec.pretrained).exists() else "hub model (offline or unknown name)"
-            raise LmlabError(f"model.pretrained={spec.pretrained!r} could not be loaded as a {where}") from e
+            raise not_loadable("model.pretrained", spec.pretrained, e) from e
     else:
         model_config = hydra.utils.instantiate(spec.config)
     sources = [cfg.data.source] if cfg.data.get("source") else []
@@ -82,24 +87,30 @@ def train(cfg: DictConfig) -> float | None:
     from lightning.pytorch.utilities import rank_zero_only
 
     from lmlab.console import quiet_third_party
-    from lmlab.distributed import apply_global_batch_size
+    from lmlab.distributed import apply_global_batch_size, validate_every_n_steps
     from lmlab.runs.guard import RunGuard
     from lmlab.runs.hydra_ddp import use_job_overrides_for_ddp_children
     from lmlab.runs.resume import mark_finished, plan_resume, record_resume
     from lmlab.runs.resume import report as report_resume
     from lmlab.runs.tracking import log_config
+    from lmlab.runs.wandb_history import relog_missing
     from lmlab.utils.allocator import keep_freed_memory
     from lmlab.utils.instantiate import instantiate_named
     from lmlab.utils.provenance import resolved_config, write_provenance
     from lmlab.utils.rich_utils import print_config_tree
 
     keep_freed_memory()  # before training allocates: no page faults on each step's large tensors
+    if cfg.model.get("compile"):
+        from lmlab.models.compile import use_compile_cache
+
+        use_compile_cache(cfg.paths.compile_cache_dir)  # a sweep's later jobs and a requeue compile nothing again
     quiet_third_party()  # Lightning's lines once, no third-party progress bars or fresh-head load reports
     if rank_zero_only.rank != 0:  # ranks started by srun or torchrun: rank 0 alone writes the run's train.log
         drop_file_logging()  # begin_launch held the file handler back; this rank never gets it
 
     run_dir = Path(cfg.paths.run_dir)
     apply_global_batch_size(cfg)
+    validate_every_n_steps(cfg)
     claim_run_dir(run_dir)  # one writer per run directory
     plan = plan_resume(cfg, run_dir)
     if rank_zero_only.rank == 0:
@@ -126,13 +137,17 @@ def train(cfg: DictConfig) -> float | None:
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
 
     if rank_zero_only.rank == 0:
-        print_config_tree(cfg)
+        if _first_job_of_launch():  # a sweep prints its config tree once; every run has its config.yaml
+            print_config_tree(cfg)
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         if plan.ckpt_path and (run_dir / "config.yaml").is_file():
             record_resume(run_dir, overrides, plan)  # keeps the first launch's config.yaml and run.json
         else:
             write_provenance(cfg, run_dir, overrides)
-        log_config(loggers, {**resolved_config(cfg), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")})
+        log_config(loggers, {**resolved_config(cfg), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")},
+                   _derived_hparams(module, datamodule))
+        if plan.ckpt_path:
+            relog_missing(loggers, run_dir)  # what an earlier launch logged to metrics.csv but not to W&B
         log.info("Run directory: %s", run_dir)
 
     if HydraConfig.initialized():
@@ -145,6 +160,19 @@ def train(cfg: DictConfig) -> float | None:
     if trainer.state.status == TrainerStatus.FINISHED and trainer.is_global_zero:
         mark_finished(run_dir, trainer.global_step, metric)
     return metric
+
+
+def _first_job_of_launch() -> bool:
+    """A single run, or the first job a sweep's process runs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return not HydraConfig.initialized() or HydraConfig.get().job.get("num", 0) == 0
+
+
+def _derived_hparams(module, datamodule) -> dict:
+    """The module's hyperparameters that no config key holds: from the tokenizer and the data module."""
+    keys = ("vocab_size", "token_ids", *_module_kwargs(datamodule))
+    return {key: module.hparams[key] for key in keys if key in module.hparams}
 
 
 def _module_kwargs(datamodule) -> dict:
@@ -174,7 +202,8 @@ def run_task(task_fn, cfg: DictConfig) -> float | None:
     finally:
         end_launch()
         _finish_wandb()
-        _leave_process_group(environ)
+        _leave_process_group()
+        _restore_environment(environ)
 
 
 def _finish_wandb() -> None:
@@ -185,22 +214,28 @@ def _finish_wandb() -> None:
         finish_wandb()
 
 
-def _leave_process_group(environ: dict[str, str]) -> None:
-    """End this run's DDP process group, so that the next run of a multirun starts its own.
-
-    Lightning's launcher also leaves LOCAL_RANK, WORLD_SIZE, MASTER_PORT... in the environment, which
-    would make the next run believe its processes were started externally (and wait for them forever).
-    """
+def _leave_process_group() -> None:
+    """End this run's DDP process group, so that the next run of a multirun starts its own."""
     if "torch.distributed" in sys.modules:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
-    for key in DISTRIBUTED_ENV:
-        if key in environ:
-            os.environ[key] = environ[key]
-        else:
-            os.environ.pop(key, None)
+
+
+def _restore_environment(environ: dict[str, str]) -> None:
+    """Put `os.environ` back as it was before the run, so that the next run of a multirun starts from it.
+
+    A run changes the environment of its process: Lightning's launcher leaves LOCAL_RANK, WORLD_SIZE,
+    MASTER_PORT... (the next run would believe its processes were started externally and wait for them
+    forever), its offline `WandbLogger` sets WANDB_MODE=dryrun (the next run would go offline for that
+    reason, whatever its own), seeding sets PL_GLOBAL_SEED.
+    """
+    for key in set(os.environ) - set(environ):
+        del os.environ[key]
+    for key, value in environ.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")

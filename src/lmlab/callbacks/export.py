@@ -25,6 +25,10 @@ class ExportHuggingFace(L.Callback):
     @rank_zero_only
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         require_finite(pl_module.model.named_parameters(), f"the export {self.dirpath}")  # never NaN weights in hf/
+        if pl_module.hparams.get("model", {}).get("fp8"):  # plain linear layers: the export loads without torchao
+            from lmlab.models.fp8 import to_plain_linear
+
+            to_plain_linear(pl_module.model)
         # the tokenizer's vocabulary size (pad rows sliced off); with LoRA the merged model, and hf-adapter/
         save_model(pl_module.model, self.dirpath, pl_module.hparams.get("vocab_size"))
         if getattr(pl_module, "tokenizer", None) is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lmlab.contracts import IGNORE_INDEX
 from lmlab.errors import LmlabError
 
 ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
@@ -23,7 +24,6 @@ DEFAULT_CHAT_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ '<|assistant|>' }}{%- endif -%}"
 )
-IGNORE_INDEX = -100  # label of a token that carries no loss (prompt, padding)
 
 
 def with_chat_template(tokenizer):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lmlab.data.cache import cached_dir, fingerprint
 from lmlab.data.tokenized_splits import TokenizedSplitsDataModule
-from lmlab.data.tokenizer import BPE_VERSION, load_pretrained_tokenizer, tokenizer_fingerprint, train_bpe
+from lmlab.data.tokenizer import tokenizer_fingerprint
 from lmlab.errors import LmlabError
 
 log = logging.getLogger(__name__)
@@ -88,12 +88,12 @@ class ClassificationDataModule(TokenizedSplitsDataModule):
         num_workers: int = 0,
         cache_dir: str = "outputs/.cache",
     ):
-        super().__init__(splits, max_documents, batch_size, eval_batch_size, num_workers, cache_dir)
+        super().__init__(splits, max_documents, tokenizer, init_from, vocab_size, batch_size, eval_batch_size,
+                         num_workers, cache_dir)
         self.source = source
         self.text_column, self.text_pair_column, self.label_column = text_column, text_pair_column, label_column
         self.declared_labels = list(labels) if labels else None
-        self.tokenizer_name, self.init_from = tokenizer, init_from
-        self.vocab_size, self.max_length = vocab_size, max_length
+        self.max_length = max_length
 
     # --- raw splits, checked -----------------------------------------------------------------------
     def raw(self, split: str):
@@ -142,26 +142,15 @@ class ClassificationDataModule(TokenizedSplitsDataModule):
                              self.label_column)
 
     # --- tokenizer -----------------------------------------------------------------------------------
-    @cached_property
-    def tokenizer(self):
-        """model.init_from's tokenizer, else data.tokenizer, else a byte-level BPE trained on the train split."""
-        from transformers import AutoTokenizer
-
-        from lmlab.models.init_from import resolve_init_from
-
-        if self.init_from:
-            return ensure_cls_sep(load_pretrained_tokenizer(resolve_init_from(self.init_from, self.cache_dir)))
-        if self.tokenizer_name:
-            return ensure_cls_sep(load_pretrained_tokenizer(self.tokenizer_name))
+    def bpe_texts(self):
         train = self.raw_splits["train"] if "train" in self.splits else self.raw("train")  # lmlab-eval: one split
-        key = fingerprint(kind=BPE_VERSION, source=self.source.fingerprint(), column=self.text_column,
-                          max_documents=self.max_documents, vocab_size=self.vocab_size)
+        return iter(train[self.text_column])
 
-        def build(tmp: Path) -> None:
-            train_bpe(iter(train[self.text_column]), self.vocab_size).save_pretrained(tmp)
+    def bpe_key(self) -> dict:
+        return {"source": self.source.fingerprint(), "column": self.text_column}
 
-        return ensure_cls_sep(AutoTokenizer.from_pretrained(cached_dir(self.cache_dir / "tokenizers", key, build,
-                                                                       "tokenizer")))
+    def prepared(self, tokenizer):
+        return ensure_cls_sep(tokenizer)
 
     # --- tokenized splits, cached ------------------------------------------------------------------------
     def tokenize(self, batch: dict) -> dict:

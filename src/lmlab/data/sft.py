@@ -13,10 +13,11 @@ import logging
 from functools import cached_property
 from pathlib import Path
 
+from lmlab.contracts import IGNORE_INDEX
 from lmlab.data.cache import cached_dir, fingerprint
-from lmlab.data.chat import IGNORE_INDEX, conversation, encode_conversation, with_chat_template
+from lmlab.data.chat import conversation, encode_conversation, with_chat_template
 from lmlab.data.tokenized_splits import TokenizedSplitsDataModule
-from lmlab.data.tokenizer import BPE_VERSION, load_pretrained_tokenizer, tokenizer_fingerprint, train_bpe
+from lmlab.data.tokenizer import tokenizer_fingerprint
 from lmlab.errors import LmlabError
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,12 @@ class SFTDataModule(TokenizedSplitsDataModule):
         num_workers: int = 0,
         cache_dir: str = "outputs/.cache",
     ):
-        super().__init__(splits, max_documents, batch_size, eval_batch_size, num_workers, cache_dir)
+        super().__init__(splits, max_documents, tokenizer or pretrained, init_from, vocab_size, batch_size,
+                         eval_batch_size, num_workers, cache_dir)
         self.source = source
         self.messages_column, self.prompt_column, self.response_column = messages_column, prompt_column, response_column
         self.input_column, self.system_prompt = input_column, system_prompt
-        self.tokenizer_name, self.init_from = tokenizer or pretrained, init_from
-        self.vocab_size, self.max_length = vocab_size, max_length
+        self.max_length = max_length
         self.num_generation_examples = generation_examples
         self.packing = packing
 
@@ -109,26 +110,14 @@ class SFTDataModule(TokenizedSplitsDataModule):
         return examples
 
     # --- tokenizer -------------------------------------------------------------------------------------
-    @cached_property
-    def tokenizer(self):
-        """init_from's tokenizer, else data.tokenizer (else model.pretrained's), else a BPE trained on the train
-        split; with a chat template."""
-        from transformers import AutoTokenizer
+    def bpe_texts(self):
+        return (m["content"] for messages in self.conversations("train") for m in messages)
 
-        from lmlab.models.init_from import resolve_init_from
+    def bpe_key(self) -> dict:
+        return {"task": "sft", "source": self.source.fingerprint(), "columns": self.columns}
 
-        if self.init_from:
-            return with_chat_template(load_pretrained_tokenizer(resolve_init_from(self.init_from, self.cache_dir)))
-        if self.tokenizer_name:
-            return with_chat_template(load_pretrained_tokenizer(self.tokenizer_name))
-        key = fingerprint(kind=BPE_VERSION, task="sft", source=self.source.fingerprint(), columns=self.columns,
-                          max_documents=self.max_documents, vocab_size=self.vocab_size)
-
-        def build(tmp: Path) -> None:
-            texts = (m["content"] for messages in self.conversations("train") for m in messages)
-            with_chat_template(train_bpe(texts, self.vocab_size)).save_pretrained(tmp)
-
-        return AutoTokenizer.from_pretrained(cached_dir(self.cache_dir / "tokenizers", key, build, "tokenizer"))
+    def prepared(self, tokenizer):
+        return with_chat_template(tokenizer)
 
     @cached_property
     def tokenizer_fingerprint(self) -> str:

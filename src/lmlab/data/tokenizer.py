@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
-from pathlib import Path
 
 from lmlab.data.cutting import Document, document_pieces
 from lmlab.data.progress import DataProgress
-from lmlab.errors import LmlabError, first_line
+from lmlab.errors import LmlabError, not_loadable
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +73,7 @@ def load_pretrained_tokenizer(name_or_path: str):
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     except (OSError, ValueError) as e:
-        where = "local directory" if Path(name_or_path).exists() else "hub name (offline or unknown)"
-        raise LmlabError(f"tokenizer {name_or_path!r} could not be loaded as a {where}: {first_line(e)}") from e
+        raise not_loadable("tokenizer", name_or_path, e) from e
     if not tokenizer.is_fast:
         raise LmlabError(f"tokenizer {name_or_path!r} has no fast (Rust) implementation; lmlab needs one")
     if tokenizer.pad_token is None:  # GPT-2 style tokenizers: pad with EOS (padding is masked out anyway)

@@ -32,7 +32,7 @@ def as_list(value) -> list[str]:
 
 def source_step(source: str) -> int | None:
     """The training step of the weights SOURCE names: a checkpoint's, a finished run's; None for other models."""
-    from lmlab.models.init_from import is_lmlab_run
+    from lmlab.models.locate import is_lmlab_run
 
     path = Path(source).expanduser()
     if path.is_dir() and is_lmlab_run(path):
@@ -49,7 +49,7 @@ def source_step(source: str) -> int | None:
 
 def output_dir(cfg: DictConfig, source: str) -> Path:
     """`output_dir`, else the run's own eval/ directory, else ./eval (a Hugging Face model)."""
-    from lmlab.models.init_from import is_lmlab_run
+    from lmlab.models.locate import is_lmlab_run
 
     if cfg.get("output_dir"):
         return Path(cfg.output_dir).expanduser()

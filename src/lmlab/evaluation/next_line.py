@@ -1,5 +1,10 @@
 """The examples of the embedded task `lmlab_next_line` (tasks/lmlab_next_line/), built from the default
-corpus's validation split: the same on every run of one Python version, built once per process."""
+corpus's validation split: the same on every run of one Python version, built once per process.
+
+Each example is 4 lines of a file and 4 candidates for the line after them: the true line and three
+scrambles of its own words (same indentation, same words, same length). Telling real code from a
+scramble needs a model of how code reads, not a preference for short or common lines; chance is 25%.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +12,47 @@ import functools
 import random
 
 NUM_EXAMPLES = 1000
-CONTEXT_LINES = 8
+CONTEXT_LINES = 4
 NUM_CHOICES = 4
+MIN_WORDS = 4
+MAX_CHARS = 80  # context and candidates stay inside a small model's trained window
 SEED = 0
 
 
-def candidate_lines(text: str) -> list[str]:
-    """Lines worth predicting: not blank, not a lone bracket or keyword, not too long for a tiny model's window."""
-    return [line.rstrip() for line in text.splitlines() if len(line.strip()) >= 12 and len(line) <= 100]
+def scrambles(line: str, rng: random.Random, count: int) -> list[str]:
+    """Up to `count` distinct reorderings of the line's words, each different from the line itself."""
+    indent, words = line[: len(line) - len(line.lstrip())], line.split()
+    found: list[str] = []
+    for _ in range(50 * count):
+        order = rng.sample(words, len(words))
+        candidate = indent + " ".join(order)
+        if candidate != line and candidate not in found:
+            found.append(candidate)
+            if len(found) == count:
+                break
+    return found
 
 
 def examples(documents: list[str]) -> list[dict]:
-    """{context, choices, label} rows: a line and the 8 before it in one file, 3 distractors from other files."""
+    """{context, choices, label} rows: a line with the lines before it in one file, and three scrambles of it."""
     rng = random.Random(SEED)
-    lines = [candidate_lines(doc) for doc in documents]
-    files = [i for i, doc in enumerate(lines) if len(doc) > CONTEXT_LINES]
+    files = [lines for lines in (doc.splitlines() for doc in documents) if len(lines) > CONTEXT_LINES]
     rows = []
     while len(rows) < NUM_EXAMPLES:
-        f = rng.choice(files)
-        file_lines = documents[f].splitlines()
-        at = rng.randrange(CONTEXT_LINES, len(file_lines))
-        target = file_lines[at].rstrip()
-        if target not in lines[f] or target in file_lines[at - CONTEXT_LINES:at]:
+        lines = rng.choice(files)
+        at = rng.randrange(CONTEXT_LINES, len(lines))
+        target = lines[at].rstrip()
+        context = lines[at - CONTEXT_LINES:at]
+        if len(target.split()) < MIN_WORDS or max(len(line) for line in [target, *context]) > MAX_CHARS:
             continue
-        distractors: list[str] = []
-        while len(distractors) < NUM_CHOICES - 1:
-            other = rng.choice(files)
-            line = rng.choice(lines[other])
-            if other != f and line != target and line not in distractors:
-                distractors.append(line)
+        if " ".join(target.split()) != target.strip():  # runs of spaces inside: a scramble would not keep them
+            continue
+        distractors = scrambles(target, rng, NUM_CHOICES - 1)
+        if len(distractors) < NUM_CHOICES - 1:
+            continue
         label = rng.randrange(NUM_CHOICES)
-        choices = distractors[:label] + [target] + distractors[label:]
-        rows.append({"context": "\n".join(file_lines[at - CONTEXT_LINES:at]), "choices": choices, "label": label})
+        rows.append({"context": "\n".join(context), "choices": distractors[:label] + [target] + distractors[label:],
+                     "label": label})
     return rows
 
 

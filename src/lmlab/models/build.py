@@ -7,6 +7,7 @@ A `model` node (conf/model/*.yaml) has:
   pad_vocab_multiple: round a from-config model's vocabulary up to a multiple of this (64 in every
                conf/model YAML; lmlab.models.vocab_padding); the tokenizer keeps its size. Absent (a checkpoint
                from before padding existed): no padding, so old checkpoints still load.
+  bias:        false: every bias zero and frozen, a bias-free model (lmlab.models.bias); default true
   activation_checkpointing: none | full | selective (every `activation_checkpointing_every`-th block)
                recomputes blocks' activations in the backward (lmlab.models.blocks)
 """
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
 
-from lmlab.errors import LmlabError, first_line
+from lmlab.errors import LmlabError, not_loadable
+from lmlab.models.bias import freeze_biases_at_zero
 from lmlab.models.blocks import apply_activation_checkpointing
 from lmlab.models.vocab_padding import padded_vocab_size
 
@@ -34,6 +35,9 @@ def build_model(spec: Mapping[str, Any], auto_class, vocab_size: int | None = No
     token_ids = {k: v for k, v in (token_ids or {}).items() if v is not None}
     attn = spec.get("attn_implementation") or "sdpa"
     if spec.get("pretrained"):
+        if spec.get("bias") is False:
+            raise LmlabError("model.bias=false is for models built from a config: a pretrained model's biases "
+                             "are trained; set model.bias=true")
         model = load_pretrained(auto_class, str(spec["pretrained"]), attn_implementation=attn, **config_overrides)
         if vocab_size and model.get_input_embeddings().num_embeddings < vocab_size:
             model.resize_token_embeddings(vocab_size)
@@ -48,6 +52,8 @@ def build_model(spec: Mapping[str, Any], auto_class, vocab_size: int | None = No
     model.config.use_cache = False
     if spec.get("fused_activations", True):
         fuse_activations(model)
+    if spec.get("bias") is False:
+        freeze_biases_at_zero(model)
     apply_activation_checkpointing(model, spec.get("activation_checkpointing") or "none",
                                    int(spec.get("activation_checkpointing_every") or 2))
     return model.train()  # transformers 5 returns from_pretrained models in eval mode (dropout off)
@@ -73,8 +79,7 @@ def load_pretrained(auto_class, name_or_path: str, **kwargs):
     try:
         return auto_class.from_pretrained(name_or_path, **kwargs)
     except (OSError, ValueError) as e:
-        where = "local directory" if Path(name_or_path).exists() else "hub model (offline or unknown name)"
-        raise LmlabError(f"model.pretrained={name_or_path!r} could not be loaded as a {where}: {first_line(e)}") from e
+        raise not_loadable("model.pretrained", name_or_path, e) from e
 
 
 def context_length(config) -> int | None:

@@ -11,14 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lmlab.errors import LmlabError
+from lmlab.models.locate import locate_model
 
 log = logging.getLogger(__name__)
-
-
-def is_lmlab_run(directory: Path) -> bool:
-    """lmlab writes config.yaml and run.json into every run directory before training starts."""
-    return (directory / "config.yaml").is_file() and (directory / "run.json").is_file()
 
 
 def with_init_from(model: Mapping[str, Any], cache_dir: str | Path) -> Mapping[str, Any]:
@@ -30,62 +25,14 @@ def with_init_from(model: Mapping[str, Any], cache_dir: str | Path) -> Mapping[s
 
 def resolve_init_from(init_from: str, cache_dir: str | Path) -> str:
     """A Hugging Face directory or hub name holding the model and tokenizer that `init_from` names."""
-    path = Path(init_from).expanduser()
-    if path.is_file():
-        if path.suffix != ".ckpt" or not is_lmlab_run(path.parent.parent):
-            raise LmlabError(f"model.init_from={init_from!r} is a file but not a checkpoint of an lmlab run "
-                             "(<run dir>/checkpoints/*.ckpt)")
-        return str(export_checkpoint(path, Path(cache_dir)))
-    if path.is_dir():
-        if is_lmlab_run(path):
-            if (path / "hf" / "config.json").is_file():
-                return str(path / "hf")
-            if (path / "checkpoints" / "last.ckpt").is_file():
-                return str(export_checkpoint(path / "checkpoints" / "last.ckpt", Path(cache_dir)))
-            raise LmlabError(f"model.init_from={init_from!r} is an lmlab run without hf/ export or "
-                             "checkpoints/last.ckpt (did it finish?)")
-        if (path / "config.json").is_file():
-            return str(path)
-        raise LmlabError(f"model.init_from={init_from!r} is not an lmlab run directory (no config.yaml and run.json) "
-                         "nor a Hugging Face model directory (no config.json)")
-    if path.is_absolute() or init_from.startswith((".", "~")) or init_from.count("/") > 1:
-        raise LmlabError(f"model.init_from={init_from!r} does not exist")
-    return init_from  # a hub name
-
-
-def run_tokenizer(run_dir: Path, run_cfg, cache_dir: str | Path | None = None):
-    """A run's tokenizer: from its `hf/` export, else from its data module (the shared cache, or trained again)."""
-    import hydra
-
-    from lmlab.data.tokenizer import load_pretrained_tokenizer
-
-    if (run_dir / "hf" / "tokenizer_config.json").is_file():
-        return load_pretrained_tokenizer(str(run_dir / "hf"))
-    return hydra.utils.instantiate(run_cfg.data, **({"cache_dir": str(cache_dir)} if cache_dir else {})).tokenizer
-
-
-def checkpoint_model(ckpt_path: Path, cache_dir: str | Path | None = None):
-    """An lmlab checkpoint as the plain transformers model its run exports to `hf/`, in eval mode, and the run's
-    tokenizer: the module rebuilt from the checkpoint's hyperparameters (a LoRA base from `model.pretrained` or
-    from the checkpoint itself), the adapter merged, the vocabulary's pad rows sliced off."""
-    import hydra
-    from omegaconf import OmegaConf
-
-    from lmlab.models.lora import merged
-    from lmlab.models.vocab_padding import unpadded
-
-    run_dir = ckpt_path.parent.parent
-    run_cfg = OmegaConf.load(run_dir / "config.yaml")
-    module_class = hydra.utils.get_class(run_cfg.task.module._target_)
-    # weights_only=False: an lmlab checkpoint's hyperparameters hold plain containers and RNG states
-    module = module_class.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=False)
-    model = unpadded(merged(module.model), module.hparams.get("vocab_size"))
-    return model.eval(), run_tokenizer(run_dir, run_cfg, cache_dir)
+    found = locate_model(init_from, "model.init_from")
+    return str(export_checkpoint(found, Path(cache_dir))) if isinstance(found, Path) else found
 
 
 def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
     """The checkpoint's model (and its run's tokenizer) as a Hugging Face directory, cached by content."""
     from lmlab.data.cache import cached_dir, fingerprint
+    from lmlab.models.checkpoint_model import checkpoint_model
 
     stat = ckpt_path.stat()
     key = fingerprint(ckpt=str(ckpt_path.resolve()), size=stat.st_size, mtime=stat.st_mtime_ns)

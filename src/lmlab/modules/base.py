@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -11,6 +12,8 @@ from hydra.utils import instantiate
 
 from lmlab.data.tokenizer import special_token_ids
 from lmlab.models import build_model
+from lmlab.models.compile import compile_blocks
+from lmlab.models.fp8 import convert_to_fp8
 from lmlab.models.lora import (
     added_token_ids,
     apply_peft,
@@ -19,7 +22,10 @@ from lmlab.models.lora import (
     trainable_state_dict,
 )
 from lmlab.modules.clipping import clip_gradients
+from lmlab.modules.schedule import SCHEDULE_STEPS_KEY, hold_after, schedule_steps
 from lmlab.runs.position import restore_position, save_position
+
+log = logging.getLogger(__name__)
 
 
 def weight_decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -57,6 +63,8 @@ class HFModelModule(L.LightningModule):
         self.save_hyperparameters(ignore=["tokenizer"])
         self.hparams.update(vocab_size=vocab_size, token_ids=token_ids)
         self.tokenizer = tokenizer
+        self.schedule_steps: int | None = None  # what the LR schedule was planned for (saved in checkpoints)
+        self._resumed_schedule_steps: int | None = None
         self.model = build_model(model, self.auto_class, vocab_size, token_ids, **model_kwargs)
         if peft:  # LoRA: checkpoints keep only the trainable parameters, so loading them is not strict
             self.model = apply_peft(self.model, peft, self.auto_class, added_token_ids(model, vocab_size))
@@ -67,11 +75,24 @@ class HFModelModule(L.LightningModule):
             log_parameter_counts(self)
 
     def configure_model(self) -> None:
-        # `model.compile=true`: compile the whole model in place, output head and the model's own loss
-        # included (parameter names, hence checkpoints, stay the same). CausalLMModule compiles its loss.
-        if self.hparams.model.get("compile") and not getattr(self, "_compiled", False):
-            self.model.compile()
+        # Called by the Trainer only (checkpoints loaded for generation or export keep an eager model).
+        # Parameter names, hence checkpoints, stay the same whatever is compiled.
+        if self.hparams.model.get("fp8") and not getattr(self, "_fp8", False):  # before compiling: traced in FP8
+            self._fp8 = True
+            layers = convert_to_fp8(self.model, self.hparams.model.get("fp8_recipe", "tensorwise"))
+            log.info("FP8 training: %d linear layers (torchao float8, %s scaling)", len(layers),
+                     self.hparams.model.get("fp8_recipe", "tensorwise"))
+        if (scope := self.hparams.model.get("compile")) and not getattr(self, "_compiled", False):
             self._compiled = True
+            self.compile_model(scope, self.hparams.model.get("compile_mode"))
+
+    def compile_model(self, scope: bool | str, mode: str | None) -> None:
+        """`model.compile=true`: the whole model in place, output head and the model's own loss included;
+        `regional`: each repeated block (`lmlab.models.compile`). CausalLMModule compiles its step instead."""
+        if scope == "regional":
+            compile_blocks(self.model, mode)
+        else:
+            self.model.compile(mode=mode)
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
@@ -82,12 +103,18 @@ class HFModelModule(L.LightningModule):
         optimizer = instantiate(optimizer_cfg, _partial_=True)(weight_decay_groups(self.model, weight_decay))
         if not self.hparams.scheduler:
             return optimizer
-        scheduler = instantiate(self.hparams.scheduler, optimizer=optimizer,
-                                num_training_steps=int(self.trainer.estimated_stepping_batches))
+        scheduler_cfg = dict(self.hparams.scheduler)
+        on_budget_change = scheduler_cfg.pop("on_budget_change", "replan")
+        self.schedule_steps = schedule_steps(int(self.trainer.estimated_stepping_batches), on_budget_change,
+                                             self._resumed_schedule_steps)
+        scheduler = instantiate(scheduler_cfg, optimizer=optimizer, num_training_steps=self.schedule_steps)
+        hold_after(scheduler, self.schedule_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         save_position(self.trainer, checkpoint)
+        if self.schedule_steps is not None:
+            checkpoint[SCHEDULE_STEPS_KEY] = self.schedule_steps
         if self.hparams.get("peft") and self.hparams.model.get("pretrained"):
             # the frozen base is loaded again from model.pretrained; a base built from a config (random
             # initialisation) stays in the checkpoint: nothing else could rebuild it
@@ -96,6 +123,7 @@ class HFModelModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.hparams.get("peft"):
             check_trainable_loaded(self, checkpoint["state_dict"], "the checkpoint")
+        self._resumed_schedule_steps = checkpoint.get(SCHEDULE_STEPS_KEY)
         # before Lightning restores its loops from the same dict: counters for this launch's processes
         if self._trainer is not None:  # not when a checkpoint is only loaded (`load_from_checkpoint`)
             restore_position(self.trainer, checkpoint)

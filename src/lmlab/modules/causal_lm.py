@@ -7,10 +7,12 @@ from torchmetrics import MeanMetric, SumMetric
 from transformers import AutoModelForCausalLM
 
 from lmlab.models.causal_attention import declare_plain_causal
+from lmlab.models.compile import compile_blocks
 from lmlab.models.document_attention import use_document_attention
 from lmlab.modules.base import HFModelModule
 from lmlab.modules.bits_per_byte import bits_per_byte, token_byte_lengths
 from lmlab.modules.losses import linear_cross_entropy, next_token_cross_entropy
+from lmlab.modules.step_loss import StepLoss, log_step_loss
 
 
 class CausalLMModule(HFModelModule):
@@ -35,37 +37,44 @@ class CausalLMModule(HFModelModule):
         self.fused_loss = fused_loss and type(head) is torch.nn.Linear and head.bias is None and not any(
             getattr(self.model.config, k, None) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
         self.val_loss = MeanMetric()
+        self.step_loss = StepLoss()
+        self.logits_loss = next_token_cross_entropy  # compiled with model.compile=regional
         if self.tokenizer is not None:  # not when only loaded from a checkpoint (no tokenizer, no validation)
             self.register_buffer("token_bytes", token_byte_lengths(self.tokenizer), persistent=False)
             self.val_nats, self.val_bytes = SumMetric(), SumMetric()
 
     def configure_model(self) -> None:
-        # `model.compile=true`: compile the whole step's computation, body, output head and loss, as one
-        # graph (the model itself stays uncompiled, so its parameter names and generation are unchanged).
-        # Static shapes: packed blocks come in two or three batch sizes, each worth its own specialised graph.
         if self.document_masking:  # batches carry per-document position ids: FlexAttention's block mask on a GPU
             on_gpu = self._trainer is not None and self.trainer.strategy.root_device.type == "cuda"
             use_document_attention(self.model, flex=on_gpu)
-        if self.hparams.model.get("compile") and "next_token_loss" not in vars(self):
-            if not self.document_masking:
-                declare_plain_causal(self.model)  # SDPA keeps is_causal (FlashAttention) when traced too
-            self.next_token_loss = torch.compile(self.next_token_loss, dynamic=False)
+        super().configure_model()  # FP8, then compilation
+
+    def compile_model(self, scope: bool | str, mode: str | None) -> None:
+        if not self.document_masking:
+            declare_plain_causal(self.model)  # SDPA keeps is_causal (FlashAttention) when traced too
+        if scope == "regional":  # each block, and the loss on the logits (no fp32 copy of them)
+            compile_blocks(self.model, mode)
+            self.logits_loss = torch.compile(next_token_cross_entropy, dynamic=False, mode=mode)
+        else:
+            # the whole step's computation, body, output head and loss, as one graph (the model itself
+            # stays uncompiled, so its parameter names and generation are unchanged). Static shapes: packed
+            # blocks come in two or three batch sizes, each worth its own specialised graph.
+            self.next_token_loss = torch.compile(self.next_token_loss, dynamic=False, mode=mode)
 
     def next_token_loss(self, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy of predicting each token from the ones before it (within its document, when
         `position_ids` restart per document)."""
         if not self.fused_loss:
             # not the model's own loss: that one copies the whole logits to fp32 first (lmlab.modules.losses)
-            return next_token_cross_entropy(self.model(input_ids=input_ids, position_ids=position_ids).logits,
-                                            input_ids)
+            return self.logits_loss(self.model(input_ids=input_ids, position_ids=position_ids).logits, input_ids)
         hidden = self.model.base_model(input_ids=input_ids, position_ids=position_ids).last_hidden_state
         head = self.model.get_output_embeddings()
         return linear_cross_entropy(hidden[:, :-1], head.weight, input_ids[:, 1:])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.next_token_loss(batch["input_ids"], batch.get("position_ids"))
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/ppl", loss.detach().exp())
+        input_ids = batch["input_ids"]
+        loss = self.next_token_loss(input_ids, batch.get("position_ids"))
+        log_step_loss(self, self.step_loss, loss, input_ids[:, 1:].numel(), batch_idx, perplexity=True)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

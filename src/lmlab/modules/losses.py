@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-IGNORE_INDEX = -100  # the label value Hugging Face models leave out of the loss
+from lmlab.contracts import IGNORE_INDEX
+
 CHUNK_TOKENS = 1024
 
 

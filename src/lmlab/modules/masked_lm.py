@@ -7,8 +7,10 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 from transformers import AutoModelForMaskedLM
 
+from lmlab.contracts import IGNORE_INDEX
 from lmlab.modules.base import HFModelModule
 from lmlab.modules.masking import MaskingRule, derive_seed
+from lmlab.modules.step_loss import StepLoss, log_step_loss
 
 
 class MaskedLMModule(HFModelModule):
@@ -26,8 +28,9 @@ class MaskedLMModule(HFModelModule):
         self.masking = MaskingRule(self.tokenizer, mlm_probability, mask_replace_prob, random_replace_prob,
                                    whole_word_mask)
         self.val_loss = MeanMetric()
+        self.step_loss = StepLoss()
         self.val_accuracy = MulticlassAccuracy(num_classes=self.model.config.vocab_size, average="micro",
-                                               ignore_index=-100)
+                                               ignore_index=IGNORE_INDEX)
 
     def _mask(self, input_ids: torch.Tensor, *where: object) -> tuple[torch.Tensor, torch.Tensor]:
         return self.masking(input_ids, derive_seed(self.hparams.seed, self.global_rank, *where))
@@ -35,14 +38,13 @@ class MaskedLMModule(HFModelModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, labels = self._mask(batch["input_ids"], "train", self.current_epoch, batch_idx)
         loss = self.model(input_ids=inputs, labels=labels).loss  # mean over masked tokens only
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/ppl", loss.detach().exp())
+        log_step_loss(self, self.step_loss, loss, (labels != -100).sum(), batch_idx, perplexity=True)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         inputs, labels = self._mask(batch["input_ids"], "validation", batch_idx)
         output = self.model(input_ids=inputs, labels=labels)
-        self.val_loss.update(output.loss, weight=(labels != -100).sum())
+        self.val_loss.update(output.loss, weight=(labels != IGNORE_INDEX).sum())
         self.val_accuracy.update(output.logits.argmax(dim=-1), labels)
 
     def on_validation_epoch_end(self) -> None:

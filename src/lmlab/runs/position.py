@@ -20,8 +20,10 @@ _COUNTERS = ("ready", "started", "processed", "completed")
 
 def global_batch_size(trainer) -> int | None:
     """Samples per optimizer step over all processes, when the data module says its per-device batch."""
+    from lmlab.distributed import global_batch
+
     batch = getattr(trainer.datamodule, "batch_size", None) if trainer.datamodule is not None else None
-    return None if batch is None else int(batch) * trainer.accumulate_grad_batches * trainer.world_size
+    return None if batch is None else global_batch(batch, trainer.accumulate_grad_batches, trainer.world_size)
 
 
 def save_position(trainer, checkpoint: dict[str, Any]) -> None:
@@ -67,7 +69,7 @@ def check_global_batch(cfg, ckpt_path: str) -> None:
     """
     import torch
 
-    from lmlab.distributed import world_size
+    from lmlab.distributed import global_batch, world_size
     from lmlab.errors import LmlabError
 
     saved = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False).get(POSITION_KEY) or {}
@@ -78,7 +80,7 @@ def check_global_batch(cfg, ckpt_path: str) -> None:
     except LmlabError:  # devices=auto or -1: the count is only known inside the trainer
         return
     accumulate = int(cfg.trainer.get("accumulate_grad_batches", 1))
-    batch = int(cfg.data.batch_size) * accumulate * world
+    batch = global_batch(cfg.data.batch_size, accumulate, world)
     if batch != saved["global_batch_size"]:
         raise LmlabError(
             f"this launch's global batch is {batch} samples (data.batch_size={cfg.data.batch_size} x "

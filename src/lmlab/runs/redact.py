@@ -82,7 +82,9 @@ def redact_overrides(overrides: Iterable[str]) -> list[str]:
 
 def redact_override_dirname(override_dirname: str) -> str:
     """Hydra's `k=v,k=v` override string with secret values replaced by `***`."""
-    return ",".join(redact_overrides(re.split(r",(?=[+~]*[\w.-]+=)", override_dirname)))
+    from lmlab.config_keys import split_override_dirname
+
+    return ",".join(redact_overrides(split_override_dirname(override_dirname)))
 
 
 class RedactingFilter(logging.Filter):

@@ -12,7 +12,7 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -58,21 +58,16 @@ def should_run_offline() -> tuple[bool, str]:
 ID_FILE = "wandb_id.txt"
 
 
-def wandb_run_name(overrides: Sequence[str], exclude_keys: Iterable[str] = (), default: str = "run") -> str:
+def wandb_run_name(overrides: Sequence[str], default: str = "run") -> str:
     """A short W&B run name from overrides: `model=llama-tiny optimizer.lr=3e-4` → `model=llama-tiny,lr=3e-4`.
 
-    Keys are cut to their last part unless two overrides would then share it; `paths.*` and keys in
-    `exclude_keys` (those that don't change what is trained, as for the run directory name) are left out.
+    Keys are cut to their last part unless two overrides would then share it; the keys the run directory's
+    name leaves out (lmlab.config_keys) are left out.
     """
+    from lmlab.config_keys import in_run_name, override_key
     from lmlab.runs.redact import redact_overrides
 
-    excluded = set(exclude_keys)
-    pairs = []
-    for override in redact_overrides(overrides):
-        key, _, value = override.partition("=")
-        key = key.lstrip("+~")
-        if key not in excluded and not key.startswith(("hydra.", "paths.")):  # where, not what, is trained
-            pairs.append((key, value))
+    pairs = [(override_key(o), o.partition("=")[2]) for o in redact_overrides(overrides) if in_run_name(o)]
     last_parts = [key.rsplit(".", 1)[-1] for key, _ in pairs]
     names = [short if last_parts.count(short) == 1 else key for (key, _), short in zip(pairs, last_parts, strict=True)]
     return ",".join(f"{name}={value}" for name, (_, value) in zip(names, pairs, strict=True)) or default
@@ -102,7 +97,7 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool 
     """
     from lightning.pytorch.utilities import rank_zero_only
 
-    from lmlab.runs.loggers import RedactedWandbLogger
+    from lmlab.runs.loggers import StepsDoneWandbLogger
     from lmlab.runs.redact import redact
 
     if offline is None:
@@ -112,15 +107,24 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool 
     os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")
     wandb_id = run_id(Path(save_dir), resume, write=rank_zero_only.rank == 0)
 
+    from lmlab.runs.wandb_history import logged_points
+
     shown = {key: redact(kwargs[key]) for key in ("name", "tags", "notes", "group", "job_type") if key in kwargs}
-    return RedactedWandbLogger(offline=offline, save_dir=save_dir, id=wandb_id, resume="allow", **{**kwargs, **shown})
+    logged = logged_points(Path(save_dir), wandb_id) if offline else None  # earlier launches' points
+    return StepsDoneWandbLogger(offline=offline, save_dir=save_dir, id=wandb_id, resume="allow", logged=logged,
+                                **{**kwargs, **shown})
 
 
-def log_config(loggers: Sequence[Any], config: dict) -> None:
-    """Record the fully resolved (secret-redacted) run config in each W&B run; call on rank zero."""
+def log_config(loggers: Sequence[Any], config: dict, derived: dict | None = None) -> None:
+    """Record the fully resolved (secret-redacted) run config in each W&B run, and under `module` the
+    module's hyperparameters that are not config keys (`derived`: e.g. the tokenizer's vocabulary size);
+    call on rank zero."""
     from lightning.pytorch.loggers import WandbLogger
 
-    from lmlab.runs.redact import redact_overrides
+    from lmlab.runs.redact import redact, redact_overrides
+
+    if derived:
+        config = {**config, "module": redact(derived)}
 
     for logger in loggers:
         if isinstance(logger, WandbLogger):

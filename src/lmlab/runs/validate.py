@@ -19,6 +19,8 @@ from lmlab.errors import LmlabError
 PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
               "32-true", "64-true", "64", "32", "16", "bf16")
 ACTIVATION_CHECKPOINTING = ("none", "full", "selective")  # lmlab.models.blocks
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+FP8_RECIPES = ("tensorwise", "rowwise", "rowwise_with_gw_hp")  # torchao's recipe names (lmlab.models.fp8)
 DECODE_ERRORS = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")
 
 
@@ -70,9 +72,15 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "model.activation_checkpointing": (lambda v: v in ACTIVATION_CHECKPOINTING,
                                        f"must be one of {', '.join(ACTIVATION_CHECKPOINTING)}"),
     "model.activation_checkpointing_every": (lambda v: _int(v, 1), "must be a positive integer"),
+    "model.bias": (lambda v: isinstance(v, bool), "must be true or false"),
+    "model.compile": (lambda v: v in (False, True, "regional"),
+                      "must be false, true (the whole step) or regional (each block; lmlab.models.compile)"),
+    "model.compile_mode": (lambda v: v in COMPILE_MODES, f"must be one of {', '.join(map(str, COMPILE_MODES))}"),
+    "model.fp8_recipe": (lambda v: v in FP8_RECIPES, f"must be one of {', '.join(FP8_RECIPES)}"),
     "optimizer.lr": (_positive_number, "must be a positive learning rate (e.g. optimizer.lr=3e-4)"),
     "optimizer.weight_decay": (_non_negative_number, "must be a non-negative number"),
     "scheduler.num_warmup_steps": (lambda v: _int(v, 0), "must be a non-negative integer"),
+    "scheduler.on_budget_change": (lambda v: v in ("replan", "continue"), "must be replan or continue"),
 }
 
 

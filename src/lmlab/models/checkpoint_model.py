@@ -1,0 +1,36 @@
+"""An lmlab checkpoint as a plain transformers model and its run's tokenizer: what `lmlab-generate` runs and
+what `model.init_from` exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def run_tokenizer(run_dir: Path, run_cfg, cache_dir: str | Path | None = None):
+    """A run's tokenizer: from its `hf/` export, else from its data module (the shared cache, or trained again)."""
+    import hydra
+
+    from lmlab.data.tokenizer import load_pretrained_tokenizer
+
+    if (run_dir / "hf" / "tokenizer_config.json").is_file():
+        return load_pretrained_tokenizer(str(run_dir / "hf"))
+    return hydra.utils.instantiate(run_cfg.data, **({"cache_dir": str(cache_dir)} if cache_dir else {})).tokenizer
+
+
+def checkpoint_model(ckpt_path: Path, cache_dir: str | Path | None = None):
+    """An lmlab checkpoint as the plain transformers model its run exports to `hf/`, in eval mode, and the run's
+    tokenizer: the module rebuilt from the checkpoint's hyperparameters (a LoRA base from `model.pretrained` or
+    from the checkpoint itself), the adapter merged, the vocabulary's pad rows sliced off."""
+    import hydra
+    from omegaconf import OmegaConf
+
+    from lmlab.models.lora import merged
+    from lmlab.models.vocab_padding import unpadded
+
+    run_dir = ckpt_path.parent.parent
+    run_cfg = OmegaConf.load(run_dir / "config.yaml")
+    module_class = hydra.utils.get_class(run_cfg.task.module._target_)
+    # weights_only=False: an lmlab checkpoint's hyperparameters hold plain containers and RNG states
+    module = module_class.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=False)
+    model = unpadded(merged(module.model), module.hparams.get("vocab_size"))
+    return model.eval(), run_tokenizer(run_dir, run_cfg, cache_dir)
