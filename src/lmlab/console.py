@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import warnings
 
 # Sequence-classification heads that from_pretrained initialises fresh (BERT, DistilBERT, RoBERTa, GPT-2, Llama)
 FRESH_HEAD = re.compile(r"(^|\.)(classifier|score|pre_classifier|pooler)\.")
@@ -30,6 +31,25 @@ class FreshHeadReport(logging.Filter):
         rows = [(row[0], row[1]) for row in rows if len(row) > 1 and row[1] in ("MISSING", "UNEXPECTED")]
         expected = [FRESH_HEAD.search(key) if status == "MISSING" else DROPPED_HEAD.search(key) for key, status in rows]
         return not (rows and all(expected))
+
+
+def _not_an_enum_registration(record: logging.LogRecord) -> bool:
+    # transformers imports torchao wherever it is installed (model.fp8 needs it); torchao's enum registrations
+    # warn under torch >= 2.12, on every launch and before every one-line error.
+    return "is an Enum subclass" not in record.getMessage()
+
+
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return "💡 Tip" not in record.getMessage()  # Lightning's advertisement, printed on every run
+
+
+def quiet_warnings() -> None:
+    """Deprecation chatter from inside torchdata, torchao and Lightning, not actionable by users; called before
+    anything imports them (idempotent)."""
+    warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    logging.getLogger("torch.utils._pytree").addFilter(_not_an_enum_registration)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)
 
 
 def quiet_third_party() -> None:

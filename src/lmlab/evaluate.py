@@ -109,9 +109,9 @@ def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
 
 @hydra.main(config_path=str(config_dir()), config_name="eval", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
-    from lmlab.train import run_task
+    from lmlab.runs.command import run_command
 
-    run_task(evaluate, cfg)
+    run_command(evaluate, cfg)
 
 
 def main() -> None:
