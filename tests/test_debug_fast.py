@@ -11,7 +11,7 @@ import math
 
 import pytest
 from conftest import train_in_process
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from labelled_data import write_labelled_csvs
 
 from lmlab.config import config_dir
@@ -95,6 +95,13 @@ def test_debug_fast_trains_every_task_on_its_offline_data(task, data, tmp_path, 
     assert metric is not None and math.isfinite(metric)
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
-    size = train_split_size(instantiate(cfg.data))
+    datamodule = instantiate(cfg.data)
+    size = train_split_size(datamodule)
     full = train_split_size(instantiate(cfg.data, max_documents=None))
     assert size == min(FAST_CUT, full), (size, full)
+
+    # lmlab.contracts: the data module's batches hold what the task module's steps read
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    assert set(get_class(cfg.task.module._target_).batch_keys) <= set(batch), (sorted(batch), cfg.task.module)

@@ -59,7 +59,7 @@ def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
         raise LmlabError(f"source={source!r} is not a classification run or its checkpoint "
                          "(<run dir>/checkpoints/*.ckpt); a language model needs tasks=[...] (lm-eval tasks)")
     run_cfg = OmegaConf.load(run_dir / "config.yaml")
-    if "ClassificationDataModule" not in str(run_cfg.data.get("_target_")):
+    if not issubclass(hydra.utils.get_class(run_cfg.task.module._target_), SequenceClassificationModule):
         raise LmlabError(f"source={source!r} is a language-model run: give tasks=[...] to score it on lm-eval "
                          "tasks (e.g. tasks=[lmlab_next_line]); without tasks lmlab-eval scores classifiers")
     # weights_only=False: an lmlab checkpoint's hyperparameters hold OmegaConf containers (our own file)

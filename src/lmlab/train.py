@@ -53,7 +53,7 @@ def train(cfg: DictConfig) -> float | None:
         scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None,
         peft=OmegaConf.to_container(cfg.peft, resolve=True) if cfg.get("peft") else None,
         tokenizer=datamodule.tokenizer,
-        **_module_kwargs(datamodule),
+        **datamodule.module_kwargs(),  # lmlab.contracts.DataModule
         _recursive_=False,
         _convert_="all",  # plain containers in hparams, so checkpoints load with torch's weights_only
     )
@@ -66,11 +66,6 @@ def train(cfg: DictConfig) -> float | None:
     # weights_only=False: lmlab checkpoints hold RNG states and hyperparameters, not only tensors
     trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path, weights_only=False)
     return run.finish(trainer)
-
-
-def _module_kwargs(datamodule) -> dict:
-    """What a data module hands to the LightningModule beyond the tokenizer (a classifier's label names)."""
-    return datamodule.module_kwargs() if hasattr(datamodule, "module_kwargs") else {}
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
