@@ -53,7 +53,7 @@ def check(name: str, base: list[str], out: Path) -> dict:
     metrics = run_dir / "metrics.csv"
     with metrics.open() if metrics.is_file() else open(os.devnull) as f:
         losses = [(int(r["step"]), float(r["train/loss"])) for r in csv.DictReader(f) if r.get("train/loss")]
-    resumed_losses = [v for step, v in losses if step >= STEPS]  # logged by the resumed launch
+    resumed_losses = [v for step, v in losses if step > STEPS]  # logged by the resumed launch
     result.update(steps=[first.get("global_step"), second.get("global_step")], resumed=len(resumes) == 1,
                   losses_finite=bool(resumed_losses) and all(math.isfinite(v) for _, v in losses),
                   val_loss=second.get("metric"))

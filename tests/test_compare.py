@@ -32,9 +32,9 @@ def write_run(path: Path, overrides: list[str], val: list[tuple[int, float]] | N
 def sweep(tmp_path) -> Path:
     sweep = tmp_path / "multirun" / "s1"
     common = ["debug=fast", "paths.cache_dir=/tmp/cache"]
-    write_run(sweep / "0", ["model=gpt2-tiny", "optimizer.lr=1e-3", *common], val=[(9, 5.0), (19, 4.2), (29, 4.4)],
+    write_run(sweep / "0", ["model=gpt2-tiny", "optimizer.lr=1e-3", *common], val=[(10, 5.0), (20, 4.2), (30, 4.4)],
               summary={"global_step": 30, "tokens_per_sec": 1234.5, "wall_time_s": 12.5})
-    write_run(sweep / "1", ["model=llama-tiny", "optimizer.lr=1e-3", *common], val=[(9, 4.9), (19, 3.9)])
+    write_run(sweep / "1", ["model=llama-tiny", "optimizer.lr=1e-3", *common], val=[(10, 4.9), (20, 3.9)])
     write_run(sweep / "2", ["model=gpt2-tiny", "optimizer.lr=-1e-3", *common],
               error="LmlabError: optimizer.lr=-0.001 must be a positive learning rate")
     (sweep / "3").mkdir()  # launched, nothing written yet
@@ -50,11 +50,11 @@ def test_rows_have_the_varying_overrides_and_the_metrics_of_each_csv(sweep):
     by_run = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
     assert [row[0] for row in rows] == ["1", "0", "2", "3"]  # best val/loss first, runs without it last
     assert by_run["0"] == {"run": "0", "model": "gpt2-tiny", "optimizer.lr": "1e-3", "final val/loss": "4.4",
-                             "best val/loss": "4.2", "steps": "30", "tokens/s": "1.02e+03",
+                             "best val/loss": "4.2", "steps": "30", "tokens/s": "1,234",
                              "wall time (s)": "12.5", "status": "finished"}
     # A run without summary.json is still running: steps and tokens/s come from its CSV.
     assert by_run["1"]["best val/loss"] == "3.9" and by_run["1"]["steps"] == "20"
-    assert by_run["1"]["tokens/s"] == "1.01e+03" and by_run["1"]["status"] == "running"
+    assert by_run["1"]["tokens/s"] == "1,015" and by_run["1"]["status"] == "running"
     assert by_run["2"]["optimizer.lr"] == "-1e-3" and by_run["2"]["status"].startswith("failed: LmlabError")
     assert by_run["3"]["status"] == "no metrics yet" and by_run["3"]["best val/loss"] == "—"
 
@@ -143,7 +143,7 @@ def test_plot_steps_count_steps_done_as_the_table_does(sweep, tmp_path, monkeypa
     monkeypatch.setattr(plt, "close", lambda fig: drawn.extend(fig.axes[0].lines))
     runs = [load_run(sweep / "0")]
     plot_curves(tmp_path / "c.png", runs, "val/loss")
-    assert list(drawn[0].get_xdata()) == [10, 20, 30]  # metrics.csv rows at steps 9, 19, 29; 30 steps in the table
+    assert list(drawn[0].get_xdata()) == [10, 20, 30]  # metrics.csv rows at steps 10, 20, 30; 30 steps in the table
     legend = drawn[0].axes.get_legend()
     assert legend.get_bbox_to_anchor().x0 > drawn[0].axes.get_window_extent().x1 - 1  # beside the axes
 
@@ -155,3 +155,21 @@ def test_a_table_printed_to_a_file_is_not_cut_to_80_columns(classify_sweep):
                              "--metric", "val/loss", "--metric", "val/f1_macro"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert long in result.stdout and "…" not in result.stdout
+
+
+def test_two_sweeps_name_rows_by_sweep_and_job_and_warn_when_their_data_differ(sweep, tmp_path, capsys):
+    other = tmp_path / "multirun" / "s2"
+    write_run(other / "0", ["model=gpt2-tiny", "optimizer.lr=3e-4"], val=[(10, 4.0)],
+              summary={"global_step": 10, "tokens_per_sec": 98765.4, "wall_time_s": 3.25})
+    for run, vocab in ((sweep / "0", 512), (sweep / "1", 512), (sweep / "2", 512), (other / "0", 2048)):
+        (run / "config.yaml").write_text(f"monitor:\n  metric: val/loss\n  mode: min\ndata:\n  vocab_size: {vocab}\n")
+    main([str(sweep), str(other), "--out", str(tmp_path / "out")])
+    with open(tmp_path / "out" / "compare.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    by_run = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    assert sorted(by_run) == ["s1/0", "s1/1", "s1/2", "s1/3", "s2/0"]  # job numbers alone would repeat
+    # one number format; the run's own tokens/s (summary.json), not the mean of the logged window
+    assert [by_run[r]["tokens/s"] for r in ("s2/0", "s1/0", "s1/1")] == ["98,765", "1,234", "1,015"]
+    assert by_run["s2/0"]["wall time (s)"] == "3.25"
+    assert ("warning: the runs were trained on different data or tokenizers (data.vocab_size: 2048, 512)"
+            in capsys.readouterr().err)

@@ -131,12 +131,12 @@ def test_downstream_eval_equals_lmlab_eval_on_the_checkpoint_and_logs_each_point
     kill = ["+callbacks.kill._target_=signal_at_step.SigkillAfterStep", "+callbacks.kill.step=10"]
     killed = run_cli([*args, *kill], cwd=tmp_path, env=TEST_CALLBACKS)
     assert killed.returncode == -9, killed.stderr[-3000:]
-    assert [step for step, _ in metric_series(run_dir, "eval/arc_easy_local/acc")] == [9]
+    assert [step for step, _ in metric_series(run_dir, "eval/arc_easy_local/acc")] == [10]
     resumed = run_cli(args, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming from" in (run_dir / "train.log").read_text()
     series = {metric: metric_series(run_dir, f"eval/arc_easy_local/{metric}") for metric in ("acc", "acc_norm")}
-    assert [step for step, _ in series["acc"]] == [9, 19]  # the validation rows of steps 10 and 20, once each
+    assert [step for step, _ in series["acc"]] == [10, 20]  # the validation rows of steps 10 and 20, once each
     for i, ckpt in enumerate(("step000010.ckpt", "step000020.ckpt")):
         out = tmp_path / ckpt
         result = run_cli([str(run_dir / "checkpoints" / ckpt), "tasks=[arc_easy_local]", f"include_path=[{tasks}]",
@@ -246,3 +246,10 @@ def test_downstream_eval_on_two_processes_equals_one(tmp_path, cache_dir):
     for metric in ("acc", "acc_norm"):
         one, two = (metric_series(run, f"eval/arc_easy_local/{metric}") for run in runs)
         assert len(one) >= 2 and one == two, (metric, one, two)
+
+
+def test_lmlab_compare_ranks_downstream_figures_the_right_way():
+    from lmlab.compare import metric_mode
+
+    assert metric_mode("eval/arc_easy/acc", []) == metric_mode("eval/arc_easy/acc_norm", []) == "max"
+    assert metric_mode("eval/lambada_openai/perplexity", []) == metric_mode("val/bpb", []) == "min"

@@ -34,9 +34,9 @@ def test_epochs_then_eval_on_test_equals_the_last_validation(tmp_path, cache_dir
     run_dir = tmp_path / "run"
     steps_per_epoch = 124 // 16  # 124 training rows, batch 16: 7 whole batches (lmlab.distributed)
 
-    # two epochs, validated at the end of each (Lightning's csv step is steps done - 1)
+    # two epochs, validated at the end of each (at the steps done, as the checkpoints count them)
     validations = [r for r in read_metrics(run_dir) if r.get("val/accuracy")]
-    assert [(int(r["epoch"]), int(r["step"]) + 1) for r in validations] == \
+    assert [(int(r["epoch"]), int(r["step"])) for r in validations] == \
         [(0, steps_per_epoch), (1, 2 * steps_per_epoch)]
     assert all(r[f"val/f1/{name}"] for r in validations for name in LABELS)  # per-class F1 at each validation
 

@@ -137,3 +137,12 @@ def test_atomic_save_keeps_the_old_file_when_a_write_fails(tmp_path):
         io.save_checkpoint({"global_step": 2, "big": torch.zeros(1000), "bad": lambda: 0}, path)
     assert torch.load(path, weights_only=False)["global_step"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "last.ckpt.sha256"]
+
+
+def test_validation_interval_counts_optimizer_steps_under_accumulation():
+    from lmlab.distributed import apply_global_batch_size, validate_every_n_steps
+
+    cfg = compose(["global_batch_size=8", "data.batch_size=4", "trainer.val_check_interval=5"])
+    apply_global_batch_size(cfg)
+    validate_every_n_steps(cfg)
+    assert cfg.trainer.accumulate_grad_batches == 2 and cfg.trainer.val_check_interval == 10  # micro-batches

@@ -21,7 +21,7 @@ from omegaconf import open_dict
 from lmlab.errors import LmlabError
 from lmlab.runs import lock, preflight, redact
 from lmlab.runs.integrity import DamagedCheckpoint, sidecar, verify_checkpoint
-from lmlab.runs.metrics import DurableCSVLogger, drop_rows_from
+from lmlab.runs.metrics import DurableCSVLogger, drop_rows_after
 from lmlab.runs.validate import config_problems
 
 
@@ -136,14 +136,14 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
 
 def test_metrics_rows_are_on_disk_at_once_and_continued_after_a_resume(tmp_path):
     logger = DurableCSVLogger(tmp_path, name="", version="")
-    for step in range(4):
+    for step in range(4):  # Lightning's index of the step just taken: rows at the steps done, 1 to 4
         logger.log_metrics({"train/loss": 4.0 - step}, step=step)
         assert len(_rows(tmp_path)) == step + 1  # on disk at once: no buffering
-    assert drop_rows_from(tmp_path, 2) == 2  # resumed from step 2: steps 2 and 3 are logged again
+    assert drop_rows_after(tmp_path, 2) == 2  # resumed from step 2's checkpoint: steps 3 and 4 are logged again
     logger = DurableCSVLogger(tmp_path, name="", version="")
     logger.log_metrics({"train/loss": 2.0, "val/loss": 9.0}, step=2)  # a new column rewrites the header
     rows = [(r["step"], r["train/loss"], r["val/loss"]) for r in _rows(tmp_path)]
-    assert rows == [("0", "4.0", ""), ("1", "3.0", ""), ("2", "2.0", "9.0")]
+    assert rows == [("1", "4.0", ""), ("2", "3.0", ""), ("3", "2.0", "9.0")]
 
 
 def test_validate_config_gathers_every_problem_into_one_message():

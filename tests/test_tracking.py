@@ -92,6 +92,12 @@ def test_offline_run_holds_group_name_config_history_and_a_rerun_continues_it(tm
     assert run["config"]["optimizer"]["lr"] == 2e-3 and run["config"]["model"]["name"] == "llama-tiny"
     assert run["config"]["task_name"] == "clm"  # the whole resolved config, not just the module's hparams
     assert run["config"]["data"]["tokenizer_train_chars"] == cfg.data.tokenizer_train_chars  # not mistaken for a secret
+    # one config: lmlab's, plus what is not a config key (from the tokenizer) under `module`; no second
+    # record of the module's hyperparameters with derived values at the top level
+    assert not {"fused_loss", "token_ids", "vocab_size", "peft", "optimizer/lr"} & set(run["config"])
+    assert set(run["config"]) == {*cfg.keys(), "module"} - {"hydra"} | {"_wandb"} & set(run["config"])
+    assert run["config"]["module"]["vocab_size"] >= cfg.data.vocab_size
+    assert "pad_token_id" in run["config"]["module"]["token_ids"]
     history = [(row["trainer/global_step"], row["val/loss"]) for row in run["history"] if "val/loss" in row]
     assert history == [(step, pytest.approx(value)) for step, value in metric_series(run_dir, "val/loss")]
     assert run["summary"]["best/val/loss"] == pytest.approx(min(v for _, v in history))
@@ -108,3 +114,32 @@ def test_offline_run_holds_group_name_config_history_and_a_rerun_continues_it(tm
     assert resumed["id"] == run["id"] and resumed["group"] == "clm"
     resumed_steps = [row["trainer/global_step"] for row in resumed["history"] if "val/loss" in row]
     assert resumed_steps and min(resumed_steps) > max(step for step, _ in history)  # it went on, not over
+
+
+@pytest.mark.slow
+def test_each_sweep_job_decides_offline_for_its_own_reason_and_leaves_the_environment_as_it_was(tmp_path, cache_dir):
+    """Job 0 goes offline without an API key; Lightning's offline logger then sets WANDB_MODE=dryrun in the
+    process, which jobs 1 and 2 must not see (they would report it as their reason, and stay offline)."""
+    import os
+    import subprocess
+    import sys
+
+    from test_resume_e2e import TEST_CALLBACKS
+
+    record = tmp_path / "wandb_mode.txt"
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_API_KEY")}
+    env.update(TEST_CALLBACKS, HOME=str(tmp_path))  # no ~/.netrc: no key
+    args = ["-m", *QUICK, "trainer.max_steps=2", "logger=wandb", "optimizer.lr=1e-3,2e-3,3e-3",
+            f"paths.cache_dir={cache_dir}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            "+hydra.callbacks.record._target_=record_environment.RecordEnvironment",
+            "+hydra.callbacks.record.key=WANDB_MODE", f"+hydra.callbacks.record.path={record}"]
+    result = subprocess.run([sys.executable, "-m", "lmlab.train", *args], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("── optimizer") == 1  # the config tree once per sweep (each job has config.yaml)
+    for job in ("0", "1", "2"):
+        log = (tmp_path / "sweep" / job / "train.log").read_text()
+        reasons = [line.split("W&B: ", 1)[1] for line in log.splitlines() if "W&B: " in line]
+        assert reasons == ["offline (no W&B API key (set WANDB_API_KEY or run `wandb login`))"], job
+    assert record.read_text().split("\n")[:-1] == ["start <unset>", "after-job-0 <unset>", "after-job-1 <unset>",
+                                                  "after-job-2 <unset>", "end <unset>"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +18,13 @@ import yaml
 from lmlab.config_keys import is_untrained
 
 RUN_FILES = ("config.yaml", "overrides.yaml", "run.json", "metrics.csv", "summary.json", "error.txt")
+# What a run was trained and evaluated on: runs that differ here have losses on different tokens.
+DATA_KEYS = ("data.source", "data.tokenizer", "data.vocab_size", "data.max_documents")
 # How a metric's name says which way is better, when it is not the runs' monitored metric (whose mode they record)
-HIGHER_IS_BETTER = ("accuracy", "f1", "mcc", "precision", "recall", "auc", "tokens_per_sec", "mfu", "bleu", "rouge")
-LOWER_IS_BETTER = ("loss", "ppl", "perplexity", "error", "time")
+# ("acc": accuracy and lm-eval's acc, acc_norm; "bpb": bits per byte)
+HIGHER_IS_BETTER = ("acc", "exact_match", "f1", "mcc", "precision", "recall", "auc", "tokens_per_sec", "mfu", "bleu",
+                    "rouge")
+LOWER_IS_BETTER = ("loss", "ppl", "perplexity", "bpb", "error", "time")
 
 
 @dataclass
@@ -33,6 +38,8 @@ class Run:
     metrics: list[dict[str, str]] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     error: str | None = None
+    data: dict[str, str] = field(default_factory=dict)  # DATA_KEYS as config.yaml resolves them
+    label: str = ""  # the row's name: the job, or `<sweep>/<job>` when the runs come from several sweeps
 
     @property
     def status(self) -> str:
@@ -58,12 +65,15 @@ class Run:
         if "global_step" in self.summary:
             return self.summary["global_step"]
         steps = [int(row["step"]) for row in self.metrics if row.get("step")]
-        return max(steps) + 1 if steps else None  # Lightning logs step N-1 after N optimizer steps
+        return max(steps) if steps else None  # a row's step counts the optimizer steps done (runs/loggers.py)
 
     def tokens_per_sec(self) -> float | None:
-        """Training throughput as SpeedMonitor logged it; else tokens seen over wall time (validation included)."""
+        """The run's own figure (summary.json: tokens seen over training wall time); while it runs, the mean
+        of what SpeedMonitor logged."""
+        if self.summary.get("tokens_per_sec") is not None:
+            return self.summary["tokens_per_sec"]
         values = [v for _, v in self.series("train/tokens_per_sec")]
-        return sum(values) / len(values) if values else self.summary.get("tokens_per_sec")
+        return sum(values) / len(values) if values else None
 
 
 def is_run_dir(path: Path) -> bool:
@@ -85,6 +95,20 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return runs
 
 
+def label_runs(runs: list[Run]) -> None:
+    """Name each row by its job; by `<sweep>/<job>` when the runs come from more than one directory."""
+    several = len({run.path.parent for run in runs}) > 1
+    for run in runs:
+        run.label = f"{run.path.parent.name}/{run.path.name}" if several else run.path.name
+
+
+def data_differences(runs: list[Run]) -> list[str]:
+    """`key: value, value` for each of DATA_KEYS on which the runs disagree (losses then count other tokens)."""
+    known = [run for run in runs if run.data]
+    return [f"{key}: {', '.join(sorted({run.data[key] for run in known}))}" for key in DATA_KEYS
+            if len({run.data[key] for run in known}) > 1]
+
+
 def parse_overrides(items: list[str]) -> dict[str, str]:
     pairs = (item.split("=", 1) for item in items if "=" in item)
     return {key.lstrip("+~"): value for key, value in pairs}
@@ -95,8 +119,11 @@ def load_run(path: Path) -> Run:
     if (path / "overrides.yaml").is_file():
         run.overrides = parse_overrides(yaml.safe_load((path / "overrides.yaml").read_text()) or [])
     if (path / "config.yaml").is_file():
-        monitor = (yaml.safe_load((path / "config.yaml").read_text()) or {}).get("monitor") or {}
+        config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+        monitor = config.get("monitor") or {}
         run.monitor, run.mode = monitor.get("metric", run.monitor), monitor.get("mode", run.mode)
+        data = config.get("data") or {}
+        run.data = {key: json.dumps(data.get(key.split(".", 1)[1]), sort_keys=True) for key in DATA_KEYS}
     if (path / "metrics.csv").is_file():
         with open(path / "metrics.csv", newline="") as f:
             run.metrics = list(csv.DictReader(f))
@@ -120,12 +147,13 @@ def varying_keys(runs: list[Run]) -> tuple[list[str], dict[str, str]]:
     return varying, common
 
 
-def _fmt(value: float | int | None, digits: int = 4) -> str:
+def _fmt(value: float | int | None) -> str:
+    """One format for every number: 4 significant digits, and from 1,000 on whole numbers with separators."""
     if value is None:
         return "—"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    if isinstance(value, int) or abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
 
 
 def metric_mode(metric: str, runs: list[Run]) -> str:
@@ -162,8 +190,8 @@ def table_rows(runs: list[Run], metrics: str | list[str], reverse: bool = False,
     for run in sorted(runs, key=sort_key):
         status = f"failed: {run.error}" if run.error else run.status
         values = [_fmt(v) for m in metrics for v in (run.final(m), run.best(m, modes[m]))]
-        rows.append([run.path.name, *(run.overrides.get(k, "—") for k in keys), *values, _fmt(run.steps()),
-                     _fmt(run.tokens_per_sec(), 3), _fmt(run.summary.get("wall_time_s"), 3), status])
+        rows.append([run.label or run.path.name, *(run.overrides.get(k, "—") for k in keys), *values,
+                     _fmt(run.steps()), _fmt(run.tokens_per_sec()), _fmt(run.summary.get("wall_time_s")), status])
     return header, rows
 
 
@@ -180,8 +208,7 @@ def write_markdown(path: Path, header: list[str], rows: list[list[str]]) -> None
 
 def plot_curves(path: Path, runs: list[Run], metrics: str | list[str]) -> int:
     """A PNG with every run's curve of each metric overlaid (one panel per metric), the legend beside the
-    panels; returns the number of curves drawn. Steps count optimizer steps done, as the table's `steps`
-    (metrics.csv records step N-1 for what was logged after N steps)."""
+    panels; returns the number of curves drawn. Steps count optimizer steps done, as the table's `steps`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,7 +226,7 @@ def plot_curves(path: Path, runs: list[Run], metrics: str | list[str]) -> int:
                 continue
             label = ",".join(f"{k}={run.overrides.get(k, '—')}" for k in keys) or run.path.name
             steps, values = zip(*series, strict=True)
-            ax.plot([s + 1 for s in steps], values, marker="o", markersize=3, label=f"#{run.path.name} {label}")
+            ax.plot(steps, values, marker="o", markersize=3, label=f"#{run.label or run.path.name} {label}")
             drawn += 1
         ax.set_ylabel(metric)
         ax.set_title(f"{metric} of {drawn} runs")
@@ -253,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = [load_run(path) for path in find_runs(args.paths)]
     if not runs:
         raise SystemExit(f"error: no run directories in {' '.join(map(str, args.paths))}")
+    label_runs(runs)
     metrics = args.metric or [args.sort or runs[0].monitor]
     sort = args.sort or metrics[0]
     metrics = [sort, *(m for m in metrics if m != sort)]
@@ -264,6 +292,9 @@ def main(argv: list[str] | None = None) -> None:
     _, common = varying_keys(runs)
     best = "highest" if (modes[sort] == "max") != args.reverse else "lowest"
     print_table(header, rows, common, title=f"{len(runs)} runs, sorted by best {sort} ({best} first)")
+    if differences := data_differences(runs):
+        print(f"warning: the runs were trained on different data or tokenizers ({'; '.join(differences)}): "
+              "their losses count different tokens and do not compare", file=sys.stderr)
     write_csv(out / "compare.csv", header, rows)
     write_markdown(out / "compare.md", header, rows)
     curves = plot_curves(out / "compare.png", runs, metrics)

@@ -10,9 +10,12 @@ import re
 UNTRAINED_KEYS = ("paths.", "hydra.", "run_name", "run_dir", "sweep_name", "resume", "ckpt_path", "logger",
                   "data.cache_dir", "data.num_workers", "callbacks.progress_bar", "callbacks.model_summary",
                   "trainer.enable_progress_bar", "trainer.enable_model_summary")
+# The budget: how long a run trains, not which run it is. Out of run names, so that `resume=force` with a
+# larger budget continues the same run (resume reports a budget change in one line, not as a config change).
+BUDGET_KEYS = ("trainer.max_steps", "trainer.max_epochs")
 # Also out of run names: `experiment` is already the run directory's parent (experiment_name), and a run
 # resumed on another number of devices or nodes must find its own directory again.
-OUT_OF_RUN_NAME = (*UNTRAINED_KEYS, "experiment", "trainer.devices", "trainer.num_nodes")
+OUT_OF_RUN_NAME = (*UNTRAINED_KEYS, *BUDGET_KEYS, "experiment", "trainer.devices", "trainer.num_nodes")
 
 # Hydra's override_dirname joins `key=value` items with ","; a value (a list) may hold commas itself.
 _ITEM_START = re.compile(r",(?=[+~]*[A-Za-z_][\w.@/-]*=)")

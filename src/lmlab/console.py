@@ -3,7 +3,9 @@
 Hydra's handlers print every log record (and write train.log); Lightning adds its own console handler,
 which would print its lines a second time. Progress bars of `datasets` and `transformers` are redrawn
 frames, useless (and garbled) in a batch job's log. transformers 5 prints a "LOAD REPORT" warning whenever a
-classification head starts fresh, which is the point of fine-tuning, not a problem.
+classification head starts fresh, which is the point of fine-tuning, not a problem. Under DDP Lightning
+recommends `sync_dist=True` for every epoch-level metric, also for those torchmetrics already reduced
+across processes (lmlab's validation metrics), once per metric.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def quiet_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     logging.getLogger("torch.utils._pytree").addFilter(_not_an_enum_registration)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna's database migrations, when a search starts
 
 
 def quiet_third_party() -> None:
@@ -58,6 +61,7 @@ def quiet_third_party() -> None:
 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self\.log\(.*sync_dist=True\)")
     model_logger = logging.getLogger("transformers.modeling_utils")
     if not any(isinstance(f, FreshHeadReport) for f in model_logger.filters):
         model_logger.addFilter(FreshHeadReport())

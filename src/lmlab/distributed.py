@@ -77,6 +77,16 @@ def apply_global_batch_size(cfg: DictConfig) -> None:
     cfg.trainer.accumulate_grad_batches = accumulate
 
 
+def validate_every_n_steps(cfg: DictConfig) -> None:
+    """`trainer.val_check_interval=N` validates every N optimizer steps, as checkpoints and logs count them;
+    Lightning counts micro-batches, so under gradient accumulation the interval is scaled by it (else
+    2 processes x 4 samples and 1 x 4 accumulating 2 would validate at different steps)."""
+    interval = cfg.trainer.get("val_check_interval")
+    accumulate = int(cfg.trainer.get("accumulate_grad_batches") or 1)
+    if isinstance(interval, int) and not isinstance(interval, bool) and accumulate > 1:
+        cfg.trainer.val_check_interval = interval * accumulate
+
+
 class GlobalOrderSampler(torch.utils.data.DistributedSampler):
     """This rank's share of a training order that depends only on (seed, epoch) and the global batch.
 
@@ -159,16 +169,34 @@ def train_sampler(dataset, trainer, batch_size: int) -> GlobalOrderSampler:
     return GlobalOrderSampler(dataset, batch_size, trainer, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)))
 
 
-def eval_sampler(dataset, trainer) -> object | None:
-    """For validation/test under DDP: each example on exactly one rank, no padding duplicates.
+def eval_sampler(dataset, trainer, batch_size: int) -> object | None:
+    """For validation/test: the same examples whatever the number of processes, each counted once.
 
-    Lightning's default `DistributedSampler` pads the last shard by repeating examples, which counts
-    them twice in a metric; `UnrepeatedDistributedSampler` leaves the shards uneven instead, and the
-    torchmetrics states (sums) reduce across ranks correctly. None: let Lightning choose (1 process).
+    An integer `limit_val_batches` (`limit_test_batches`) counts batches of the whole evaluation, as the
+    training position counts global samples: its first `limit x batch_size` examples, shared by the ranks,
+    not that many batches per rank. Lightning's default `DistributedSampler` would also pad the last shard
+    by repeating examples (counted twice in a metric); these shards are uneven instead, and torchmetrics
+    states (sums) reduce across ranks exactly. None: let Lightning choose (1 process).
     """
     if trainer is None or trainer.world_size <= 1:
         return None
-    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+    limit = trainer.limit_test_batches if trainer.testing else trainer.limit_val_batches
+    examples = len(dataset) if isinstance(limit, float) else min(len(dataset), int(limit) * batch_size)
+    return EvalShardSampler(dataset, trainer.world_size, trainer.global_rank, examples)
 
-    return UnrepeatedDistributedSampler(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank,
-                                        shuffle=False)
+
+class EvalShardSampler(torch.utils.data.DistributedSampler):
+    """Every world-th of the first `examples` examples, from this rank's index (no padding, no shuffling).
+
+    A `DistributedSampler`, so that Lightning does not wrap it in its own under DDP.
+    """
+
+    def __init__(self, dataset, num_replicas: int, rank: int, examples: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        if examples < num_replicas:  # a rank without a batch would leave the others waiting in DDP
+            raise LmlabError(f"evaluating {examples} examples on {num_replicas} processes: every process needs "
+                             "one; raise trainer.limit_val_batches or use more validation data")
+        self.total_size, self.num_samples = examples, len(range(rank, examples, num_replicas))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.total_size, self.num_replicas))

@@ -60,12 +60,18 @@ def train(cfg: DictConfig) -> float | None:
     callbacks = [*instantiate_named(cfg.get("callbacks")), RunGuard(run.run_dir)]
     loggers = instantiate_named(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-    run.record(loggers)
+    run.record(loggers, _derived_hparams(module, datamodule))
 
     use_job_overrides_for_ddp_children()
     # weights_only=False: lmlab checkpoints hold RNG states and hyperparameters, not only tensors
     trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path, weights_only=False)
     return run.finish(trainer)
+
+
+def _derived_hparams(module, datamodule) -> dict:
+    """The module's hyperparameters that no config key holds: from the tokenizer and the data module."""
+    keys = ("vocab_size", "token_ids", *datamodule.module_kwargs())
+    return {key: module.hparams[key] for key in keys if key in module.hparams}
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")

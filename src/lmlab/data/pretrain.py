@@ -161,7 +161,8 @@ class PretrainDataModule(L.LightningDataModule):
         return StatefulDataLoader(
             dataset,
             batch_size=batch_size,
-            sampler=self.train_sampler(dataset, batch_size) if shuffle else eval_sampler(dataset, self.trainer),
+            sampler=(self.train_sampler(dataset, batch_size) if shuffle
+                     else eval_sampler(dataset, self.trainer, batch_size)),
             drop_last=shuffle,
             # its own generator: starting an iterator draws a seed, which must not move the global RNG
             # (dropout's), or a resumed run's random numbers would be shifted by its extra iterators

@@ -102,7 +102,7 @@ class TokenizedSplitsDataModule(L.LightningDataModule):
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
             # seeded, resumable shuffle; under DDP every validation example counted exactly once
             sampler=(train_sampler(dataset, self.trainer, self.batch_size) if shuffle
-                     else eval_sampler(dataset, self.trainer)),
+                     else eval_sampler(dataset, self.trainer, self.eval_batch_size)),
             generator=torch.Generator(),  # starting an iterator must not move the global (dropout) RNG
             collate_fn=self.collator(),
             num_workers=self.num_workers,

@@ -19,6 +19,14 @@ from lmlab.errors import LmlabError
 log = logging.getLogger(__name__)
 
 EMBEDDED_TASKS = Path(__file__).parent / "tasks"
+# lm-eval's warnings about what lmlab does on purpose: an in-memory model, a task built by a function
+EXPECTED_WARNINGS = ("`pretrained` model kwarg is not of type `str`", "Passed an already-initialized model",
+                     "Custom kwargs can be passed to `--metadata`")
+
+
+class ExpectedWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(text in record.getMessage() for text in EXPECTED_WARNINGS)
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,9 @@ def evaluate_model(model, tokenizer, spec: HarnessSpec) -> dict[str, Any]:
     from lm_eval.models.huggingface import HFLM
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)  # its per-task INFO lines; warnings still show
+    for name in ("lm_eval.models.huggingface", "lm_eval.api.task"):
+        if not any(isinstance(f, ExpectedWarnings) for f in logging.getLogger(name).filters):
+            logging.getLogger(name).addFilter(ExpectedWarnings())
     was_training = model.training
     model.eval()
     python_state, numpy_state = random.getstate(), np.random.get_state()

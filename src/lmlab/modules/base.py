@@ -22,6 +22,7 @@ from lmlab.models.lora import (
     trainable_state_dict,
 )
 from lmlab.modules.clipping import clip_gradients
+from lmlab.modules.schedule import SCHEDULE_STEPS_KEY, hold_after, schedule_steps
 from lmlab.runs.position import restore_position, save_position
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class HFModelModule(L.LightningModule):
         self.save_hyperparameters(ignore=["tokenizer"])
         self.hparams.update(vocab_size=vocab_size, token_ids=token_ids)
         self.tokenizer = tokenizer
+        self.schedule_steps: int | None = None  # what the LR schedule was planned for (saved in checkpoints)
+        self._resumed_schedule_steps: int | None = None
         self.model = build_model(model, self.auto_class, vocab_size, token_ids, **model_kwargs)
         if peft:  # LoRA: checkpoints keep only the trainable parameters, so loading them is not strict
             self.model = apply_peft(self.model, peft, self.peft_task_type, added_token_ids(model, vocab_size))
@@ -102,12 +105,18 @@ class HFModelModule(L.LightningModule):
         optimizer = instantiate(optimizer_cfg, _partial_=True)(weight_decay_groups(self.model, weight_decay))
         if not self.hparams.scheduler:
             return optimizer
-        scheduler = instantiate(self.hparams.scheduler, optimizer=optimizer,
-                                num_training_steps=int(self.trainer.estimated_stepping_batches))
+        scheduler_cfg = dict(self.hparams.scheduler)
+        on_budget_change = scheduler_cfg.pop("on_budget_change", "replan")
+        self.schedule_steps = schedule_steps(int(self.trainer.estimated_stepping_batches), on_budget_change,
+                                             self._resumed_schedule_steps)
+        scheduler = instantiate(scheduler_cfg, optimizer=optimizer, num_training_steps=self.schedule_steps)
+        hold_after(scheduler, self.schedule_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         save_position(self.trainer, checkpoint)
+        if self.schedule_steps is not None:
+            checkpoint[SCHEDULE_STEPS_KEY] = self.schedule_steps
         if self.hparams.get("peft") and self.hparams.model.get("pretrained"):
             # the frozen base is loaded again from model.pretrained; a base built from a config (random
             # initialisation) stays in the checkpoint: nothing else could rebuild it
@@ -116,6 +125,7 @@ class HFModelModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.hparams.get("peft"):
             check_trainable_loaded(self, checkpoint["state_dict"], "the checkpoint")
+        self._resumed_schedule_steps = checkpoint.get(SCHEDULE_STEPS_KEY)
         # before Lightning restores its loops from the same dict: counters for this launch's processes
         if self._trainer is not None:  # not when a checkpoint is only loaded (`load_from_checkpoint`)
             restore_position(self.trainer, checkpoint)

@@ -12,6 +12,7 @@ from lmlab.models.document_attention import use_document_attention
 from lmlab.modules.base import HFModelModule
 from lmlab.modules.bits_per_byte import bits_per_byte, token_byte_lengths
 from lmlab.modules.losses import linear_cross_entropy, next_token_cross_entropy
+from lmlab.modules.step_loss import StepLoss, log_step_loss
 
 
 class CausalLMModule(HFModelModule):
@@ -37,6 +38,7 @@ class CausalLMModule(HFModelModule):
         self.fused_loss = fused_loss and type(head) is torch.nn.Linear and head.bias is None and not any(
             getattr(self.model.config, k, None) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
         self.val_loss = MeanMetric()
+        self.step_loss = StepLoss()
         self.logits_loss = next_token_cross_entropy  # compiled with model.compile=regional
         if self.tokenizer is not None:  # not when only loaded from a checkpoint (no tokenizer, no validation)
             self.register_buffer("token_bytes", token_byte_lengths(self.tokenizer), persistent=False)
@@ -71,9 +73,9 @@ class CausalLMModule(HFModelModule):
         return linear_cross_entropy(hidden[:, :-1], head.weight, input_ids[:, 1:])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.next_token_loss(batch["input_ids"], batch.get("position_ids"))
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/ppl", loss.detach().exp())
+        input_ids = batch["input_ids"]
+        loss = self.next_token_loss(input_ids, batch.get("position_ids"))
+        log_step_loss(self, self.step_loss, loss, input_ids[:, 1:].numel(), batch_idx, perplexity=True)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

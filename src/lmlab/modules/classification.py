@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torchmetrics import MeanMetric
 from transformers import AutoModelForSequenceClassification
 
 from lmlab.modules.base import HFModelModule
 from lmlab.modules.metrics import classification_metrics, per_class_f1
+from lmlab.modules.step_loss import StepLoss, log_step_loss
 
 
 class SequenceClassificationModule(HFModelModule):
@@ -45,6 +47,9 @@ class SequenceClassificationModule(HFModelModule):
         self.train_metrics = classification_metrics(len(labels), "train/")
         self.val_metrics = classification_metrics(len(labels), "val/")
         self.test_metrics = classification_metrics(len(labels), "test/")
+        self.step_loss = StepLoss()
+        # over every example of the split on every process (Lightning's mean of means would weigh ranks equally)
+        self.eval_losses = torch.nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
         self.val_f1_per_class = per_class_f1(len(labels))
         self.label_names = labels
 
@@ -54,7 +59,7 @@ class SequenceClassificationModule(HFModelModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         output = self(batch)
         self.train_metrics(output.logits.argmax(dim=-1), batch["labels"])
-        self.log("train/loss", output.loss, prog_bar=True)
+        log_step_loss(self, self.step_loss, output.loss, len(batch["labels"]), batch_idx)
         self.log_dict(self.train_metrics)
         return output.loss
 
@@ -75,7 +80,9 @@ class SequenceClassificationModule(HFModelModule):
         output = self(batch)
         preds = output.logits.argmax(dim=-1)
         metrics.update(preds, batch["labels"])
-        self.log(loss_name, output.loss, batch_size=len(batch["labels"]))
+        mean_loss = self.eval_losses[loss_name.split("/")[0]]
+        mean_loss.update(output.loss, weight=len(batch["labels"]))
+        self.log(loss_name, mean_loss)
         self.log_dict(metrics, prog_bar=True)  # epoch-level: torchmetrics computes over the whole split
         return preds
 

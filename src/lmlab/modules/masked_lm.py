@@ -10,6 +10,7 @@ from transformers import AutoModelForMaskedLM
 from lmlab.contracts import IGNORE_INDEX
 from lmlab.modules.base import HFModelModule
 from lmlab.modules.masking import MaskingRule, derive_seed
+from lmlab.modules.step_loss import StepLoss, log_step_loss
 
 
 class MaskedLMModule(HFModelModule):
@@ -27,6 +28,7 @@ class MaskedLMModule(HFModelModule):
         self.masking = MaskingRule(self.tokenizer, mlm_probability, mask_replace_prob, random_replace_prob,
                                    whole_word_mask)
         self.val_loss = MeanMetric()
+        self.step_loss = StepLoss()
         self.val_accuracy = MulticlassAccuracy(num_classes=self.model.config.vocab_size, average="micro",
                                                ignore_index=IGNORE_INDEX)
 
@@ -36,8 +38,7 @@ class MaskedLMModule(HFModelModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs, labels = self._mask(batch["input_ids"], "train", self.current_epoch, batch_idx)
         loss = self.model(input_ids=inputs, labels=labels).loss  # mean over masked tokens only
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/ppl", loss.detach().exp())
+        log_step_loss(self, self.step_loss, loss, (labels != -100).sum(), batch_idx, perplexity=True)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

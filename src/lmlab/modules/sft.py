@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM
 from lmlab.contracts import IGNORE_INDEX
 from lmlab.models.generation import Sampling, generate
 from lmlab.modules.base import HFModelModule
+from lmlab.modules.step_loss import StepLoss, log_step_loss
 
 
 def response_token_stats(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -44,10 +45,11 @@ class SFTModule(HFModelModule):
         self.max_new_tokens = max_new_tokens
         self.val_loss = MeanMetric()
         self.val_token_accuracy = MeanMetric()
+        self.step_loss = StepLoss()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.model(**batch).loss  # mean over the batch's response tokens (the model shifts labels)
-        self.log("train/loss", loss, prog_bar=True)
+        log_step_loss(self, self.step_loss, loss, (batch["labels"][:, 1:] != IGNORE_INDEX).sum(), batch_idx)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

@@ -15,7 +15,6 @@ from lmlab.runs.lifecycle import end_launch, environment_error
 from lmlab.runs.redact import mask
 
 log = logging.getLogger("lmlab")
-DISTRIBUTED_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 def run_command(task_fn, cfg: DictConfig) -> float | None:
@@ -41,7 +40,8 @@ def run_command(task_fn, cfg: DictConfig) -> float | None:
     finally:
         end_launch()
         _finish_wandb()
-        _leave_process_group(environ)
+        _leave_process_group()
+        _restore_environment(environ)
 
 
 def _finish_wandb() -> None:
@@ -52,19 +52,25 @@ def _finish_wandb() -> None:
         finish_wandb()
 
 
-def _leave_process_group(environ: dict[str, str]) -> None:
-    """End this run's DDP process group, so that the next run of a multirun starts its own.
-
-    Lightning's launcher also leaves LOCAL_RANK, WORLD_SIZE, MASTER_PORT... in the environment, which
-    would make the next run believe its processes were started externally (and wait for them forever).
-    """
+def _leave_process_group() -> None:
+    """End this run's DDP process group, so that the next run of a multirun starts its own."""
     if "torch.distributed" in sys.modules:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
-    for key in DISTRIBUTED_ENV:
-        if key in environ:
-            os.environ[key] = environ[key]
-        else:
-            os.environ.pop(key, None)
+
+
+def _restore_environment(environ: dict[str, str]) -> None:
+    """Put `os.environ` back as it was before the run, so that the next run of a multirun starts from it.
+
+    A run changes the environment of its process: Lightning's launcher leaves LOCAL_RANK, WORLD_SIZE,
+    MASTER_PORT... (the next run would believe its processes were started externally and wait for them
+    forever), its offline `WandbLogger` sets WANDB_MODE=dryrun (the next run would go offline for that
+    reason, whatever its own), seeding sets PL_GLOBAL_SEED.
+    """
+    for key in set(os.environ) - set(environ):
+        del os.environ[key]
+    for key, value in environ.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value

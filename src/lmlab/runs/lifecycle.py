@@ -47,11 +47,11 @@ def claim_run_dir(run_dir: Path) -> None:
 
 def start_training(run_dir: Path, resumed_step: int) -> None:
     """Attach `train.log`; drop the metrics rows a resumed run logs again (all of them when starting over)."""
-    from lmlab.runs.metrics import drop_rows_from  # imports Lightning: kept off the `--help` path
+    from lmlab.runs.metrics import drop_rows_after  # imports Lightning: kept off the `--help` path
 
     attach_file_logging()
     redact_logging()
-    if launch_rank_zero() and (dropped := drop_rows_from(run_dir, resumed_step)):
+    if launch_rank_zero() and (dropped := drop_rows_after(run_dir, resumed_step)):
         log.info("Dropped %d rows of metrics.csv logged after step %d, where this run resumes", dropped, resumed_step)
 
 

@@ -18,6 +18,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from lmlab.compat.lightning import convert_params
+from lmlab.runs.loggers import StepsDone
 from lmlab.runs.redact import redact
 
 METRICS_FILE = "metrics.csv"
@@ -48,7 +49,7 @@ class _AppendingWriter(ExperimentWriter):
         self.seen.add(signature)
 
 
-class DurableCSVLogger(CSVLogger):
+class DurableCSVLogger(StepsDone, CSVLogger):
     """`CSVLogger` that writes each row to disk when it is logged (a closed file survives SIGKILL)."""
 
     @property
@@ -69,16 +70,17 @@ class DurableCSVLogger(CSVLogger):
         self.experiment.save()
 
 
-def drop_rows_from(run_dir: Path, step: int) -> int:
-    """Drop the rows of `<run_dir>/metrics.csv` logged at `step` or later (a resumed run logs them again);
-    returns how many were dropped. Written to a temp file and renamed, so a kill never loses the file."""
+def drop_rows_after(run_dir: Path, step: int) -> int:
+    """Drop the rows of `<run_dir>/metrics.csv` logged after `step` (a run resumed from the checkpoint of
+    `step` logs them again); returns how many were dropped. Written to a temp file and renamed, so a kill
+    never loses the file."""
     path = run_dir / METRICS_FILE
     if not path.is_file():
         return 0
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         fields, rows = reader.fieldnames or [], list(reader)
-    kept = [row for row in rows if not row.get("step") or int(float(row["step"])) < step]
+    kept = [row for row in rows if not row.get("step") or int(float(row["step"])) <= step]
     if len(kept) == len(rows):
         return 0
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from lmlab.config_keys import is_untrained
+from lmlab.config_keys import BUDGET_KEYS, is_untrained
 from lmlab.errors import LmlabError
 from lmlab.runs.position import check_global_batch
 
@@ -42,6 +42,8 @@ class ResumePlan:
     finished: dict | None = None
     skipped: list[str] = field(default_factory=list)  # newer checkpoints that failed to load
     config_changes: list[str] = field(default_factory=list)
+    budget_changes: list[str] = field(default_factory=list)  # `trainer.max_steps 10 -> 20`
+    on_budget_change: str = "replan"  # what happens to the LR schedule then (lmlab.modules.schedule)
 
 
 def resume_mode(value: object) -> str:
@@ -86,12 +88,14 @@ def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, int, list[str]]
     return newest, step, skipped
 
 
-def config_changes(saved: dict, current: dict) -> list[str]:
-    """`key: old -> new` for every leaf that differs between two resolved configs (launch keys ignored)."""
+def config_changes(saved: dict, current: dict, keys: tuple[str, ...] | None = None) -> list[str]:
+    """`key: old -> new` for every leaf that differs between two resolved configs (launch keys and the
+    budget ignored), or only for the leaves under `keys`."""
     old, new = _flatten(saved), _flatten(current)
     changes = []
     for key in sorted(old.keys() | new.keys()):
-        if is_untrained(key) or old.get(key, "<unset>") == new.get(key, "<unset>"):
+        wanted = key.startswith(keys) if keys else not (is_untrained(key) or key.startswith(BUDGET_KEYS))
+        if not wanted or old.get(key, "<unset>") == new.get(key, "<unset>"):
             continue
         changes.append(f"{key}: {old.get(key, '<unset>')!r} -> {new.get(key, '<unset>')!r}")
     return changes
@@ -131,7 +135,10 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
         check_global_batch(cfg, plan.ckpt_path)
     saved = run_dir / "config.yaml"
     if plan.ckpt_path and saved.is_file():
-        plan.config_changes = config_changes(OmegaConf.to_container(OmegaConf.load(saved)), resolved_config(cfg))
+        old, new = OmegaConf.to_container(OmegaConf.load(saved)), resolved_config(cfg)
+        plan.config_changes = config_changes(old, new)
+        plan.budget_changes = config_changes(old, new, BUDGET_KEYS)
+        plan.on_budget_change = OmegaConf.select(cfg, "scheduler.on_budget_change", default="replan")
     return plan
 
 
@@ -144,6 +151,11 @@ def report(plan: ResumePlan, run_dir: Path) -> None:
                  run_dir, plan.finished.get("global_step"), run_dir / FINISHED_MARKER)
     elif plan.ckpt_path:
         log.info("Resuming from %s", plan.ckpt_path)
+    if plan.ckpt_path and plan.budget_changes:
+        schedule = {"replan": "re-planned for the new budget", "continue": "continued as first planned"}
+        log.info("Continuing this run from step %d with another budget (%s); the LR schedule is %s "
+                 "(scheduler.on_budget_change=%s)", plan.step, "; ".join(plan.budget_changes),
+                 schedule.get(plan.on_budget_change, plan.on_budget_change), plan.on_budget_change)
     if plan.config_changes:
         log.warning("The config differs from the one this run started with (%s):\n  %s",
                     run_dir / "config.yaml", "\n  ".join(plan.config_changes))

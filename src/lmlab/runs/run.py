@@ -41,13 +41,14 @@ class Run:
         """Take the run directory (one writer) and plan this launch: resume, start afresh or nothing to do."""
         from lightning.pytorch.utilities import rank_zero_only
 
-        from lmlab.distributed import apply_global_batch_size
+        from lmlab.distributed import apply_global_batch_size, validate_every_n_steps
         from lmlab.runs.logfile import drop_file_logging
         from lmlab.runs.resume import plan_resume, report
 
         if rank_zero_only.rank != 0:  # ranks started by srun or torchrun: rank 0 alone writes the run's train.log
             drop_file_logging()  # begin_launch held the file handler back; this rank never gets it
         apply_global_batch_size(self.cfg)
+        validate_every_n_steps(self.cfg)
         claim_run_dir(self.run_dir)
         self.plan = plan_resume(self.cfg, self.run_dir)
         if rank_zero_only.rank == 0:
@@ -57,26 +58,31 @@ class Run:
     def start(self) -> None:
         start_training(self.run_dir, self.plan.step)
 
-    def record(self, loggers: list) -> None:
+    def record(self, loggers: list, derived_hparams: dict) -> None:
         """What the run directory keeps about this launch (rank 0): the first launch's config and provenance,
-        a resume's own record; the config goes to the loggers too."""
+        a resume's own record. The loggers get the config and `derived_hparams` (what no config key holds),
+        and, on resume, what an earlier launch logged to metrics.csv but not to them."""
         from hydra.core.hydra_config import HydraConfig
         from lightning.pytorch.utilities import rank_zero_only
 
         from lmlab.runs.resume import record_resume
         from lmlab.runs.tracking import log_config
+        from lmlab.runs.wandb_history import relog_missing
         from lmlab.utils.provenance import resolved_config, write_provenance
         from lmlab.utils.rich_utils import print_config_tree
 
         if rank_zero_only.rank != 0:
             return
-        print_config_tree(self.cfg)
+        if not HydraConfig.initialized() or HydraConfig.get().job.get("num", 0) == 0:
+            print_config_tree(self.cfg)  # a sweep prints its config tree once; every run has its config.yaml
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         if self.plan.ckpt_path and (self.run_dir / "config.yaml").is_file():
             record_resume(self.run_dir, overrides, self.plan)  # keeps the first launch's config.yaml and run.json
         else:
             write_provenance(self.cfg, self.run_dir, overrides)
-        log_config(loggers, resolved_config(self.cfg))
+        log_config(loggers, resolved_config(self.cfg), derived_hparams)
+        if self.plan.ckpt_path:
+            relog_missing(loggers, self.run_dir)
         log.info("Run directory: %s", self.run_dir)
 
     def finish(self, trainer) -> float | None:

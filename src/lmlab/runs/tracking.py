@@ -97,7 +97,7 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool 
     """
     from lightning.pytorch.utilities import rank_zero_only
 
-    from lmlab.runs.loggers import RedactedWandbLogger
+    from lmlab.runs.loggers import StepsDoneWandbLogger
     from lmlab.runs.redact import redact
 
     if offline is None:
@@ -107,15 +107,24 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool 
     os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")
     wandb_id = run_id(Path(save_dir), resume, write=rank_zero_only.rank == 0)
 
+    from lmlab.runs.wandb_history import logged_points
+
     shown = {key: redact(kwargs[key]) for key in ("name", "tags", "notes", "group", "job_type") if key in kwargs}
-    return RedactedWandbLogger(offline=offline, save_dir=save_dir, id=wandb_id, resume="allow", **{**kwargs, **shown})
+    logged = logged_points(Path(save_dir), wandb_id) if offline else None  # earlier launches' points
+    return StepsDoneWandbLogger(offline=offline, save_dir=save_dir, id=wandb_id, resume="allow", logged=logged,
+                                **{**kwargs, **shown})
 
 
-def log_config(loggers: Sequence[Any], config: dict) -> None:
-    """Record the fully resolved (secret-redacted) run config in each W&B run; call on rank zero."""
+def log_config(loggers: Sequence[Any], config: dict, derived: dict | None = None) -> None:
+    """Record the fully resolved (secret-redacted) run config in each W&B run, and under `module` the
+    module's hyperparameters that are not config keys (`derived`: e.g. the tokenizer's vocabulary size);
+    call on rank zero."""
     from lightning.pytorch.loggers import WandbLogger
 
-    from lmlab.runs.redact import redact_overrides
+    from lmlab.runs.redact import redact, redact_overrides
+
+    if derived:
+        config = {**config, "module": redact(derived)}
 
     for logger in loggers:
         if isinstance(logger, WandbLogger):

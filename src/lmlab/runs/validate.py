@@ -80,6 +80,7 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "optimizer.lr": (_positive_number, "must be a positive learning rate (e.g. optimizer.lr=3e-4)"),
     "optimizer.weight_decay": (_non_negative_number, "must be a non-negative number"),
     "scheduler.num_warmup_steps": (lambda v: _int(v, 0), "must be a non-negative integer"),
+    "scheduler.on_budget_change": (lambda v: v in ("replan", "continue"), "must be replan or continue"),
 }
 
 
