@@ -23,7 +23,7 @@ FAST_CUT = 200  # conf/debug/fast.yaml: data.max_documents
 NEEDS_NETWORK = {"alpaca", "hub", "imdb", "sst2", "wikitext2", "wikitext103"}
 BASES = {"classification", "sft"}
 CASES = {  # data option → the tasks it serves
-    "stdlib": ["clm", "mlm"], "files": ["clm", "mlm"],
+    "stdlib": ["clm", "mlm"], "files": ["clm", "mlm"], "mixture": ["clm"],
     "stdlib-functions": ["classify"], "local": ["classify"], "sst2_local": ["classify"],
     "imdb_local": ["classify"],
     "synthetic_instructions": ["sft"], "sft_local": ["sft"],
@@ -52,9 +52,10 @@ def local_data(option: str, directory) -> list[str]:
     directory.mkdir()
     if option == "stdlib-functions":
         return ["data.source.packages=[asyncio,tkinter]"]  # still more than the cut
-    if option == "files":
+    if option in ("files", "mixture"):
         (directory / "corpus.txt").write_text("".join(f"def f{i}(x):\n    return x + {i}\n" for i in range(300)))
-        return [f"data.source.train={directory / 'corpus.txt'}", "data.source.validation_fraction=0.2"]
+        key = "data.source" if option == "files" else "data.sources.text.source"
+        return [f"{key}.train={directory / 'corpus.txt'}", f"{key}.validation_fraction=0.2"]
     if option == "local":
         write_labelled_csvs(directory)
         return [f"data.source.path={directory}"]
@@ -80,8 +81,11 @@ def local_data(option: str, directory) -> list[str]:
 
 
 def train_split_size(datamodule) -> int:
-    from lmlab.data import PretrainDataModule
+    """Documents (pretraining: of the first source, for a mixture) or examples of the training split."""
+    from lmlab.data import MixtureDataModule, PretrainDataModule
 
+    if isinstance(datamodule, MixtureDataModule):
+        return sum(1 for _ in datamodule.documents("train", datamodule.source.sources["code"]))
     if isinstance(datamodule, PretrainDataModule):
         return sum(1 for _ in datamodule.documents("train"))
     return len(datamodule.raw("train"))

@@ -26,7 +26,6 @@ from lmlab.config import check_overrides, config_dir, register_resolvers
 from lmlab.errors import LmlabError
 
 log = logging.getLogger("lmlab")
-register_resolvers()
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -117,6 +116,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and "=" not in sys.argv[1] and not sys.argv[1].startswith("-"):
         sys.argv[1] = f"source={sys.argv[1]}"  # the model as the first argument, as lmlab-generate takes it
+    register_resolvers()
     check_overrides("eval", sys.argv[1:])  # a bad override: one line, status 2
     _hydra_main()
 
