@@ -46,6 +46,13 @@ def test_data_prep_quick_tokenizes_the_same_text_in_both_pipelines(tmp_path, cac
 
 
 @pytest.mark.slow
+def test_remote_read_quick_reads_the_same_tokens_from_s3_and_disk(tmp_path, cache_dir):
+    summary = run_bench("remote_read", tmp_path, cache_dir)
+    assert len(set(summary["checksums"].values())) == 1
+    assert all(seconds > 0 for seconds in summary["seconds"].values()) and summary["tokens"] > 0
+
+
+@pytest.mark.slow
 def test_classify_throughput_quick_trains_both_variants_on_the_same_batches(tmp_path, cache_dir):
     if not (ROOT.parent / "shared" / "data" / "sst2" / "train.tsv").is_file():
         pytest.skip("no ../shared/data/sst2")

@@ -18,6 +18,7 @@ REQUIRED = {
     ("data", "files"): [f"data.source.train={ROOT / 'README.md'}"],
     ("data", "hub"): ["data.source.path=some/dataset"],
     ("data", "mixture"): [f"data.sources.text.source.train={ROOT / 'README.md'}"],
+    ("data", "remote"): ["data.url=s3://bucket/corpus"],
     ("data", "classification"): ["data.source={_target_:lmlab.data.StdlibFunctions}", "task=classify"],
     ("data", "sst2_local"): [f"data.source.path={ROOT.parent / 'shared' / 'data' / 'sst2'}", "task=classify"],
     ("data", "imdb_local"): ["data.source.path=/data/imdb", "task=classify"],

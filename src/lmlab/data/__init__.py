@@ -4,11 +4,12 @@ from lmlab.data.classification import ClassificationDataModule
 from lmlab.data.classification_sources import HubSplits, LocalSplits
 from lmlab.data.mixture import MixtureDataModule
 from lmlab.data.pretrain import PretrainDataModule
+from lmlab.data.remote_module import RemoteDataModule
 from lmlab.data.sft import SFTDataModule
 from lmlab.data.sources import HubDataset, StdlibCorpus, TextFiles
 from lmlab.data.stdlib_functions import StdlibFunctions
 from lmlab.data.synthetic_instructions import SyntheticInstructions
 
 __all__ = ["ClassificationDataModule", "HubDataset", "HubSplits", "LocalSplits", "MixtureDataModule",
-           "PretrainDataModule", "SFTDataModule", "StdlibCorpus", "StdlibFunctions",
+           "PretrainDataModule", "RemoteDataModule", "SFTDataModule", "StdlibCorpus", "StdlibFunctions",
            "SyntheticInstructions", "TextFiles"]

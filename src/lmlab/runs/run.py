@@ -14,6 +14,7 @@ command's (`lmlab.runs.command.run_command`), so it runs whatever happened. A re
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -80,7 +81,8 @@ class Run:
             record_resume(self.run_dir, overrides, self.plan)  # keeps the first launch's config.yaml and run.json
         else:
             write_provenance(self.cfg, self.run_dir, overrides)
-        log_config(loggers, resolved_config(self.cfg), derived_hparams)
+        config = {**resolved_config(self.cfg), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+        log_config(loggers, config, derived_hparams)
         if self.plan.ckpt_path:
             relog_missing(loggers, self.run_dir)
         log.info("Run directory: %s", self.run_dir)
