@@ -26,7 +26,6 @@ from lmlab.config import check_overrides, config_dir, register_resolvers
 from lmlab.errors import LmlabError
 
 log = logging.getLogger("lmlab")
-register_resolvers()
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -56,7 +55,9 @@ def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
         raise LmlabError(f"source={source!r} is not a classification run or its checkpoint "
                          "(<run dir>/checkpoints/*.ckpt); a language model needs tasks=[...] (lm-eval tasks)")
     run_cfg = OmegaConf.load(run_dir / "config.yaml")
-    if "ClassificationDataModule" not in str(run_cfg.data.get("_target_")):
+    from lmlab.modules import SequenceClassificationModule
+
+    if not issubclass(hydra.utils.get_class(run_cfg.task.module._target_), SequenceClassificationModule):
         raise LmlabError(f"source={source!r} is a language-model run: give tasks=[...] to score it on lm-eval "
                          "tasks (e.g. tasks=[lmlab_next_line]); without tasks lmlab-eval scores classifiers")
     checkpoint = read_checkpoint(ckpt, key)  # a damaged file: one line, before anything is written
@@ -67,7 +68,6 @@ def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
     import torch
 
     from lmlab.console import quiet_third_party
-    from lmlab.modules import SequenceClassificationModule
     from lmlab.modules.metrics import classification_metrics, per_class_report, plot_confusion_matrix
 
     quiet_third_party()
@@ -113,9 +113,9 @@ def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
 
 @hydra.main(config_path=str(config_dir()), config_name="eval", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
-    from lmlab.train import run_task
+    from lmlab.runs.command import run_command
 
-    run_task(evaluate, cfg)
+    run_command(evaluate, cfg)
 
 
 def main() -> None:
@@ -124,6 +124,7 @@ def main() -> None:
     mask_console(sys.argv[1:])
     if len(sys.argv) > 1 and "=" not in sys.argv[1] and not sys.argv[1].startswith("-"):
         sys.argv[1] = f"source={sys.argv[1]}"  # the model as the first argument, as lmlab-generate takes it
+    register_resolvers()
     check_overrides("eval", sys.argv[1:])  # a bad override: one line, status 2
     _hydra_main()
 
