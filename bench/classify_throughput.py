@@ -5,7 +5,7 @@ shuffle), same tokenization (truncation to 66 tokens, dynamic padding per batch 
 gradient clipping 1.0, linear schedule, batch size and steps. Each variant runs in its own process,
 interleaved A B A B …; examples/s is measured over the steps after warm-up by the same clock.
 
-    python bench/classify_throughput.py            # ../shared/data/sst2 (or any --data dir with train.tsv)
+    python bench/classify_throughput.py            # a local SST-2 copy (`SST2`), or --data DIR with train.tsv
     python bench/classify_throughput.py --quick    # a few steps on a slice (what tests/test_bench.py runs)
 """
 

@@ -2,7 +2,7 @@
 
 Both pipelines get the same documents and the same tokenizer (lmlab's BPE trained on the stdlib corpus)
 and produce fixed-length blocks; tokens/s counts the tokens each one produced. Corpora: the embedded
-stdlib corpus (train split) and WikiText-2 from ../shared/data/wikitext2_raw when present (one example
+stdlib corpus (train split) and WikiText-2 from a local copy when present (`WIKITEXT`; one example
 per line, as run_clm.py's "text" loader gives it). Then the time for a second, cached run of lmlab's
 data module to be ready (prepare_data + setup + first batch, in a fresh data module).
 

@@ -12,7 +12,7 @@
 # To add a stage: write `stage_<name>() { ...; }` (commands through `x`, each under `timeout "$cap"`) and put
 # `<name>:<cap seconds>` into STAGES where its priority belongs.
 set -uo pipefail
-STAGES=(gpt2:110 nanogpt:60 llama:90 fp8:170 startup:160 candidates:330 profile:90 checks:140 docmask:150 bigmodels:240)
+STAGES=(gpt2:110 nanogpt:60 llama:90 fp8:170 startup:160 candidates:330 profile:90 checks:140 docmask:150 bigmodels:240 gpuslots:120)
 BUDGET=${BUDGET:-530}
 DRY_RUN=${DRY_RUN:-}
 LLAMA_1B=${LLAMA_1B:-model=llama-1b}  # issue 22's config; model=llama-124m + shape overrides where it is missing
@@ -81,6 +81,15 @@ stage_docmask() {  # issue 26: data.document_masking on the GPU (FlexAttention b
       callbacks.samples=null callbacks.export_hf=null run_dir="/tmp/lmlab-docmask-$masking"
     x cp "/tmp/lmlab-docmask-$masking/summary.json" "$out/docmask-$masking.json"
   done
+}
+stage_gpuslots() {  # issue 25: a 2-job sweep with 1 GPU each on a 1-GPU machine runs them one after the other
+  x env CUDA_VISIBLE_DEVICES=0 timeout "$cap" python3 -m lmlab.train -m hydra/launcher=local_gpus trainer=gpu \
+    debug=fast optimizer.lr=1e-3,3e-4 sweep_name=gpuslots paths.output_dir=/tmp/lmlab-gpuslots
+  x python3 -c 'import json, pathlib, sys; print(json.dumps({p.name: {"gpus": json.loads((p / "run.json").read_text())
+      .get("cuda_visible_devices"), "started": json.loads((p / "run.json").read_text())["started"],
+      "finished_at": (p / "finished.json").stat().st_mtime if (p / "finished.json").is_file() else None}
+      for p in sorted(pathlib.Path(sys.argv[1]).iterdir()) if p.name.isdigit()}))' \
+    /tmp/lmlab-gpuslots/clm/multirun/gpuslots | tee "$out/gpuslots.json"
 }
 stage_bigmodels() {  # issue 22: llama-1b bf16 compiled, FSDP world size 1, activation checkpointing off then on
   # (tokens/s, MFU, peak in summary.json); llama-3b with checkpointing: 5 real steps beside bench/memory.py's estimate

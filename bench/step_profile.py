@@ -1,5 +1,5 @@
 """Where a training step's time goes: torch.profiler over a few steps of a real `lmlab-train` run, kernels
-summed by category per step (what `../shared/gpu/profile.md` tabulates by hand).
+summed by category per step (the table of docs/performance.md).
 
     python bench/step_profile.py experiment=pretrain_gpu              # on a GPU: GPT-2 124M as benchmarked
     python bench/step_profile.py experiment=pretrain_gpu model=llama-124m

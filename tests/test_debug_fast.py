@@ -11,7 +11,7 @@ import math
 
 import pytest
 from conftest import train_in_process
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from labelled_data import write_labelled_csvs
 
 from lmlab.config import config_dir
@@ -23,7 +23,7 @@ FAST_CUT = 200  # conf/debug/fast.yaml: data.max_documents
 NEEDS_NETWORK = {"alpaca", "hub", "imdb", "sst2", "wikitext2", "wikitext103"}
 BASES = {"classification", "sft"}
 CASES = {  # data option → the tasks it serves
-    "stdlib": ["clm", "mlm"], "files": ["clm", "mlm"],
+    "stdlib": ["clm", "mlm"], "files": ["clm", "mlm"], "mixture": ["clm"],
     "stdlib-functions": ["classify"], "local": ["classify"], "sst2_local": ["classify"],
     "imdb_local": ["classify"],
     "synthetic_instructions": ["sft"], "sft_local": ["sft"],
@@ -52,9 +52,10 @@ def local_data(option: str, directory) -> list[str]:
     directory.mkdir()
     if option == "stdlib-functions":
         return ["data.source.packages=[asyncio,tkinter]"]  # still more than the cut
-    if option == "files":
+    if option in ("files", "mixture"):
         (directory / "corpus.txt").write_text("".join(f"def f{i}(x):\n    return x + {i}\n" for i in range(300)))
-        return [f"data.source.train={directory / 'corpus.txt'}", "data.source.validation_fraction=0.2"]
+        key = "data.source" if option == "files" else "data.sources.text.source"
+        return [f"{key}.train={directory / 'corpus.txt'}", f"{key}.validation_fraction=0.2"]
     if option == "local":
         write_labelled_csvs(directory)
         return [f"data.source.path={directory}"]
@@ -80,8 +81,11 @@ def local_data(option: str, directory) -> list[str]:
 
 
 def train_split_size(datamodule) -> int:
-    from lmlab.data import PretrainDataModule
+    """Documents (pretraining: of the first source, for a mixture) or examples of the training split."""
+    from lmlab.data import MixtureDataModule, PretrainDataModule
 
+    if isinstance(datamodule, MixtureDataModule):
+        return sum(1 for _ in datamodule.documents("train", datamodule.source.sources["code"]))
     if isinstance(datamodule, PretrainDataModule):
         return sum(1 for _ in datamodule.documents("train"))
     return len(datamodule.raw("train"))
@@ -95,6 +99,13 @@ def test_debug_fast_trains_every_task_on_its_offline_data(task, data, tmp_path, 
     assert metric is not None and math.isfinite(metric)
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
-    size = train_split_size(instantiate(cfg.data))
+    datamodule = instantiate(cfg.data)
+    size = train_split_size(datamodule)
     full = train_split_size(instantiate(cfg.data, max_documents=None))
     assert size == min(FAST_CUT, full), (size, full)
+
+    # lmlab.contracts: the data module's batches hold what the task module's steps read
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    assert set(get_class(cfg.task.module._target_).batch_keys) <= set(batch), (sorted(batch), cfg.task.module)

@@ -106,7 +106,7 @@ def test_lora_on_clm_pretraining_exports_merged_model_and_adapter(tmp_path, cach
 
 
 def test_peft_settings_lmlab_cannot_train_are_refused():
-    from lmlab.train import check_config
+    from lmlab.runs.config_checks import check_config
 
     for overrides, message in ((["task=mlm", "peft=lora"], "not supported with task=mlm"),
                                (["peft=lora", "task.module.fused_loss=true"], "fused_loss=true does not work"),

@@ -95,7 +95,8 @@ def test_offline_run_holds_group_name_config_history_and_a_rerun_continues_it(tm
     # one config: lmlab's, plus what is not a config key (from the tokenizer) under `module`; no second
     # record of the module's hyperparameters with derived values at the top level
     assert not {"fused_loss", "token_ids", "vocab_size", "peft", "optimizer/lr"} & set(run["config"])
-    assert set(run["config"]) == {*cfg.keys(), "module"} - {"hydra"} | {"_wandb"} & set(run["config"])
+    expected = {*cfg.keys(), "module", "cuda_visible_devices"} - {"hydra"}  # the run's GPUs (a sweep's job)
+    assert set(run["config"]) == expected | {"_wandb"} & set(run["config"])
     assert run["config"]["module"]["vocab_size"] >= cfg.data.vocab_size
     assert "pad_token_id" in run["config"]["module"]["token_ids"]
     history = [(row["trainer/global_step"], row["val/loss"]) for row in run["history"] if "val/loss" in row]
@@ -143,3 +144,9 @@ def test_each_sweep_job_decides_offline_for_its_own_reason_and_leaves_the_enviro
         assert reasons == ["offline (no W&B API key (set WANDB_API_KEY or run `wandb login`))"], job
     assert record.read_text().split("\n")[:-1] == ["start <unset>", "after-job-0 <unset>", "after-job-1 <unset>",
                                                   "after-job-2 <unset>", "end <unset>"]
+
+
+def test_w_and_b_names_show_device_counts_and_short_floats():
+    name = wandb_run_name(["trainer.devices=2", "optimizer.lr=0.000256077385703473", "seed=12345678901"])
+    assert name == "devices=2,lr=0.000256,seed=12345678901"
+    assert wandb_run_name(["trainer.devices=1"]) == "devices=1"

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from lmlab.config_keys import is_untrained
+from lmlab.runs.search import trial_pruned
 
 RUN_FILES = ("config.yaml", "overrides.yaml", "run.json", "metrics.csv", "summary.json", "error.txt")
 # What a run was trained and evaluated on: runs that differ here have losses on different tokens.
@@ -38,6 +39,7 @@ class Run:
     metrics: list[dict[str, str]] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     error: str | None = None
+    pruned: dict | None = None  # an Optuna trial stopped early by its pruner
     data: dict[str, str] = field(default_factory=dict)  # DATA_KEYS as config.yaml resolves them
     label: str = ""  # the row's name: the job, or `<sweep>/<job>` when the runs come from several sweeps
 
@@ -45,6 +47,8 @@ class Run:
     def status(self) -> str:
         if self.error:
             return "failed"
+        if self.pruned:
+            return f"pruned at step {self.pruned['step']}"
         if self.summary:
             return "finished"
         return "running" if self.metrics else "no metrics yet"
@@ -129,6 +133,7 @@ def load_run(path: Path) -> Run:
             run.metrics = list(csv.DictReader(f))
     if (path / "summary.json").is_file():
         run.summary = json.loads((path / "summary.json").read_text())
+    run.pruned = trial_pruned(path)
     if (path / "error.txt").is_file():
         lines = (path / "error.txt").read_text().splitlines()
         run.error = lines[0] if lines else "failed"

@@ -35,6 +35,26 @@ class FreshHeadReport(logging.Filter):
         return not (rows and all(expected))
 
 
+def _not_an_enum_registration(record: logging.LogRecord) -> bool:
+    # transformers imports torchao wherever it is installed (model.fp8 needs it); torchao's enum registrations
+    # warn under torch >= 2.12, on every launch and before every one-line error.
+    return "is an Enum subclass" not in record.getMessage()
+
+
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return "💡 Tip" not in record.getMessage()  # Lightning's advertisement, printed on every run
+
+
+def quiet_warnings() -> None:
+    """Deprecation chatter from inside torchdata, torchao and Lightning, not actionable by users; called before
+    anything imports them (idempotent)."""
+    warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    logging.getLogger("torch.utils._pytree").addFilter(_not_an_enum_registration)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna's database migrations, when a search starts
+
+
 def quiet_third_party() -> None:
     """Called once at the start of `lmlab-train` and `lmlab-eval` (idempotent)."""
     import transformers

@@ -26,7 +26,6 @@ from lmlab.config import check_overrides, config_dir, register_resolvers
 from lmlab.errors import LmlabError
 
 log = logging.getLogger("lmlab")
-register_resolvers()
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -59,7 +58,7 @@ def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
         raise LmlabError(f"source={source!r} is not a classification run or its checkpoint "
                          "(<run dir>/checkpoints/*.ckpt); a language model needs tasks=[...] (lm-eval tasks)")
     run_cfg = OmegaConf.load(run_dir / "config.yaml")
-    if "ClassificationDataModule" not in str(run_cfg.data.get("_target_")):
+    if not issubclass(hydra.utils.get_class(run_cfg.task.module._target_), SequenceClassificationModule):
         raise LmlabError(f"source={source!r} is a language-model run: give tasks=[...] to score it on lm-eval "
                          "tasks (e.g. tasks=[lmlab_next_line]); without tasks lmlab-eval scores classifiers")
     # weights_only=False: an lmlab checkpoint's hyperparameters hold OmegaConf containers (our own file)
@@ -109,14 +108,15 @@ def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
 
 @hydra.main(config_path=str(config_dir()), config_name="eval", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
-    from lmlab.train import run_task
+    from lmlab.runs.command import run_command
 
-    run_task(evaluate, cfg)
+    run_command(evaluate, cfg)
 
 
 def main() -> None:
     if len(sys.argv) > 1 and "=" not in sys.argv[1] and not sys.argv[1].startswith("-"):
         sys.argv[1] = f"source={sys.argv[1]}"  # the model as the first argument, as lmlab-generate takes it
+    register_resolvers()
     check_overrides("eval", sys.argv[1:])  # a bad override: one line, status 2
     _hydra_main()
 

@@ -5,6 +5,7 @@ from lmlab.callbacks.export import ExportHuggingFace
 from lmlab.callbacks.last_checkpoint import LastCheckpoint
 from lmlab.callbacks.mixture_tokens import MixtureTokens
 from lmlab.callbacks.model_summary import ModelSummary
+from lmlab.callbacks.optuna_pruning import OptunaPruning
 from lmlab.callbacks.preemption import PreemptionCheckpoint
 from lmlab.callbacks.progress import ProgressBar
 from lmlab.callbacks.rng_state import RNGStateCheckpoint
@@ -15,7 +16,7 @@ from lmlab.callbacks.text_progress import TextProgress, progress_bar
 
 __all__ = [
     "DownstreamEval", "ExportHuggingFace", "LastCheckpoint", "MixtureTokens",
-    "ModelSummary", "PreemptionCheckpoint", "ProgressBar", "RNGStateCheckpoint",
+    "ModelSummary", "OptunaPruning", "PreemptionCheckpoint", "ProgressBar", "RNGStateCheckpoint",
     "RunSummary",
     "SampleContinuations", "SpeedMonitor", "TextProgress", "progress_bar",
 ]

@@ -7,7 +7,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+
+from lmlab.compat.lightning import collect_rng_states, set_rng_states
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ class RNGStateCheckpoint(L.Callback):
     """
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        states = _collect_rng_states(include_cuda=torch.cuda.is_available())
+        states = collect_rng_states(include_cuda=torch.cuda.is_available())
         if torch.distributed.is_available() and torch.distributed.is_initialized() and trainer.world_size > 1:
             gathered: list[Any] = [None] * trainer.world_size  # every rank saves, only rank 0 writes the file
             torch.distributed.all_gather_object(gathered, states)
@@ -44,5 +45,5 @@ class RNGStateCheckpoint(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Restored here, after the sanity check and the data loaders' setup, right before the next step.
         if self._to_restore is not None:
-            _set_rng_states(self._to_restore)
+            set_rng_states(self._to_restore)
             self._to_restore = None

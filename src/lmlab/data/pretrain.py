@@ -75,6 +75,10 @@ class PretrainDataModule(L.LightningDataModule):
         self._tokenizer = None
         self.datasets: dict[str, PackedBlocks] = {}
 
+    def module_kwargs(self) -> dict:
+        """Nothing beyond the tokenizer (lmlab.contracts.DataModule)."""
+        return {}
+
     def documents(self, split: str, source=None) -> Iterator[Document]:
         """The documents of `source` (default: this module's), cut to the first `max_documents` (quick runs)."""
         return itertools.islice((source or self.source).documents(split), self.max_documents)

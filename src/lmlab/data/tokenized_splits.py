@@ -33,6 +33,10 @@ class TokenizedSplitsDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir)
         self.datasets: dict = {}
 
+    def module_kwargs(self) -> dict:
+        """What the task module needs from the data beyond the tokenizer (lmlab.contracts.DataModule)."""
+        return {}
+
     def cut(self, dataset):
         """`dataset` cut to a fixed random `max_documents` examples (quick runs); the whole of it when unset."""
         if self.max_documents and len(dataset) > self.max_documents:

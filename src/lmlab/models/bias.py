@@ -2,7 +2,7 @@
 
 Every bias (the linear layers' and the norms') is set to zero and frozen: the computation is a bias-free
 model's (a zero added in the matrix product's epilogue costs nothing), and what goes is the bias gradients'
-reductions (~2 ms of a GPT-2 124M step on an H100, docs/performance.md) and their optimizer state. Parameter
+reductions (milliseconds of a GPT-2 124M GPU step, docs/performance.md) and their optimizer state. Parameter
 names stay, so checkpoints and the `hf/` export keep GPT-2's layout and load anywhere.
 """
 

@@ -3,9 +3,8 @@
 Eager, transformers drops the causal mask when it can (no padding, no packed sequences, queries = keys) and
 calls SDPA with `is_causal=True`, which dispatches to FlashAttention. While dynamo traces, it cannot look at
 tensor values, so it assumes the worst: the position ids might hold several packed sequences, and the mask
-is materialised ((batch, 1, T, T) booleans, `is_causal=False`), so SDPA falls back to a masked kernel. That
-is why the attention kernels of a whole-model compile took 12.8 ms per step instead of 5.6 on an H100
-(`../shared/gpu/profile.md`).
+is materialised ((batch, 1, T, T) booleans, `is_causal=False`), so SDPA falls back to a masked kernel, about
+twice as slow (docs/performance.md).
 
 lmlab knows what transformers cannot see: a model that `CausalLMModule` trains is only ever called on
 whole packed blocks, with neither an attention mask nor position ids. `declare_plain_causal(model)` records

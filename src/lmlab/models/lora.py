@@ -33,16 +33,17 @@ TARGET_MODULES = {
     "bert": ["query", "key", "value"],
     "roberta": ["query", "key", "value"],
 }
-TASK_TYPES = {"AutoModelForCausalLM": "CAUSAL_LM", "AutoModelForSequenceClassification": "SEQ_CLS"}
 
 
 def check_peft_config(cfg) -> None:
     """`peft=...` combinations lmlab cannot train, refused before anything is built."""
     if not cfg.get("peft"):
         return
-    target = str(cfg.task.module.get("_target_", ""))
-    if target.endswith("MaskedLMModule"):
-        raise LmlabError(f"peft={cfg.peft.get('_target_')} is not supported with task=mlm (use clm, sft or classify)")
+    from hydra.utils import get_class
+
+    if get_class(cfg.task.module._target_).peft_task_type is None:
+        raise LmlabError(f"peft={cfg.peft.get('_target_')} is not supported with task={cfg.get('task_name')} "
+                         "(use clm, sft or classify)")
     if cfg.task.module.get("fused_loss"):
         raise LmlabError("task.module.fused_loss=true does not work with peft (the fused loss calls the network "
                          "body around the adapter wrapper); set task.module.fused_loss=false")
@@ -52,14 +53,14 @@ def check_peft_config(cfg) -> None:
         raise LmlabError(f"peft.r={cfg.peft.get('r')} must be a positive rank (e.g. peft.r=8)")
 
 
-def apply_peft(model, peft_cfg: Mapping[str, Any], auto_class, new_token_ids: list[int] | None = None):
-    """`model` wrapped by the adapter `peft_cfg` describes (a `peft.LoraConfig` node with `_target_`)."""
+def apply_peft(model, peft_cfg: Mapping[str, Any], task_type: str | None, new_token_ids: list[int] | None = None):
+    """`model` wrapped by the adapter `peft_cfg` describes (a `peft.LoraConfig` node with `_target_`), for
+    peft's `task_type` (the task module's `peft_task_type`)."""
     from hydra.utils import instantiate
     from peft import get_peft_model
 
-    task_type = TASK_TYPES.get(auto_class.__name__)
     if task_type is None:
-        raise LmlabError(f"peft: {auto_class.__name__} models are not supported (task=clm, sft or classify)")
+        raise LmlabError(f"peft: {type(model).__name__} models are not supported (task=clm, sft or classify)")
     options = {k: v for k, v in peft_cfg.items() if k != "_target_"}
     if options.get("target_modules") is None and model.config.model_type in TARGET_MODULES:
         options["target_modules"] = TARGET_MODULES[model.config.model_type]

@@ -1,7 +1,7 @@
 """Vocabulary padding: embedding and output rows beyond the tokenizer's size, for aligned matrix products.
 
-An output projection of 50257 rows runs on cuBLAS's unaligned fallback kernels (~95 TFLOP/s on an H100,
-where 50304 rows run at ~700: `../shared/gpu/profile.md`). Models lmlab builds from a config therefore
+An output projection of 50257 rows runs on cuBLAS's unaligned fallback kernels, several times slower than
+50304 rows (docs/performance.md). Models lmlab builds from a config therefore
 get `model.pad_vocab_multiple` (64 in the configs) rows' alignment; the tokenizer keeps its size, so no real id ever
 points at a pad row. Training pushes the pad rows' logits down (they are never targets); generation
 suppresses them outright, and exports slice them off, so an `hf/` directory holds the tokenizer's size.

@@ -44,7 +44,9 @@ class HFModelModule(L.LightningModule):
     the number of training steps, which only the Trainer knows.
     """
 
-    auto_class: ClassVar[Any]
+    auto_class: ClassVar[Any]  # lmlab.contracts.TaskModule: what every objective declares
+    peft_task_type: ClassVar[str | None] = None
+    batch_keys: ClassVar[tuple[str, ...]] = ("input_ids",)
 
     def __init__(
         self,
@@ -67,7 +69,7 @@ class HFModelModule(L.LightningModule):
         self._resumed_schedule_steps: int | None = None
         self.model = build_model(model, self.auto_class, vocab_size, token_ids, **model_kwargs)
         if peft:  # LoRA: checkpoints keep only the trainable parameters, so loading them is not strict
-            self.model = apply_peft(self.model, peft, self.auto_class, added_token_ids(model, vocab_size))
+            self.model = apply_peft(self.model, peft, self.peft_task_type, added_token_ids(model, vocab_size))
             self.strict_loading = False
 
     def on_fit_start(self) -> None:

@@ -28,6 +28,7 @@ class CausalLMModule(HFModelModule):
     """
 
     auto_class = AutoModelForCausalLM
+    peft_task_type = "CAUSAL_LM"
 
     def __init__(self, *args, fused_loss: bool = False, document_masking: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

@@ -24,6 +24,8 @@ class SequenceClassificationModule(HFModelModule):
     """
 
     auto_class = AutoModelForSequenceClassification
+    peft_task_type = "SEQ_CLS"
+    batch_keys = ("input_ids", "attention_mask", "labels")
 
     def __init__(self, model: Mapping[str, Any], *args, labels: list[str], cache_dir: str = "outputs/.cache",
                  tokenizer=None, **kwargs):

@@ -14,10 +14,11 @@ shards would be wrong); the root FSDP module's own `clip_grad_norm_` computes th
 from __future__ import annotations
 
 import lightning as L
-from lightning.fabric.plugins.precision.amp import _optimizer_handles_unscaling
 from lightning.pytorch.plugins.precision import FSDPPrecision, MixedPrecision, Precision
 from lightning.pytorch.utilities import GradClipAlgorithmType
 from torch.optim import Optimizer
+
+from lmlab.compat.lightning import optimizer_handles_unscaling
 
 
 def clip_gradients(module: L.LightningModule, optimizer: Optimizer, clip_val: float | None,
@@ -26,11 +27,11 @@ def clip_gradients(module: L.LightningModule, optimizer: Optimizer, clip_val: fl
     precision = module.trainer.precision_plugin
     algorithm = GradClipAlgorithmType(algorithm or "norm")
     fsdp = isinstance(precision, FSDPPrecision) and algorithm == GradClipAlgorithmType.NORM
-    fused_amp = isinstance(precision, MixedPrecision) and _optimizer_handles_unscaling(optimizer)
+    fused_amp = isinstance(precision, MixedPrecision) and optimizer_handles_unscaling(optimizer)
     if not clip_val or not (fsdp or fused_amp):
         module.clip_gradients(optimizer, gradient_clip_val=clip_val, gradient_clip_algorithm=algorithm)
         return
-    if precision.scaler is not None and _optimizer_handles_unscaling(optimizer):
+    if precision.scaler is not None and optimizer_handles_unscaling(optimizer):
         # the precision plugins' optimizer_step never unscales a fused optimizer's gradients: still scaled here
         precision.scaler.unscale_(optimizer)
     if fsdp:

@@ -2,7 +2,7 @@
 projection, chunked over tokens (Liger-style).
 
 Hugging Face's causal-LM loss casts the whole (tokens × vocab) logits to fp32 before its cross-entropy
-(a 3.3 GB copy for 16×1024 tokens and GPT-2's vocabulary, ~5 ms of an H100 step), and autocast upcasts
+(gigabytes for a GPT-2 batch, and milliseconds of a GPU step: docs/performance.md), and autocast upcasts
 the input of `F.cross_entropy` too (seen on CPU: a `_to_copy` to fp32 first). `next_token_cross_entropy`
 runs it outside autocast on the logits' own dtype: the log-softmax kernels accumulate in fp32 internally
 for bf16 inputs, the per-token losses come back in bf16 and are averaged in fp32.

@@ -33,6 +33,8 @@ class SFTModule(HFModelModule):
     """
 
     auto_class = AutoModelForCausalLM
+    peft_task_type = "CAUSAL_LM"
+    batch_keys = ("input_ids", "labels")
 
     def __init__(self, model: Mapping[str, Any], *args, cache_dir: str = "outputs/.cache",
                  max_new_tokens: int = 64, **kwargs):

@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
-from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from lmlab.compat.lightning import PathLike
 from lmlab.runs.integrity import require_finite, sidecar, write_checksum
 from lmlab.runs.redact import redact
 
@@ -31,7 +31,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     NaN/inf is refused (an error that stops the run), so the last good checkpoint is never replaced by it.
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: PathLike, storage_options: Any | None = None) -> None:
         require_finite(iter(checkpoint.get("state_dict", {}).items()), f"the checkpoint {path}")
         checkpoint = {**checkpoint, **{k: redact(checkpoint[k]) for k in HPARAM_KEYS if k in checkpoint}}
         if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
@@ -49,7 +49,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         finally:
             tmp.unlink(missing_ok=True)
 
-    def remove_checkpoint(self, path: _PATH) -> None:
+    def remove_checkpoint(self, path: PathLike) -> None:
         super().remove_checkpoint(path)
         if isinstance(get_filesystem(path), LocalFileSystem):
             sidecar(Path(path)).unlink(missing_ok=True)

@@ -32,7 +32,10 @@ def child_command(local_rank: int) -> tuple[Sequence[str], str]:
 
 
 def use_job_overrides_for_ddp_children() -> None:
-    """Make Lightning's subprocess launcher start DDP children with `child_command`."""
-    from lightning.pytorch.strategies.launchers import subprocess_script
+    """Make Lightning's subprocess launcher start DDP children with `child_command` (when Hydra started us)."""
+    from hydra.core.hydra_config import HydraConfig
 
-    subprocess_script._hydra_subprocess_cmd = child_command
+    from lmlab.compat.lightning import set_ddp_child_command
+
+    if HydraConfig.initialized():
+        set_ddp_child_command(child_command)

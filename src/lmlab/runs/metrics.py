@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lightning.fabric.utilities.logger import _convert_params
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from lmlab.compat.lightning import convert_params
 from lmlab.runs.loggers import StepsDone
 from lmlab.runs.redact import redact
 
@@ -62,7 +62,7 @@ class DurableCSVLogger(StepsDone, CSVLogger):
 
     @rank_zero_only
     def log_hyperparams(self, params: Any = None) -> None:
-        super().log_hyperparams(redact(_convert_params(params)))  # hparams.yaml, secrets masked
+        super().log_hyperparams(redact(convert_params(params)))  # hparams.yaml, secrets masked
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:

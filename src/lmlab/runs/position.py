@@ -40,12 +40,14 @@ def save_position(trainer, checkpoint: dict[str, Any]) -> None:
 
 def restore_position(trainer, checkpoint: dict[str, Any]) -> None:
     """Rewrite the saved micro-batch counters for this launch's processes and accumulation (see above)."""
+    from lmlab.compat.lightning import BATCH_PROGRESS_KEY, FIT_LOOP_KEY
+
     position = checkpoint.get(POSITION_KEY)
-    loops = checkpoint.get("loops", {}).get("fit_loop")
+    loops = checkpoint.get("loops", {}).get(FIT_LOOP_KEY)
     if not position or not loops:
         return
     old, new = position["accumulate_grad_batches"], trainer.accumulate_grad_batches
-    progress = loops["epoch_loop.batch_progress"]
+    progress = loops[BATCH_PROGRESS_KEY]
     in_epoch = progress["current"]["processed"]
     if old == new and in_epoch % old == 0:
         return

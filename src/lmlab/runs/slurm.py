@@ -21,8 +21,8 @@ def skip_sacct_without_accounting() -> None:
     probe = subprocess.run(["sacct", "--noheader", "--allocations", "--jobs", "1"], capture_output=True, text=True)
     if probe.returncode == 0:
         return
-    from submitit.slurm.slurm import SlurmInfoWatcher
+    from lmlab.compat.submitit import skip_accounting_polls
 
-    SlurmInfoWatcher._make_command = lambda self: None  # no command: submitit skips the poll
+    skip_accounting_polls()
     log.info("SLURM accounting is off here (sacct: %s); job ends are read from submitit's result files",
              probe.stderr.strip().splitlines()[0] if probe.stderr.strip() else f"exit {probe.returncode}")

@@ -56,21 +56,34 @@ def should_run_offline() -> tuple[bool, str]:
 
 
 ID_FILE = "wandb_id.txt"
+# Out of run directory names (a run may resume on another device count) but in W&B names, so that the runs
+# of a sweep across device counts tell apart.
+DEVICE_KEYS = ("trainer.devices", "trainer.num_nodes")
 
 
 def wandb_run_name(overrides: Sequence[str], default: str = "run") -> str:
     """A short W&B run name from overrides: `model=llama-tiny optimizer.lr=3e-4` → `model=llama-tiny,lr=3e-4`.
 
     Keys are cut to their last part unless two overrides would then share it; the keys the run directory's
-    name leaves out (lmlab.config_keys) are left out.
+    name leaves out (lmlab.config_keys) are left out, device counts excepted. A long float (an Optuna trial's
+    0.000256077385703473) is shown to 3 digits.
     """
     from lmlab.config_keys import in_run_name, override_key
     from lmlab.runs.redact import redact_overrides
 
-    pairs = [(override_key(o), o.partition("=")[2]) for o in redact_overrides(overrides) if in_run_name(o)]
+    pairs = [(override_key(o), _short_float(o.partition("=")[2])) for o in redact_overrides(overrides)
+             if in_run_name(o) or override_key(o) in DEVICE_KEYS]
     last_parts = [key.rsplit(".", 1)[-1] for key, _ in pairs]
     names = [short if last_parts.count(short) == 1 else key for (key, _), short in zip(pairs, last_parts, strict=True)]
     return ",".join(f"{name}={value}" for name, (_, value) in zip(names, pairs, strict=True)) or default
+
+
+def _short_float(value: str) -> str:
+    try:
+        float(value)
+    except ValueError:
+        return value
+    return f"{float(value):.3g}" if len(value) > 8 and not value.lstrip("-").isdigit() else value
 
 
 def wandb_group(experiment_name: str, multirun: bool, sweep_name: str) -> str:

@@ -55,6 +55,7 @@ def launch_info(overrides: list[str]) -> dict[str, object]:
         "cwd": mask(os.getcwd()),
         "git": git_state(Path(__file__).parent),
         "host": socket.gethostname(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # a sweep's job: the GPUs it was given
         "python": sys.version.split()[0],
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -1,0 +1,100 @@
+"""`Run`: one launch of `lmlab-train` in its run directory, from the checked config to the finished marker.
+
+    run = Run(cfg)           # secrets masked, train.log held back, every config error in one line
+    plan = run.claim()       # the run directory's lock, and where this launch resumes from
+    run.start()              # this launch trains: train.log attached, metrics rows past the resume point dropped
+    run.record(loggers)      # config.yaml, run.json, overrides (or the resume's record), config to the loggers
+    run.finish(trainer)      # finished.json when training ended normally; the monitored metric
+
+The teardown (lock released, held-back log records dropped, W&B closed, DDP process group left) is the
+command's (`lmlab.runs.command.run_command`), so it runs whatever happened. A relaunch refused before
+`start`, or into a finished run, leaves every file of the run directory byte-identical.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from lmlab.runs.config_checks import check_config
+from lmlab.runs.lifecycle import begin_launch, claim_run_dir, start_training
+from lmlab.runs.resume import ResumePlan
+from lmlab.runs.validate import validate_config
+
+log = logging.getLogger("lmlab")
+
+
+class Run:
+    """A launch's run directory and what it does there; see the module's docstring for the order."""
+
+    def __init__(self, cfg: DictConfig):
+        begin_launch(cfg)  # secrets masked in every log line; train.log held back until this launch trains
+        validate_config(cfg)  # every bad value of lmlab's keys, in one message
+        check_config(cfg)  # before the Lightning import: bad input fails fast
+        self.cfg = cfg
+        self.run_dir = Path(cfg.paths.run_dir)
+        self.plan = ResumePlan()
+
+    def claim(self) -> ResumePlan:
+        """Take the run directory (one writer) and plan this launch: resume, start afresh or nothing to do."""
+        from lightning.pytorch.utilities import rank_zero_only
+
+        from lmlab.distributed import apply_global_batch_size, validate_every_n_steps
+        from lmlab.runs.logfile import drop_file_logging
+        from lmlab.runs.resume import plan_resume, report
+
+        if rank_zero_only.rank != 0:  # ranks started by srun or torchrun: rank 0 alone writes the run's train.log
+            drop_file_logging()  # begin_launch held the file handler back; this rank never gets it
+        apply_global_batch_size(self.cfg)
+        validate_every_n_steps(self.cfg)
+        claim_run_dir(self.run_dir)
+        self.plan = plan_resume(self.cfg, self.run_dir)
+        if rank_zero_only.rank == 0:
+            report(self.plan, self.run_dir)
+        return self.plan
+
+    def start(self) -> None:
+        start_training(self.run_dir, self.plan.step)
+
+    def record(self, loggers: list, derived_hparams: dict) -> None:
+        """What the run directory keeps about this launch (rank 0): the first launch's config and provenance,
+        a resume's own record. The loggers get the config and `derived_hparams` (what no config key holds),
+        and, on resume, what an earlier launch logged to metrics.csv but not to them."""
+        from hydra.core.hydra_config import HydraConfig
+        from lightning.pytorch.utilities import rank_zero_only
+
+        from lmlab.runs.resume import record_resume
+        from lmlab.runs.tracking import log_config
+        from lmlab.runs.wandb_history import relog_missing
+        from lmlab.utils.provenance import resolved_config, write_provenance
+        from lmlab.utils.rich_utils import print_config_tree
+
+        if rank_zero_only.rank != 0:
+            return
+        if not HydraConfig.initialized() or HydraConfig.get().job.get("num", 0) == 0:
+            print_config_tree(self.cfg)  # a sweep prints its config tree once; every run has its config.yaml
+        overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+        if self.plan.ckpt_path and (self.run_dir / "config.yaml").is_file():
+            record_resume(self.run_dir, overrides, self.plan)  # keeps the first launch's config.yaml and run.json
+        else:
+            write_provenance(self.cfg, self.run_dir, overrides)
+        config = {**resolved_config(self.cfg), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+        log_config(loggers, config, derived_hparams)
+        if self.plan.ckpt_path:
+            relog_missing(loggers, self.run_dir)
+        log.info("Run directory: %s", self.run_dir)
+
+    def finish(self, trainer) -> float | None:
+        """The monitored metric; `finished.json` when training ran to its end (not stopped by a signal)."""
+        from lightning.pytorch.trainer.states import TrainerStatus
+
+        from lmlab.runs.resume import mark_finished
+
+        metric = trainer.callback_metrics.get(self.cfg.monitor.metric)
+        metric = None if metric is None else float(metric)
+        if trainer.state.status == TrainerStatus.FINISHED and trainer.is_global_zero:
+            mark_finished(self.run_dir, trainer.global_step, metric)
+        return metric
