@@ -51,8 +51,9 @@ def instantiate_config(cfg) -> None:
     assert hasattr(data, "train_dataloader")
     params = [torch.nn.Parameter(torch.zeros(2, 2))]
     optimizer = instantiate(cfg.optimizer, params=params)
-    if cfg.get("scheduler"):
-        instantiate(cfg.scheduler, optimizer=optimizer, num_training_steps=100)
+    if cfg.get("scheduler"):  # on_budget_change is lmlab's, read by the module before it instantiates the rest
+        scheduler = {k: v for k, v in cfg.scheduler.items() if k != "on_budget_change"}
+        instantiate(scheduler, optimizer=optimizer, num_training_steps=100)
     callbacks = instantiate_named(cfg.get("callbacks"))
     loggers = instantiate_named(cfg.get("logger"))
     if cfg.trainer.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
