@@ -29,6 +29,7 @@ def train(cfg: DictConfig) -> float | None:
 
     import lightning as L
 
+    from lmlab.callbacks.data_position import DataPosition
     from lmlab.console import quiet_third_party
     from lmlab.runs.guard import RunGuard
     from lmlab.runs.hydra_ddp import use_job_overrides_for_ddp_children
@@ -61,7 +62,7 @@ def train(cfg: DictConfig) -> float | None:
         _convert_="all",  # plain containers in hparams, so checkpoints load with torch's weights_only
     )
     run.start()  # from here this launch writes into the run directory
-    callbacks = [*instantiate_named(cfg.get("callbacks")), RunGuard(run.run_dir)]
+    callbacks = [*instantiate_named(cfg.get("callbacks")), RunGuard(run.run_dir), DataPosition()]
     loggers = instantiate_named(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     run.record(loggers, _derived_hparams(module, datamodule))

@@ -23,7 +23,6 @@ from lmlab.models.lora import (
 )
 from lmlab.modules.clipping import clip_gradients
 from lmlab.modules.schedule import SCHEDULE_STEPS_KEY, hold_after, schedule_steps
-from lmlab.runs.position import restore_position, save_position
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +113,6 @@ class HFModelModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        save_position(self.trainer, checkpoint)
         if self.schedule_steps is not None:
             checkpoint[SCHEDULE_STEPS_KEY] = self.schedule_steps
         if self.hparams.get("peft") and self.hparams.model.get("pretrained"):
@@ -126,6 +124,3 @@ class HFModelModule(L.LightningModule):
         if self.hparams.get("peft"):
             check_trainable_loaded(self, checkpoint["state_dict"], "the checkpoint")
         self._resumed_schedule_steps = checkpoint.get(SCHEDULE_STEPS_KEY)
-        # before Lightning restores its loops from the same dict: counters for this launch's processes
-        if self._trainer is not None:  # not when a checkpoint is only loaded (`load_from_checkpoint`)
-            restore_position(self.trainer, checkpoint)
