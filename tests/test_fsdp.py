@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import metric_series, run_cli
+from conftest import metric_series, read_metrics, run_cli
 from resume_helpers import SHORT
 from test_resume_e2e import TEST_CALLBACKS
 
@@ -46,7 +46,8 @@ def test_fsdp_per_block_on_two_processes_trains_as_one_process_holding_half(mode
     single = run(tmp_path / "single", MODELS[model], cache_dir)
     # the Llama run also recomputes its blocks' activations (model.activation_checkpointing) under FSDP
     checkpointing = ["model.activation_checkpointing=full"] if model == "llama" else []
-    sharded = run(tmp_path / "fsdp", [*MODELS[model], *FSDP, *checkpointing], cache_dir)
+    sharded_args = [*MODELS[model], *FSDP, *checkpointing, "trainer.strategy.sharded_checkpoint=true"]
+    sharded = run(tmp_path / "fsdp", sharded_args, cache_dir)
 
     one, two = metric_series(single, "val/loss"), metric_series(sharded, "val/loss")
     assert [s for s, _ in one] == [s for s, _ in two] and len(one) >= 5
@@ -66,3 +67,47 @@ def test_fsdp_per_block_on_two_processes_trains_as_one_process_holding_half(mode
         part = json.loads((sharded / "held" / f"held-{rank}.json").read_text())
         assert part["sharded"] == part["count"] and part["model_params"] == whole["params"]
         assert 0.45 < (part["params"] + part["optimizer"]) / (whole["params"] + whole["optimizer"]) < 0.55
+
+    # a relaunch finding sharded checkpoints refuses (resuming from them is not supported yet), writing nothing
+    before = sorted((p, p.stat().st_mtime_ns) for p in sharded.rglob("*"))
+    result = run_cli([*BASE, *sharded_args, "trainer.max_steps=24", "resume=force", f"run_dir={sharded}",
+                      f"paths.cache_dir={cache_dir}"], cwd=tmp_path / "fsdp")
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "sharded checkpoint" in errors[0] and "not supported yet" in errors[0], result.stderr
+    assert sorted((p, p.stat().st_mtime_ns) for p in sharded.rglob("*")) == before
+
+
+def test_fsdp_run_killed_after_a_checkpoint_resumes_it_exactly(tmp_path, cache_dir):
+    """`trainer=fsdp` as configured (one gathered checkpoint file), SIGKILLed right after step 8's checkpoint
+    and relaunched: it resumes at step 8 and ends as the uninterrupted run, each metrics row written once."""
+    from lmlab.runs.resume import newest_valid_checkpoint
+
+    args = [*BASE, *MODELS["gpt2"], *FSDP, "trainer.max_steps=12", "callbacks.last_checkpoint.every_n_train_steps=4"]
+    reference = run(tmp_path / "reference", args, cache_dir)
+
+    (tmp_path / "killed").mkdir()
+    run_dir = tmp_path / "killed" / "run"
+    args = [*args, f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}"]
+    kill = ["+callbacks.kill._target_=signal_at_step.SigkillAfterStep", "+callbacks.kill.step=8"]
+    result = run_cli([*args, *kill], cwd=tmp_path / "killed", env=TEST_CALLBACKS)
+    assert result.returncode == -9, result.stderr[-3000:]
+    newest, step, skipped = newest_valid_checkpoint(run_dir)
+    assert step == 8 and not skipped  # one gathered file per checkpoint, which lmlab's resume reads
+    result = run_cli(args, cwd=tmp_path / "killed")
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumes = [json.loads(line) for line in (run_dir / "resumes.jsonl").read_text().splitlines()]
+    assert resumes[-1]["resumed_from"] == str(newest)
+
+    a, b = (torch.load(r / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+            for r in (reference, run_dir))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-5) for k in a)
+    one, two = metric_series(reference, "val/loss"), metric_series(run_dir, "val/loss")
+    assert [s for s, _ in one] == [s for s, _ in two] == [4, 8, 12]
+    assert torch.allclose(torch.tensor([v for _, v in two]), torch.tensor([v for _, v in one]), rtol=0, atol=1e-5)
+    assert row_keys(run_dir) == row_keys(reference)  # each row once: none lost, none repeated
+
+
+def row_keys(run_dir: Path) -> list[tuple[str, tuple[str, ...]]]:
+    """(step, the metrics it holds) for each row of metrics.csv."""
+    return sorted((r["step"], tuple(sorted(k for k, v in r.items() if v))) for r in read_metrics(run_dir))

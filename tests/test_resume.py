@@ -81,6 +81,20 @@ def test_explicit_ckpt_path_is_checked(tmp_path):
     assert plan_resume(cfg_for(tmp_path, ckpt_path=str(good)), tmp_path).ckpt_path == str(good)
 
 
+def test_sharded_checkpoints_are_refused_not_skipped(tmp_path):
+    """A torch DCP directory (`sharded_checkpoint=true`) beside an older file: skipping it would restart from
+    an earlier step (or 0), so every mode and `ckpt_path=` to it refuse."""
+    import torch.distributed.checkpoint as dcp
+
+    save(tmp_path / "checkpoints" / "step000002.ckpt", 2)
+    sharded = tmp_path / "checkpoints" / "last.ckpt"
+    dcp.save({"state_dict": {"w": torch.ones(4)}}, checkpoint_id=sharded, no_dist=True)
+    torch.save({"global_step": 4}, sharded / "meta.pt")
+    for cfg in (cfg_for(tmp_path), cfg_for(tmp_path, resume="never"), cfg_for(tmp_path, ckpt_path=str(sharded))):
+        with pytest.raises(LmlabError, match="last.ckpt is a sharded checkpoint.*not supported yet"):
+            plan_resume(cfg, tmp_path)
+
+
 def test_config_changes_are_reported_against_the_saved_config(tmp_path):
     save(tmp_path / "checkpoints" / "last.ckpt", 3)
     OmegaConf.save(cfg_for(tmp_path, optimizer={"lr": 0.001}, trainer={"max_steps": 10}), tmp_path / "config.yaml")

@@ -26,12 +26,13 @@ class FSDPStrategy(ModelParallelStrategy):
         parameters after its forward (ZeRO-3); `grad_op` keeps them gathered until the backward (ZeRO-2:
         less communication, more memory); `hybrid` shards within a node and replicates across nodes (HSDP).
     cpu_offload: parameters, gradients and optimizer state live in host memory; the optimizer steps there.
-    sharded_checkpoint: each rank writes its own shard of a checkpoint directory (torch DCP); false
-        gathers one file on rank 0.
+    sharded_checkpoint: false (default) gathers one checkpoint file on rank 0, which a relaunch resumes
+        from; true has each rank write its own shard of a checkpoint directory (torch DCP), which lmlab's
+        resume refuses for now (`lmlab.runs.resume`).
     """
 
     def __init__(self, sharding: Literal["full", "hybrid", "grad_op"] = "full", cpu_offload: bool = False,
-                 sharded_checkpoint: bool = True, **kwargs: Any):
+                 sharded_checkpoint: bool = False, **kwargs: Any):
         if sharding not in SHARDING:
             raise LmlabError(f"trainer.strategy.sharding={sharding!r} must be one of {', '.join(SHARDING)}")
         super().__init__(save_distributed_checkpoint=sharded_checkpoint, **kwargs)
@@ -51,6 +52,11 @@ class FSDPStrategy(ModelParallelStrategy):
     def model_to_device(self) -> None:
         if not self.cpu_offload:  # offloaded parameters stay in host memory; fully_shard placed the rest
             super().model_to_device()
+
+    def load_checkpoint(self, checkpoint_path: Any, weights_only: bool | None = None) -> dict[str, Any]:
+        # Lightning drops `fit(weights_only=False)` for strategies that restore after setup (this one), and
+        # torch's default then refuses lmlab checkpoints (RNG states, hyperparameters): keep lmlab's choice
+        return super().load_checkpoint(checkpoint_path, weights_only=False if weights_only is None else weights_only)
 
     def _sharding_mesh(self):
         if self.sharding != "hybrid":

@@ -1,8 +1,8 @@
 """Sharded checkpoints (a directory of torch DCP shards, one per rank, and Lightning's `meta.pt`) read as one.
 
-`trainer=fsdp` writes them; whatever reads a checkpoint outside training (export, generation, evaluation,
-`model.init_from`, `lmlab-consolidate`) gets the same dict a single-file checkpoint holds, gathered in
-this one process. Training itself resumes from the shards directly, on any number of processes.
+`trainer=fsdp trainer.strategy.sharded_checkpoint=true` writes them; this reads one outside training as the
+dict a single-file checkpoint holds, gathered in this one process. A relaunch does not resume from them yet
+(`lmlab.runs.resume` refuses them).
 """
 
 from __future__ import annotations

@@ -88,6 +88,19 @@ def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, int, list[str]]
     return newest, step, skipped
 
 
+def refuse_sharded(paths: list[Path]) -> None:
+    """Raise `LmlabError` if one of `paths` is a sharded (DCP directory) checkpoint: skipping it would
+    restart the run from step 0 and lose its work, and resuming from one is not supported yet."""
+    from lmlab.parallel.sharded_checkpoint import is_sharded_checkpoint
+
+    sharded = [p for p in paths if is_sharded_checkpoint(p)]
+    if sharded:
+        raise LmlabError(f"{sharded[-1]} is a sharded checkpoint (trainer.strategy.sharded_checkpoint=true): resuming "
+                         "from sharded checkpoints is not supported yet; train with "
+                         "trainer.strategy.sharded_checkpoint=false (the default, one gathered file that resumes) "
+                         "in a new run_dir=")
+
+
 def config_changes(saved: dict, current: dict, keys: tuple[str, ...] | None = None) -> list[str]:
     """`key: old -> new` for every leaf that differs between two resolved configs (launch keys and the
     budget ignored), or only for the leaves under `keys`."""
@@ -115,6 +128,7 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
     plan = ResumePlan()
     if cfg.get("ckpt_path"):
         path = Path(cfg.ckpt_path)
+        refuse_sharded([path])
         try:
             plan.step = checkpoint_step(path)
         except Exception as e:  # noqa: BLE001
@@ -125,6 +139,7 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
         if marker.is_file() and mode == "auto":
             plan.finished = json.loads(marker.read_text())
             return plan
+        refuse_sharded(checkpoint_files(run_dir))
         newest, step, plan.skipped = newest_valid_checkpoint(run_dir)
         if newest is not None and mode == "never":
             raise LmlabError(f"resume=never but {run_dir} already holds checkpoints of an earlier run; "
