@@ -19,8 +19,8 @@ from lmlab.config import config_dir
 pytestmark = pytest.mark.slow
 
 FAST_CUT = 200  # conf/debug/fast.yaml: data.max_documents
-# Data options that read the Hugging Face hub, and base configs a data set config starts from.
-NEEDS_NETWORK = {"alpaca", "hub", "imdb", "sst2", "wikitext2", "wikitext103"}
+# Data options that read the Hugging Face hub or object storage, and base configs a data set config starts from.
+NEEDS_NETWORK = {"alpaca", "hub", "imdb", "sst2", "wikitext2", "wikitext103", "remote"}
 BASES = {"classification", "sft"}
 CASES = {  # data option → the tasks it serves
     "stdlib": ["clm", "mlm"], "files": ["clm", "mlm"], "mixture": ["clm"],
