@@ -39,7 +39,7 @@ def source_step(source: str) -> int | None:
         if (path / "hf" / "config.json").is_file() and (path / "finished.json").is_file():
             return int(json.loads((path / "finished.json").read_text())["global_step"])
         path = path / "checkpoints" / "last.ckpt"
-    if path.is_file() and path.suffix == ".ckpt":
+    if path.exists() and path.suffix == ".ckpt":  # a file, or a sharded checkpoint (a directory)
         from lmlab.runs.checkpoint_load import read_checkpoint
 
         return int(read_checkpoint(path, "source")["global_step"])
