@@ -110,11 +110,14 @@ def test_sharded_checkpoints_resume_on_2_on_1_and_from_1_on_2_and_skip_a_damaged
 
 def test_a_sharded_checkpoint_is_read_by_generate_and_converted_to_one_file(tmp_path, cache_dir):
     run_dir = tmp_path / "run"
-    result = run_cli([*ARGS, "trainer.devices=2", "trainer.max_steps=4", f"run_dir={run_dir}",
-                      f"paths.cache_dir={cache_dir}"], cwd=tmp_path)
+    # with the samples at each validation (every rank runs the sharded forward) and the hf/ export
+    args = [a for a in ARGS if a not in ("callbacks.samples=null", "callbacks.export_hf=null")]
+    result = run_cli([*args, "trainer.devices=2", "trainer.max_steps=4", "callbacks.samples.max_new_tokens=6",
+                      f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     sharded = run_dir / "checkpoints" / "last.ckpt"
-    assert sharded.is_dir()
+    assert sharded.is_dir() and (run_dir / "hf" / "model.safetensors").is_file()
+    assert [line.split(":")[0] for line in (run_dir / "samples.txt").read_text().splitlines()] == ["step 4"] * 2
 
     out = run_dir / "checkpoints" / "consolidated.ckpt"
     result = subprocess.run([sys.executable, "-m", "lmlab.parallel.consolidate", str(sharded), str(out)],

@@ -35,11 +35,11 @@ class DownstreamEval(L.Callback):
 
         if self.every_n_steps <= 0:
             raise LmlabError(f"callbacks.downstream_eval.every_n_steps={self.every_n_steps} must be positive")
-        from lightning.pytorch.strategies import FSDPStrategy
+        from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 
         if getattr(pl_module, "tokenizer", None) is None or not pl_module.model.can_generate():
             raise LmlabError("callbacks.downstream_eval scores causal language models (task=clm or sft)")
-        if isinstance(trainer.strategy, FSDPStrategy):  # rank 0 alone holds a shard, not the model
+        if isinstance(trainer.strategy, FSDPStrategy | ModelParallelStrategy):  # rank 0 holds a shard, not the model
             raise LmlabError("callbacks.downstream_eval does not run under FSDP: score the checkpoints with "
                              "lmlab-eval instead")
         self.spec.check("callbacks.downstream_eval.tasks")

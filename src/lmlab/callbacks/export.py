@@ -14,6 +14,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
 from lmlab.models.lora import save_model
+from lmlab.parallel.sharding import is_sharded
 from lmlab.runs.integrity import require_finite
 
 log = logging.getLogger(__name__)
@@ -61,12 +62,6 @@ class ExportHuggingFace(L.Callback):
             with_umask_modes(directory)
         log.info("Exported the model and tokenizer to %s", self.dirpath)
 
-
-def is_sharded(model) -> bool:
-    """Whether FSDP2 (`fully_shard`) holds the model's parameters as shards."""
-    from torch.distributed.fsdp import FSDPModule
-
-    return isinstance(model, FSDPModule)
 
 
 def with_umask_modes(directory: Path) -> None:
