@@ -43,6 +43,10 @@ class FSDPStrategy(ModelParallelStrategy):
     def setup_environment(self) -> None:
         # data parallel over every process (lmlab's samplers split each global batch over all of them)
         self._data_parallel_size, self._tensor_parallel_size = self.num_nodes * self.num_processes, 1
+        if self.cpu_offload and self.root_device.type == "cpu":  # trainer.accelerator=auto on a machine without GPU
+            from lmlab.runs.validate import OFFLOAD_NEEDS_GPU
+
+            raise LmlabError(OFFLOAD_NEEDS_GPU)
         super().setup_environment()
 
     def setup(self, trainer) -> None:
