@@ -17,10 +17,6 @@ from lmlab.runs.lock import launch_rank_zero
 from lmlab.runs.redact import mask_console
 from lmlab.runs.run import Run
 
-# Resolvers are registered on import, not in main(): a SLURM or submitit job unpickles this module's task
-# function and resolves the run's paths (${lmlab.cwd}, ${lmlab.run_dir}) before calling it.
-register_resolvers()
-
 
 def train(cfg: DictConfig) -> float | None:
     """Train one run; returns the monitored validation metric (what a sweeper optimizes)."""
@@ -86,6 +82,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     mask_console(sys.argv[1:])  # secrets masked in all Hydra prints, too
+    register_resolvers()  # before Hydra composes; a sweep job in another process gets them with Hydra's state
     check_overrides("train", sys.argv[1:])  # a bad override: one line, status 2
     _hydra_main()
 
