@@ -20,8 +20,7 @@ def check_config(cfg: DictConfig) -> None:
         sources += [spec.source for spec in cfg.data.sources.values()]
     for source in map(hydra.utils.instantiate, sources):
         source.fingerprint()  # a missing file or dataset fails here
-        if hasattr(source, "check_text"):
-            source.check_text()  # text that does not decode fails here
+        source.check_text()  # text that does not decode fails here (lmlab.contracts.Source)
     if cfg.data.get("document_masking") and cfg.get("task_name") != "clm":
         raise LmlabError(f"data.document_masking=true is for causal-LM pretraining (task=clm), not task="
                          f"{cfg.get('task_name')}: remove it")
