@@ -26,6 +26,7 @@ def train(cfg: DictConfig) -> float | None:
     import lightning as L
 
     from lmlab.callbacks.data_position import DataPosition
+    from lmlab.callbacks.lora_checkpoint import LoraCheckpoints
     from lmlab.console import quiet_third_party
     from lmlab.runs.guard import RunGuard
     from lmlab.runs.hydra_ddp import use_job_overrides_for_ddp_children
@@ -59,6 +60,8 @@ def train(cfg: DictConfig) -> float | None:
     )
     run.start()  # from here this launch writes into the run directory
     callbacks = [*instantiate_named(cfg.get("callbacks")), RunGuard(run.run_dir), DataPosition()]
+    if cfg.get("peft"):
+        callbacks.append(LoraCheckpoints())  # adapter-only checkpoints of a pretrained base
     loggers = instantiate_named(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     run.record(loggers, _derived_hparams(module, datamodule))
