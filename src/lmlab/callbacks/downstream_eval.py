@@ -42,7 +42,7 @@ class DownstreamEval(L.Callback):
         if isinstance(trainer.strategy, FSDPStrategy):  # rank 0 alone holds a shard, not the model
             raise LmlabError("callbacks.downstream_eval does not run under FSDP: score the checkpoints with "
                              "lmlab-eval instead")
-        self.spec.check("callbacks.downstream_eval.tasks")
+        # the tasks were checked by lmlab-train before the run was claimed (lmlab.runs.config_checks)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.last_step = trainer.global_step
