@@ -64,6 +64,22 @@ def test_num_proc_2_writes_a_byte_identical_token_stream_to_num_proc_1(tokenizer
     assert np.concatenate([np.frombuffer(b, np.uint16) for b in files[1].values()]).tolist() == expected
 
 
+def test_encoding_workers_end_on_the_pools_sigterm_whatever_their_parent_does_with_it(tokenizer):
+    """Under SLURM submitit's handler ignores SIGTERM; a worker inheriting it would outlive the pool's exit."""
+    import multiprocessing
+    import signal
+
+    from lmlab.data.encode_pool import _init_worker
+
+    previous = signal.signal(signal.SIGTERM, lambda *args: None)
+    try:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(1, _init_worker, (tokenizer.backend_tokenizer.to_str(), "uint16", 0)) as pool:
+            assert pool.apply(signal.getsignal, (signal.SIGTERM,)) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_a_multi_shard_corpus_serves_the_same_blocks_as_one_shard(tokenizer, stdlib_docs, tmp_path):
     one, many = tmp_path / "one", tmp_path / "many"
     one.mkdir(), many.mkdir()

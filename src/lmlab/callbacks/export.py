@@ -56,7 +56,7 @@ class ExportHuggingFace(L.Callback):
     def export(self, model, pl_module: L.LightningModule, vocab_size: int | None = None) -> None:
         require_finite(model.named_parameters(), f"the export {self.dirpath}")  # never NaN weights in hf/
         save_model(model, self.dirpath, vocab_size)
-        if getattr(pl_module, "tokenizer", None) is not None:
+        if pl_module.tokenizer is not None:
             pl_module.tokenizer.save_pretrained(self.dirpath)
         for directory in (self.dirpath, self.dirpath.with_name(f"{self.dirpath.name}-adapter")):
             with_umask_modes(directory)

@@ -33,7 +33,7 @@ class SampleContinuations(L.Callback):
         self.seed = seed
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        tokenizer = getattr(pl_module, "tokenizer", None)
+        tokenizer = pl_module.tokenizer
         if trainer.sanity_checking or tokenizer is None or self.num_samples <= 0:
             return
         sharded = is_sharded(pl_module.model)  # FSDP: every rank runs the forward (it gathers each block)

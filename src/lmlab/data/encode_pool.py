@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 
@@ -34,6 +35,9 @@ def encode(backend, batch: Batch, dtype: np.dtype, separator: int) -> np.ndarray
 
 
 def _init_worker(tokenizer_json: str, dtype: str, separator: int) -> None:
+    # The pool stops its workers with SIGTERM; a forked worker inherits its parent's handler, which under
+    # SLURM is submitit's, ignoring SIGTERM (the pool's exit then waits forever on that worker).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # this process is one of num_proc: one core each
     from tokenizers import Tokenizer
 

@@ -56,7 +56,8 @@ def checkpoint_metadata(path: Path) -> dict[str, Any]:
 
 def load_module(module_class: type, path: Path, key: str, **kwargs: Any):
     """`module_class.load_from_checkpoint(path)` on CPU, once the file's bytes are verified (a sharded
-    checkpoint gathered in memory first)."""
+    checkpoint gathered in memory first); a LoRA module's non-strict load checked for every trainable parameter
+    (as a resume checks it: `callbacks/lora_checkpoint.py`)."""
     import io
 
     import torch
@@ -64,11 +65,18 @@ def load_module(module_class: type, path: Path, key: str, **kwargs: Any):
     from lmlab.parallel.sharded_checkpoint import is_sharded_checkpoint
 
     source: Path | io.BytesIO = intact_checkpoint(path, key)
-    if is_sharded_checkpoint(path):
+    checkpoint = read_checkpoint(path, key) if is_sharded_checkpoint(path) else None
+    if checkpoint is not None:
         source = io.BytesIO()
-        torch.save(read_checkpoint(path, key), source)
+        torch.save(checkpoint, source)
         source.seek(0)
-    return module_class.load_from_checkpoint(source, map_location="cpu", weights_only=False, **kwargs)
+    module = module_class.load_from_checkpoint(source, map_location="cpu", weights_only=False, **kwargs)
+    if module.hparams.get("peft"):
+        from lmlab.models.lora import check_trainable_loaded
+
+        state = (checkpoint or read_checkpoint(path, key))["state_dict"]
+        check_trainable_loaded(module, state, f"{key}={str(path)!r}")
+    return module
 
 
 def _instead(damaged: Path, key: str) -> str:
