@@ -4,6 +4,7 @@ an interrupted cache build. Small inputs, forced into the large-corpus code path
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 
@@ -62,6 +63,17 @@ def test_num_proc_2_writes_a_byte_identical_token_stream_to_num_proc_1(tokenizer
     assert files[2] == files[1]
     expected = [i for doc in stdlib_docs for i in [*ids_of(tokenizer, doc), tokenizer.eos_token_id]]
     assert np.concatenate([np.frombuffer(b, np.uint16) for b in files[1].values()]).tolist() == expected
+
+
+@pytest.mark.timeout(60)
+def test_workers_end_even_when_the_parent_ignores_sigterm(tokenizer, stdlib_docs, tmp_path):
+    """Under SLURM, submitit's handler ignores SIGTERM; the forked workers must still end when the pool does."""
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        meta = write_token_stream(stdlib_docs, tokenizer, tmp_path, block_size=32, batch_chars=64_000, num_proc=2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert meta["shards"]
 
 
 def test_a_multi_shard_corpus_serves_the_same_blocks_as_one_shard(tokenizer, stdlib_docs, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 
@@ -34,6 +35,9 @@ def encode(backend, batch: Batch, dtype: np.dtype, separator: int) -> np.ndarray
 
 
 def _init_worker(tokenizer_json: str, dtype: str, separator: int) -> None:
+    # A forked worker inherits its parent's SIGTERM handler (submitit's under SLURM ignores the signal), and
+    # the pool ends its workers with SIGTERM: without the default action, leaving the pool would wait forever.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # this process is one of num_proc: one core each
     from tokenizers import Tokenizer
 
