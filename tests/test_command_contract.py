@@ -131,6 +131,8 @@ TRAIN_DATA = [  # (overrides given the bad files, what the one line says)
     (lambda b: ["task=classify", "model=bert-tiny", f"model.init_from={b / 'nowhere'}", "data.batch_size=8",
                 "resume=force"],
      "does not exist"),
+    (lambda b: ["callbacks=downstream_eval", "callbacks.downstream_eval.tasks=[no_such_task]"],
+     "callbacks.downstream_eval.tasks: no lm-eval task named 'no_such_task'"),
 ]
 EVAL = [  # (arguments given the classification run, what the one line says)
     (lambda r, b: [], "no model to evaluate"),

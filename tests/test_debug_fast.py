@@ -35,7 +35,7 @@ MODEL = {"clm": [*GPT2, "callbacks.samples=null"], "sft": [*GPT2, "data.generati
          "mlm": BERT, "classify": BERT}
 SHORT = ["trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
          "data.vocab_size=300", "data.batch_size=4", "data.eval_batch_size=4", "callbacks.model_summary=null",
-         "callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
+         "trainer.enable_progress_bar=false"]  # honoured alone: lmlab adds no progress callback then
 
 
 def options(group: str) -> set[str]:

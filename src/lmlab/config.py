@@ -89,6 +89,13 @@ def minilm_path() -> str:
 
 
 def register_resolvers() -> None:
+    """Register the `lmlab.*` resolvers the configs use (idempotent).
+
+    Called explicitly, never at import: by each command's `main()` before Hydra composes. A sweep's job in
+    another process (submitit on SLURM, joblib, `local_gpus`) gets them from the launching process: Hydra's
+    launchers ship `Singleton.get_state()`, which holds OmegaConf's resolvers, and restore it before the job's
+    directory is resolved.
+    """
     from hydra.types import RunMode
 
     from lmlab.runs.tracking import wandb_group, wandb_run_name

@@ -17,10 +17,6 @@ from lmlab.runs.lock import launch_rank_zero
 from lmlab.runs.redact import mask_console
 from lmlab.runs.run import Run
 
-# Resolvers are registered on import, not in main(): a SLURM or submitit job unpickles this module's task
-# function and resolves the run's paths (${lmlab.cwd}, ${lmlab.run_dir}) before calling it.
-register_resolvers()
-
 
 def train(cfg: DictConfig) -> float | None:
     """Train one run; returns the monitored validation metric (what a sweeper optimizes)."""
@@ -30,6 +26,7 @@ def train(cfg: DictConfig) -> float | None:
     import lightning as L
 
     from lmlab.callbacks.data_position import DataPosition
+    from lmlab.callbacks.lora_checkpoint import LoraCheckpoints
     from lmlab.console import quiet_third_party
     from lmlab.runs.guard import RunGuard
     from lmlab.runs.hydra_ddp import use_job_overrides_for_ddp_children
@@ -63,6 +60,8 @@ def train(cfg: DictConfig) -> float | None:
     )
     run.start()  # from here this launch writes into the run directory
     callbacks = [*instantiate_named(cfg.get("callbacks")), RunGuard(run.run_dir), DataPosition()]
+    if cfg.get("peft"):
+        callbacks.append(LoraCheckpoints())  # adapter-only checkpoints of a pretrained base
     loggers = instantiate_named(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     run.record(loggers, _derived_hparams(module, datamodule))
@@ -86,6 +85,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     mask_console(sys.argv[1:])  # secrets masked in all Hydra prints, too
+    register_resolvers()  # before Hydra composes; a sweep job in another process gets them with Hydra's state
     check_overrides("train", sys.argv[1:])  # a bad override: one line, status 2
     _hydra_main()
 

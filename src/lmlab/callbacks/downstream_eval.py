@@ -37,12 +37,12 @@ class DownstreamEval(L.Callback):
             raise LmlabError(f"callbacks.downstream_eval.every_n_steps={self.every_n_steps} must be positive")
         from lightning.pytorch.strategies import FSDPStrategy
 
-        if getattr(pl_module, "tokenizer", None) is None or not pl_module.model.can_generate():
+        if pl_module.tokenizer is None or not pl_module.model.can_generate():
             raise LmlabError("callbacks.downstream_eval scores causal language models (task=clm or sft)")
         if isinstance(trainer.strategy, FSDPStrategy):  # rank 0 alone holds a shard, not the model
             raise LmlabError("callbacks.downstream_eval does not run under FSDP: score the checkpoints with "
                              "lmlab-eval instead")
-        self.spec.check("callbacks.downstream_eval.tasks")
+        # the tasks were checked by lmlab-train before the run was claimed (lmlab.runs.config_checks)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.last_step = trainer.global_step

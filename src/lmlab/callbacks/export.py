@@ -32,7 +32,7 @@ class ExportHuggingFace(L.Callback):
             to_plain_linear(pl_module.model)
         # the tokenizer's vocabulary size (pad rows sliced off); with LoRA the merged model, and hf-adapter/
         save_model(pl_module.model, self.dirpath, pl_module.hparams.get("vocab_size"))
-        if getattr(pl_module, "tokenizer", None) is not None:
+        if pl_module.tokenizer is not None:
             pl_module.tokenizer.save_pretrained(self.dirpath)
         for directory in (self.dirpath, self.dirpath.with_name(f"{self.dirpath.name}-adapter")):
             with_umask_modes(directory)

@@ -34,7 +34,7 @@ class SampleContinuations(L.Callback):
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        tokenizer = getattr(pl_module, "tokenizer", None)
+        tokenizer = pl_module.tokenizer
         if trainer.sanity_checking or tokenizer is None or self.num_samples <= 0:
             return
         pad_rows = pad_token_ids(pl_module.model, len(tokenizer))

@@ -55,8 +55,11 @@ class TextProgress(ProgressBarBase):
                  "  ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())))
 
 
-def progress_bar(refresh_rate: int = 4):
-    """lmlab's Rich progress bar on a terminal, plain lines (`TextProgress`) otherwise."""
+def progress_bar(refresh_rate: int = 4, enabled: bool = True) -> ProgressBarBase | None:
+    """lmlab's Rich progress bar on a terminal, plain lines (`TextProgress`) otherwise; None when
+    `trainer.enable_progress_bar=false` (Lightning refuses any progress callback then)."""
+    if not enabled:
+        return None
     if sys.stdout.isatty():
         from lmlab.callbacks.progress import ProgressBar
 

@@ -126,9 +126,8 @@ class ClassificationDataModule(TokenizedSplitsDataModule):
         """Label names in id order: data.labels, else what the source declares, else inferred from the splits."""
         if self.declared_labels:
             return self.declared_labels
-        if hasattr(self.source, "label_names"):
-            return self.source.label_names()
-        return label_names_of(list(self.raw_splits.values()), self.label_column)
+        declared = self.source.label_names()
+        return declared if declared is not None else label_names_of(list(self.raw_splits.values()), self.label_column)
 
     def module_kwargs(self) -> dict:
         """What the LightningModule needs from the data: the label names (checked against every split)."""

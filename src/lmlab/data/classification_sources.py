@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lmlab.contracts import ExampleSource
 from lmlab.errors import LmlabError, first_line
 
 _BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -24,7 +25,7 @@ def _root_cause(e: BaseException) -> BaseException:
 
 
 @dataclass
-class HubSplits:
+class HubSplits(ExampleSource):
     """`datasets.load_dataset(path, name, split=splits[split])`, e.g. glue/sst2 or imdb."""
 
     path: str
@@ -48,7 +49,7 @@ class HubSplits:
 
 
 @dataclass
-class LocalSplits:
+class LocalSplits(ExampleSource):
     """Local CSV/TSV/JSON Lines/Parquet files, one per split, under a directory `path`.
 
     `files` maps a split to its file name; a split mapped to null (or absent from `files`, which is null by

@@ -35,8 +35,8 @@ def encode(backend, batch: Batch, dtype: np.dtype, separator: int) -> np.ndarray
 
 
 def _init_worker(tokenizer_json: str, dtype: str, separator: int) -> None:
-    # A forked worker inherits its parent's SIGTERM handler (submitit's under SLURM ignores the signal), and
-    # the pool ends its workers with SIGTERM: without the default action, leaving the pool would wait forever.
+    # The pool stops its workers with SIGTERM; a forked worker inherits its parent's handler, which under
+    # SLURM is submitit's, ignoring SIGTERM (the pool's exit then waits forever on that worker).
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # this process is one of num_proc: one core each
     from tokenizers import Tokenizer

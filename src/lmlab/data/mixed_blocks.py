@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from lmlab.contracts import TextSource
 from lmlab.data.cache import fingerprint
 from lmlab.data.cutting import Document
 from lmlab.errors import LmlabError
@@ -59,7 +60,7 @@ class MixedBlocks(Dataset):
 
 
 @dataclass
-class SourceMixture:
+class SourceMixture(TextSource):
     """The documents of every source, interleaved one by one: what a tokenizer trained here learns from."""
 
     sources: Mapping[str, Any]
@@ -68,7 +69,7 @@ class SourceMixture:
         return fingerprint(**{name: source.fingerprint() for name, source in self.sources.items()})
 
     def size_hint(self, split: str) -> int | None:
-        hints = [getattr(source, "size_hint", lambda split: None)(split) for source in self.sources.values()]
+        hints = [source.size_hint(split) for source in self.sources.values()]
         return None if None in hints else sum(hints)
 
     def documents(self, split: str) -> Iterator[Document]:

@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from lmlab.contracts import DataModule
 from lmlab.data.cache import cached_dir, fingerprint
 from lmlab.data.cutting import Document
 from lmlab.data.document_positions import CollateWithDocumentPositions
@@ -29,7 +30,7 @@ from lmlab.errors import LmlabError
 log = logging.getLogger(__name__)
 
 
-class PretrainDataModule(L.LightningDataModule):
+class PretrainDataModule(L.LightningDataModule, DataModule):
     """Packed fixed-length blocks for causal- and masked-LM pretraining.
 
     The tokenized splits live in `cache_dir` under a fingerprint of (source, tokenizer, block_size,
@@ -75,18 +76,13 @@ class PretrainDataModule(L.LightningDataModule):
         self._tokenizer = None
         self.datasets: dict[str, PackedBlocks] = {}
 
-    def module_kwargs(self) -> dict:
-        """Nothing beyond the tokenizer (lmlab.contracts.DataModule)."""
-        return {}
-
     def documents(self, split: str, source=None) -> Iterator[Document]:
         """The documents of `source` (default: this module's), cut to the first `max_documents` (quick runs)."""
         return itertools.islice((source or self.source).documents(split), self.max_documents)
 
     def size_hint(self, split: str, source=None) -> int | None:
         """About the characters of a split, for the progress display's ETA (unknown when cut short)."""
-        hint = getattr(source or self.source, "size_hint", None)
-        return hint(split) if hint is not None and self.max_documents is None else None
+        return (source or self.source).size_hint(split) if self.max_documents is None else None
 
     def fingerprint_of(self, source) -> str:
         """What a source's tokens depend on besides the tokenizer: its files and the `max_documents` cut."""

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmlab.contracts import TextSource
 from lmlab.data.cutting import Document
 from lmlab.errors import LmlabError, first_line
 
@@ -164,7 +165,7 @@ def _document(path: Path, encoding: str, errors: str) -> Document:
 
 
 @dataclass
-class StdlibCorpus:
+class StdlibCorpus(TextSource):
     """The running interpreter's standard-library `.py` sources: ~30 MB of real code on any machine.
 
     Split into train/validation by a hash of each file's path, so no file lands in both.
@@ -203,7 +204,7 @@ class StdlibCorpus:
 
 
 @dataclass
-class TextFiles:
+class TextFiles(TextSource):
     """Local text files by glob. Without a `validation` glob, files are split by a hash of their path;
     a single file is split by lines, its last `validation_fraction` becoming the validation text. A single
     file, and any file over `STREAM_BYTES`, is streamed in chunks (it may be bigger than memory)."""
@@ -265,7 +266,7 @@ class TextFiles:
 
 
 @dataclass
-class HubDataset:
+class HubDataset(TextSource):
     """A Hugging Face dataset: `datasets.load_dataset(path, name, split=...)[text_column]`.
 
     `path` may also be a builder such as "text" or "parquet" with `data_files`, which works offline.

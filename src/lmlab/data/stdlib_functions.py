@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from lmlab.contracts import ExampleSource
 from lmlab.data.sources import _files_fingerprint
 from lmlab.errors import LmlabError
 
@@ -37,7 +38,7 @@ def function_sources(path: Path, max_chars: int) -> list[str]:
 
 
 @dataclass
-class StdlibFunctions:
+class StdlibFunctions(ExampleSource):
     """Examples {text: function source, label: package name} for `split` in train/validation.
 
     `label_names()` is the package list, in order: the label ids of the task.

@@ -11,6 +11,7 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
+from lmlab.contracts import ExampleSource
 from lmlab.errors import LmlabError
 
 TRANSFORMS = {
@@ -27,7 +28,7 @@ def in_validation(text: str, fraction: float) -> bool:
 
 
 @dataclass
-class SyntheticInstructions:
+class SyntheticInstructions(ExampleSource):
     """`prompt`/`response` pairs: `<task> <letters>` → the transformed letters. Same seed, same examples."""
 
     tasks: list[str] = field(default_factory=lambda: ["reverse", "upper"])

@@ -11,12 +11,13 @@ import lightning as L
 import torch
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from lmlab.contracts import DataModule
 from lmlab.data.cache import cached_dir, fingerprint
 from lmlab.data.tokenizer import BPE_VERSION, load_pretrained_tokenizer, train_bpe
 from lmlab.distributed import eval_sampler, train_sampler
 
 
-class TokenizedSplitsDataModule(L.LightningDataModule):
+class TokenizedSplitsDataModule(L.LightningDataModule, DataModule):
     """A subclass says how a split is tokenized (`_tokenized`: the cached folder) and batched (`collator`), what
     a tokenizer trained here learns from (`bpe_texts`, `bpe_key`) and what the task adds to any tokenizer
     (`prepared`)."""
@@ -32,10 +33,6 @@ class TokenizedSplitsDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.cache_dir = Path(cache_dir)
         self.datasets: dict = {}
-
-    def module_kwargs(self) -> dict:
-        """What the task module needs from the data beyond the tokenizer (lmlab.contracts.DataModule)."""
-        return {}
 
     def cut(self, dataset):
         """`dataset` cut to a fixed random `max_documents` examples (quick runs); the whole of it when unset."""

@@ -11,17 +11,19 @@ from omegaconf import DictConfig, ListConfig
 
 from lmlab.errors import LmlabError
 from lmlab.evaluation.harness import HarnessSpec, evaluate_model, task_metrics
+from lmlab.models.locate import is_lmlab_run, locate_model
 
 log = logging.getLogger("lmlab")
 
 
-def spec_from_config(cfg: DictConfig, default_batch_size: int = 16) -> HarnessSpec:
-    """The harness arguments of an `lmlab-eval` or `downstream_eval` config node, checked."""
+def spec_from_config(cfg: DictConfig, default_batch_size: int = 16, key: str = "tasks") -> HarnessSpec:
+    """The harness arguments of an `lmlab-eval` or `downstream_eval` config node, checked (`key` names the
+    node's `tasks` in errors)."""
     spec = HarnessSpec(tasks=as_list(cfg.tasks), include_path=as_list(cfg.get("include_path") or []),
                        num_fewshot=cfg.get("num_fewshot"), limit=cfg.get("limit"),
                        batch_size=cfg.get("batch_size") or default_batch_size,
                        bootstrap_iters=cfg.get("bootstrap_iters", 0))
-    spec.check()
+    spec.check(key)
     return spec
 
 
@@ -31,32 +33,31 @@ def as_list(value) -> list[str]:
 
 
 def source_step(source: str) -> int | None:
-    """The training step of the weights SOURCE names: a checkpoint's, a finished run's; None for other models."""
-    from lmlab.models.locate import is_lmlab_run
-
-    path = Path(source).expanduser()
-    if path.is_dir() and is_lmlab_run(path):
-        if (path / "hf" / "config.json").is_file() and (path / "finished.json").is_file():
-            return int(json.loads((path / "finished.json").read_text())["global_step"])
-        path = path / "checkpoints" / "last.ckpt"
-    if path.is_file() and path.suffix == ".ckpt":
+    """The training step of the weights SOURCE names (`locate_model`'s rule): a checkpoint's, a finished run's
+    `hf/` export's; None for other models."""
+    found = locate_model(source, "source")
+    if isinstance(found, Path):  # an lmlab checkpoint
         from lmlab.runs.checkpoint_load import read_checkpoint
 
-        return int(read_checkpoint(path, "source")["global_step"])
+        return int(read_checkpoint(found, "source")["global_step"])
+    run_dir = source_run(found)
+    if run_dir is not None and (run_dir / "finished.json").is_file():
+        return int(json.loads((run_dir / "finished.json").read_text())["global_step"])
     return None
+
+
+def source_run(found: Path | str) -> Path | None:
+    """The lmlab run whose checkpoint or `hf/` export `locate_model` found; None for other models."""
+    run_dir = found.parent.parent if isinstance(found, Path) else Path(found).parent
+    return run_dir if Path(found).exists() and is_lmlab_run(run_dir) else None
 
 
 def output_dir(cfg: DictConfig, source: str) -> Path:
     """`output_dir`, else the run's own eval/ directory, else ./eval (a Hugging Face model)."""
-    from lmlab.models.locate import is_lmlab_run
-
     if cfg.get("output_dir"):
         return Path(cfg.output_dir).expanduser()
-    path = Path(source).expanduser()
-    for run_dir in (path, path.parent.parent):
-        if run_dir.is_dir() and is_lmlab_run(run_dir):
-            return run_dir / "eval"
-    return Path("eval")
+    run_dir = source_run(locate_model(source, "source"))
+    return Path("eval") if run_dir is None else run_dir / "eval"
 
 
 def evaluate_tasks(cfg: DictConfig, source: str) -> dict[str, dict[str, float]]:

@@ -14,13 +14,7 @@ from lmlab.data.tokenizer import special_token_ids
 from lmlab.models import build_model
 from lmlab.models.compile import compile_blocks
 from lmlab.models.fp8 import convert_to_fp8
-from lmlab.models.lora import (
-    added_token_ids,
-    apply_peft,
-    check_trainable_loaded,
-    log_parameter_counts,
-    trainable_state_dict,
-)
+from lmlab.models.lora import added_token_ids, apply_peft, log_parameter_counts
 from lmlab.modules.clipping import clip_gradients
 from lmlab.modules.schedule import SCHEDULE_STEPS_KEY, hold_after, schedule_steps
 
@@ -67,7 +61,7 @@ class HFModelModule(L.LightningModule):
         self.schedule_steps: int | None = None  # what the LR schedule was planned for (saved in checkpoints)
         self._resumed_schedule_steps: int | None = None
         self.model = build_model(model, self.auto_class, vocab_size, token_ids, **model_kwargs)
-        if peft:  # LoRA: checkpoints keep only the trainable parameters, so loading them is not strict
+        if peft:  # LoRA: checkpoints may keep only the trainable parameters (lmlab.callbacks.lora_checkpoint)
             self.model = apply_peft(self.model, peft, self.peft_task_type, added_token_ids(model, vocab_size))
             self.strict_loading = False
 
@@ -115,12 +109,6 @@ class HFModelModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.schedule_steps is not None:
             checkpoint[SCHEDULE_STEPS_KEY] = self.schedule_steps
-        if self.hparams.get("peft") and self.hparams.model.get("pretrained"):
-            # the frozen base is loaded again from model.pretrained; a base built from a config (random
-            # initialisation) stays in the checkpoint: nothing else could rebuild it
-            checkpoint["state_dict"] = trainable_state_dict(self, checkpoint["state_dict"])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.hparams.get("peft"):
-            check_trainable_loaded(self, checkpoint["state_dict"], "the checkpoint")
         self._resumed_schedule_steps = checkpoint.get(SCHEDULE_STEPS_KEY)

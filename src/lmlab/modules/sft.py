@@ -69,8 +69,7 @@ class SFTModule(HFModelModule):
 
     def exact_match(self) -> float | None:
         """Share of the sampled validation prompts whose greedy completion equals the reference response."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        examples = datamodule.generation_examples() if hasattr(datamodule, "generation_examples") else []
+        examples = self.trainer.datamodule.generation_examples()  # lmlab.contracts.DataModule
         if not examples or self.tokenizer is None:
             return None
         sampling = Sampling(max_new_tokens=self.max_new_tokens)

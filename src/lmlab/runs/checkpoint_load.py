@@ -39,9 +39,15 @@ def read_checkpoint(path: Path, key: str) -> dict[str, Any]:
 
 
 def load_module(module_class: type, path: Path, key: str, **kwargs: Any):
-    """`module_class.load_from_checkpoint(path)` on CPU, once the file's bytes are verified."""
-    return module_class.load_from_checkpoint(intact_checkpoint(path, key), map_location="cpu", weights_only=False,
-                                             **kwargs)
+    """`module_class.load_from_checkpoint(path)` on CPU, once the file's bytes are verified; a LoRA module's
+    non-strict load checked for every trainable parameter (as a resume checks it: `callbacks/lora_checkpoint.py`)."""
+    module = module_class.load_from_checkpoint(intact_checkpoint(path, key), map_location="cpu", weights_only=False,
+                                               **kwargs)
+    if module.hparams.get("peft"):
+        from lmlab.models.lora import check_trainable_loaded
+
+        check_trainable_loaded(module, read_checkpoint(path, key)["state_dict"], f"{key}={str(path)!r}")
+    return module
 
 
 def _instead(damaged: Path, key: str) -> str:

@@ -4,7 +4,7 @@ Lightning is imported, so bad input fails in seconds instead of deep inside trai
 from __future__ import annotations
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lmlab.errors import LmlabError, not_loadable
 
@@ -20,8 +20,11 @@ def check_config(cfg: DictConfig) -> None:
         sources += [spec.source for spec in cfg.data.sources.values()]
     for source in map(hydra.utils.instantiate, sources):
         source.fingerprint()  # a missing file or dataset fails here
-        if hasattr(source, "check_text"):
-            source.check_text()  # text that does not decode fails here
+        source.check_text()  # text that does not decode fails here (lmlab.contracts.Source)
+    if (downstream := OmegaConf.select(cfg, "callbacks.downstream_eval")) is not None:
+        from lmlab.evaluation.command import spec_from_config
+
+        spec_from_config(downstream, key="callbacks.downstream_eval.tasks")  # an unknown task fails here
     if cfg.data.get("document_masking") and cfg.get("task_name") != "clm":
         raise LmlabError(f"data.document_masking=true is for causal-LM pretraining (task=clm), not task="
                          f"{cfg.get('task_name')}: remove it")

@@ -22,7 +22,7 @@ def global_batch_size(trainer) -> int | None:
     """Samples per optimizer step over all processes, when the data module says its per-device batch."""
     from lmlab.distributed import global_batch
 
-    batch = getattr(trainer.datamodule, "batch_size", None) if trainer.datamodule is not None else None
+    batch = trainer.datamodule.batch_size if trainer.datamodule is not None else None  # lmlab.contracts.DataModule
     return None if batch is None else global_batch(batch, trainer.accumulate_grad_batches, trainer.world_size)
 
 

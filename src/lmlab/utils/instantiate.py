@@ -7,7 +7,8 @@ from omegaconf import DictConfig
 
 
 def instantiate_named(group: DictConfig | None) -> list:
-    """One object per non-null entry with a `_target_`, in config order."""
+    """One object per non-null entry with a `_target_`, in config order; a factory returning None adds nothing."""
     if not group:
         return []
-    return [instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node]
+    built = [instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node]
+    return [obj for obj in built if obj is not None]
