@@ -133,6 +133,8 @@ TRAIN_DATA = [  # (overrides given the bad files, what the one line says)
      "does not exist"),
     (lambda b: ["callbacks=downstream_eval", "callbacks.downstream_eval.tasks=[no_such_task]"],
      "callbacks.downstream_eval.tasks: no lm-eval task named 'no_such_task'"),
+    (lambda b: ["callbacks=downstream_eval", "callbacks.downstream_eval.every_n_steps=0"],
+     "callbacks.downstream_eval.every_n_steps=0 must be a positive integer"),
 ]
 EVAL = [  # (arguments given the classification run, what the one line says)
     (lambda r, b: [], "no model to evaluate"),

@@ -31,18 +31,16 @@ class DownstreamEval(L.Callback):
         self.last_step = 0  # the step evaluated last, or resumed from
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        from lmlab.errors import LmlabError
-
-        if self.every_n_steps <= 0:
-            raise LmlabError(f"callbacks.downstream_eval.every_n_steps={self.every_n_steps} must be positive")
+        # what the config alone decides (every_n_steps, the tasks) lmlab-train checked before claiming the run
         from lightning.pytorch.strategies import FSDPStrategy
+
+        from lmlab.errors import LmlabError
 
         if pl_module.tokenizer is None or not pl_module.model.can_generate():
             raise LmlabError("callbacks.downstream_eval scores causal language models (task=clm or sft)")
         if isinstance(trainer.strategy, FSDPStrategy):  # rank 0 alone holds a shard, not the model
             raise LmlabError("callbacks.downstream_eval does not run under FSDP: score the checkpoints with "
                              "lmlab-eval instead")
-        # the tasks were checked by lmlab-train before the run was claimed (lmlab.runs.config_checks)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.last_step = trainer.global_step

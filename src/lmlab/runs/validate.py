@@ -84,6 +84,7 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "trainer.gradient_clip_val": (lambda v: v is None or _non_negative_number(v),
                                   "must be a non-negative number (or null)"),
     "trainer.precision": (lambda v: str(v) in PRECISIONS, f"must be one of {', '.join(PRECISIONS[2:8])}"),
+    "callbacks.downstream_eval.every_n_steps": (lambda v: _int(v, 1), "must be a positive integer"),
     "data.batch_size": (lambda v: _int(v, 1), "must be a positive integer"),
     "data.eval_batch_size": (lambda v: _int(v, 1, (None,)), "must be a positive integer (or null)"),
     "data.block_size": (lambda v: _int(v, 2, (None,)), "must be an integer of at least 2 (an input and its label)"),
