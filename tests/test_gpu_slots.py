@@ -45,16 +45,23 @@ def test_jobs_that_overlap_in_time_never_share_a_gpu_and_hold_as_many_as_they_as
 def test_a_killed_job_frees_its_gpus_and_the_sweep_goes_on(tmp_path):
     sweep = tmp_path / "s"
     # Jobs 0 and 1 take both GPUs and SIGKILL themselves; 2 and 3 can only run once those GPUs are free again.
-    result = sweep_on_gpus(sweep, "0,1", "+die=true,false", "+k=1,2", "+trainer.devices=2", "+seconds=1")
+    result = sweep_on_gpus(sweep, "0,1", "+die=true,false", "+k=1,2", "+trainer.devices=2", "+seconds=1",
+                           "+hydra.callbacks.sweep_report._target_=lmlab.runs.sweeps.SweepReport")
     assert result.returncode != 0  # the sweep says a job failed
-    assert "job #0 ended by signal 9" in result.stderr + result.stdout
+    assert "job #0 ended by signal 9 (SIGKILL)" in result.stderr + result.stdout
     jobs = records(sweep)
     assert sorted(jobs) == [2, 3] and all(job["gpus"] == ["0", "1"] for job in jobs.values())
+    for killed in ("0", "1"):  # each killed job's directory says so, and the sweep's summary names it
+        assert (sweep / killed / "error.txt").read_text().startswith(
+            f"RuntimeError: job #{killed} ended by signal 9 (SIGKILL), without a result")
+        assert f"FAILED #{killed}: RuntimeError: job #{killed} ended by signal 9" in result.stderr
+    assert not (sweep / "2" / "error.txt").exists()
 
 
 def test_a_job_asking_for_more_gpus_than_the_sweep_sees_is_refused_before_any_runs(tmp_path):
     sweep = tmp_path / "s"
     result = sweep_on_gpus(sweep, "0,1", "+trainer.devices=1,4", "+seconds=1")
-    assert result.returncode != 0
-    assert "job #1 asks for trainer.devices=4 GPUs but the sweep sees 2 (0,1" in result.stderr + result.stdout
-    assert records(sweep) == {}
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: job #1 asks for trainer.devices=4 GPUs but the sweep sees 2 (0,1); set CUDA_VISIBLE_DEVICES or "
+        "hydra.launcher.gpus"]
+    assert records(sweep) == {} and not [p for p in sweep.glob("*") if p.name != "multirun.yaml"]

@@ -6,6 +6,8 @@ Without `sbatch` or a cluster that answers, these tests skip.
 
 from __future__ import annotations
 
+import csv
+import json
 import shlex
 import shutil
 import subprocess
@@ -18,6 +20,7 @@ import torch
 from conftest import TINY, metric_series, run_cli
 from resume_helpers import SHORT, assert_same_params, completed_run, final_params
 from test_resume_e2e import TEST_CALLBACKS
+from wandb_offline import offline_run
 
 
 def _cluster_up() -> bool:
@@ -80,6 +83,30 @@ def test_slurm_multirun_runs_both_jobs_and_compare_tables_them(tmp_path, cache_d
     table = run_cli([str(sweep)], cwd=tmp_path, module="lmlab.compare")
     assert table.returncode == 0, table.stderr
     assert "0.001" in table.stdout and "0.0003" in table.stdout
+
+
+def test_a_sweep_across_device_counts_submits_each_job_with_its_own_tasks(tmp_path, cache_dir):
+    """`-m trainer.devices=1,2`: job 0 is one SLURM task, job 1 two, each a DDP run of that many processes;
+    their W&B names differ and lmlab-compare shows the device count."""
+    sweep = ["trainer.devices=1,2", "trainer.accelerator=cpu", "trainer.max_steps=3", "trainer.val_check_interval=3",
+             "sweep_name=devices", "logger=wandb", "logger.wandb.offline=true",
+             "+callbacks.ranks._target_=record_ranks.RecordRanks"]
+    result = run_cli(["-m", *SLURM_LAUNCHER, *TINY, *sweep, f"paths.cache_dir={cache_dir}"], cwd=tmp_path,
+                     env=TEST_CALLBACKS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = tmp_path / "outputs" / "clm" / "multirun" / "devices"
+    for job, tasks in (("0", 1), ("1", 2)):
+        assert (runs / job / "finished.json").is_file()
+        ranks = [json.loads((runs / job / f"rank{rank}.json").read_text()) for rank in range(tasks)]
+        assert {r["slurm_ntasks"] for r in ranks} == {str(tasks)} and {r["world_size"] for r in ranks} == {tasks}
+        assert len({r["slurm_job_id"] for r in ranks}) == 1 and not (runs / job / f"rank{tasks}.json").exists()
+    names = [offline_run(next((runs / job).glob("wandb/offline-run-*/run-*.wandb")))["name"] for job in "01"]
+    assert names[0] != names[1] and "devices=1" in names[0] and "devices=2" in names[1]
+    table = run_cli([str(runs)], cwd=tmp_path, module="lmlab.compare")
+    assert table.returncode == 0, table.stderr
+    with open(runs / "compare.csv", newline="") as f:
+        rows = {row["run"]: row for row in csv.DictReader(f)}
+    assert {run: row["trainer.devices"] for run, row in rows.items()} == {"0": "1", "1": "2"}, table.stdout
 
 
 def test_usr1_preemption_checkpoints_requeues_and_resumes_exactly(tmp_path, cache_dir):

@@ -10,19 +10,23 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 log = logging.getLogger(__name__)
+_hydra_config_lock = threading.Lock()  # HydraConfig is one per process; the launcher's threads share it
 
 
 class GPUSlots:
@@ -78,33 +82,52 @@ class LocalGPUsLauncher(Launcher):
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         gpus = visible_gpus(self.gpus)
-        needs = [devices_of(self.hydra_context.config_loader.load_sweep_config(self.config, list(o)), len(gpus))
-                 for o in job_overrides]
+        configs = [self.hydra_context.config_loader.load_sweep_config(self.config, list(o)) for o in job_overrides]
+        needs = [devices_of(config, len(gpus)) for config in configs]
         for idx, need in enumerate(needs):
             if need > len(gpus):
-                raise ValueError(f"job #{initial_job_idx + idx} asks for trainer.devices={need} GPUs but the sweep "
-                                 f"sees {len(gpus)} ({','.join(gpus) or 'none'}; set CUDA_VISIBLE_DEVICES or "
-                                 "hydra.launcher.gpus)")
+                print(f"error: job #{initial_job_idx + idx} asks for trainer.devices={need} GPUs but the sweep sees "
+                      f"{len(gpus)} ({','.join(gpus) or 'none'}); set CUDA_VISIBLE_DEVICES or hydra.launcher.gpus",
+                      file=sys.stderr)
+                sys.exit(2)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         slots = GPUSlots(gpus)
         n_jobs = self.n_jobs or max(1, len(gpus))
         log.info("Launching %d jobs on GPUs %s, at most %d at a time", len(job_overrides), ",".join(gpus), n_jobs)
         state = cloudpickle.dumps((self.hydra_context, self.config, self.task_function, Singleton.get_state()))
 
-        def run(idx: int, overrides: Sequence[str], need: int) -> JobReturn:
+        def run(idx: int, overrides: Sequence[str], config: DictConfig, need: int) -> JobReturn:
             with slots.hold(need) as held:
                 log.info("\t#%d on GPU %s: %s", idx, ",".join(held), " ".join(filter_overrides(overrides)))
-                return _run_in_process(idx, overrides, held, state)
+                result, code = _run_in_process(idx, overrides, held, state)
+            if result is None:  # the process died: Hydra's on_job_end never ran for this job
+                how = f"signal {-code} ({signal.Signals(-code).name})" if code and code < 0 else f"exit status {code}"
+                log.error("Job #%d ended by %s, GPUs %s freed", idx, how, ",".join(held))
+                result = JobReturn(overrides=list(overrides), status=JobStatus.FAILED,
+                                   _return_value=RuntimeError(f"job #{idx} ended by {how}, without a result"))
+                self.report_lost_job(idx, config, result)
+            return result
 
         with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            futures = [pool.submit(run, initial_job_idx + i, o, n) for i, (o, n) in enumerate(zip(job_overrides, needs,
-                                                                                                 strict=True))]
+            futures = [pool.submit(run, initial_job_idx + i, *job) for i, job in enumerate(zip(job_overrides, configs,
+                                                                                            needs, strict=True))]
             return [future.result() for future in futures]
 
+    def report_lost_job(self, idx: int, config: DictConfig, result: JobReturn) -> None:
+        """Run the Hydra callbacks' `on_job_end` for a job whose process died (lmlab's SweepReport then
+        writes its `error.txt`), with the job's directory resolved as `run_job` would have."""
+        with _hydra_config_lock:
+            _number_job(config, idx)
+            HydraConfig.instance().set_config(config)  # `hydra.sweep.subdir` reads `${hydra:job.num}`
+            with read_write(config.hydra.runtime):
+                config.hydra.runtime.output_dir = str(Path(config.hydra.sweep.dir,
+                                                           config.hydra.sweep.subdir).absolute())
+            self.hydra_context.callbacks.on_job_end(config=config, job_return=result)
 
-def _run_in_process(idx: int, overrides: Sequence[str], gpus: list[str], state: bytes) -> JobReturn:
-    """Run one job in a fresh process that sees only `gpus`; a process that dies is a failed job."""
+
+def _run_in_process(idx: int, overrides: Sequence[str], gpus: list[str], state: bytes) -> tuple[JobReturn | None, int]:
+    """Run one job in a fresh process that sees only `gpus`: (its result or None if it died; its exit code)."""
     import cloudpickle
 
     context = multiprocessing.get_context("spawn")
@@ -117,30 +140,27 @@ def _run_in_process(idx: int, overrides: Sequence[str], gpus: list[str], state: 
     except EOFError:  # the process died without a result
         result = None
     process.join()
-    if result is None:
-        code = process.exitcode
-        how = f"signal {-code}" if code and code < 0 else f"status {code}"
-        log.error("Job #%d ended by %s, GPUs %s freed", idx, how, ",".join(gpus))
-        result = JobReturn(overrides=list(overrides), status=JobStatus.FAILED,
-                           _return_value=RuntimeError(f"job #{idx} ended by {how} without a result"))
-    return result
+    return result, process.exitcode
 
 
 def _job_process(idx: int, overrides: list[str], gpus: list[str], state: bytes, send) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)  # before anything initializes CUDA
     import cloudpickle
-    from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import run_job
 
     hydra_context, config, task_function, singleton_state = cloudpickle.loads(state)
     setup_globals()
     Singleton.set_state(singleton_state)
     sweep_config = hydra_context.config_loader.load_sweep_config(config, overrides)
-    with open_dict(sweep_config):
-        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
-        sweep_config.hydra.job.num = idx
+    _number_job(sweep_config, idx)
     HydraConfig.instance().set_config(sweep_config)
     result = run_job(hydra_context=hydra_context, config=sweep_config, task_function=task_function,
                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
     send.send_bytes(cloudpickle.dumps(result))
     send.close()
+
+
+def _number_job(config: DictConfig, idx: int) -> None:
+    with open_dict(config):
+        config.hydra.job.id = f"{config.hydra.job.name}_{idx}"
+        config.hydra.job.num = idx

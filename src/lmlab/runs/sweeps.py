@@ -19,7 +19,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lmlab.runs.redact import mask, redact_overrides, remember, secrets_in, secrets_in_overrides
-from lmlab.runs.slurm import skip_sacct_without_accounting
 
 ERROR_FILE = "error.txt"
 
@@ -47,8 +46,6 @@ class SweepReport(Callback):
     """Writes `error.txt` into each failed job's directory and prints the sweep summary at exit."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if str(config.hydra.launcher.get("_target_", "")).endswith("submitit_launcher.SlurmLauncher"):
-            skip_sacct_without_accounting()
         # Hydra's sweepers raise on a failed job before `on_multirun_end`; exit handlers run either way.
         sweep_dir = Path(config.hydra.sweep.dir)
         atexit.register(lambda: print(sweep_summary(sweep_dir), file=sys.stderr))
