@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 FINISHED_MARKER = "finished.json"
 RESUMES_FILE = "resumes.jsonl"
-SHARDED_STRATEGY = "lmlab.parallel.fsdp.FSDPStrategy"  # the strategy that reads sharded checkpoints
 MODES = {"auto": "auto", "true": "auto", "force": "force", "never": "never", "false": "never"}
 
 
@@ -93,8 +92,9 @@ def require_sharding_strategy(cfg: DictConfig, ckpt_path: Path) -> None:
 
     if not is_sharded_checkpoint(ckpt_path):
         return
-    target = OmegaConf.select(cfg, "trainer.strategy._target_", default=None)
-    if target != SHARDED_STRATEGY:
+    from lmlab.runs.validate import FSDP_STRATEGY
+
+    if OmegaConf.select(cfg, "trainer.strategy._target_", default=None) != FSDP_STRATEGY:
         raise LmlabError(f"{ckpt_path} is a sharded checkpoint (written by trainer=fsdp): resume it with trainer=fsdp "
                          f"(any number of devices), or convert it to one file with `lmlab-consolidate {ckpt_path} "
                          "OUT.ckpt` and pass ckpt_path=OUT.ckpt")

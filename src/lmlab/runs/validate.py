@@ -68,6 +68,7 @@ def _codec(value: object) -> bool:
     return True
 
 
+FSDP_STRATEGY = "lmlab.parallel.fsdp.FSDPStrategy"
 OFFLOAD_NEEDS_GPU = ("trainer.strategy.cpu_offload=true needs a GPU (FSDP pins host memory to copy each block to "
                      "the device); on the CPU the parameters are in host memory already: drop it")
 # key → (check, what a good value is); a key absent from the config is not checked.
@@ -155,12 +156,17 @@ def _model_problems(cfg: DictConfig) -> list[str]:
 
 
 def _strategy_problems(cfg: DictConfig) -> list[str]:
-    """FSDP options that cannot run on the configured accelerator."""
-    offload = OmegaConf.select(cfg, "trainer.strategy.cpu_offload", default=False, throw_on_resolution_failure=False)
-    if offload is True and OmegaConf.select(cfg, "trainer.accelerator", default=None,
-                                            throw_on_resolution_failure=False) == "cpu":
-        return [OFFLOAD_NEEDS_GPU]
-    return []
+    """FSDP options that cannot run on the configured accelerator, and what FSDP cannot run."""
+    def select(key: str) -> object:
+        return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+
+    problems = []
+    if select("trainer.strategy.cpu_offload") is True and select("trainer.accelerator") == "cpu":
+        problems.append(OFFLOAD_NEEDS_GPU)
+    if select("trainer.strategy._target_") == FSDP_STRATEGY and select("task.module.fused_loss") is True:
+        problems.append("task.module.fused_loss=true does not run under trainer=fsdp (it multiplies by the head's "
+                        "weight outside the model's forward, where FSDP has not gathered it): drop it")
+    return problems
 
 
 def config_problems(cfg: DictConfig, checks: dict[str, tuple[Callable[[object], bool], str]] | None = None) \
