@@ -112,6 +112,8 @@ TRAIN_VALUES = [  # (override, what the one line says)
     ("model=no-such-model", "no-such-model"),
 ]
 TRAIN_DATA = [  # (overrides given the bad files, what the one line says)
+    (lambda b: ["trainer=fsdp", "trainer.accelerator=cpu", "trainer.strategy.cpu_offload=true"],
+     "trainer.strategy.cpu_offload=true needs a GPU"),
     (lambda b: ["data=files"], "data.source.train=??? is a mandatory value"),
     (lambda b: ["data=files", f"data.source.train={b / 'missing.txt'}"], "matches no files"),
     (lambda b: ["data=files", f"data.source.train={b / 'tiny.txt'}", "data.source.encoding=klingon"],

@@ -30,10 +30,11 @@ def held(run_dir: Path) -> list[str]:
     return ["+callbacks.held._target_=held_bytes.HeldBytes", f"+callbacks.held.dirpath={run_dir}/held"]
 
 
-def run(tmp: Path, args: list[str], cache_dir: Path) -> Path:
+def run(tmp: Path, args: list[str], cache_dir: Path, export: bool = False) -> Path:
     tmp.mkdir()
     run_dir = tmp / "run"
-    result = run_cli([*BASE, *args, *held(run_dir), f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}"], cwd=tmp,
+    base = [a for a in BASE if not (export and a == "callbacks.export_hf=null")]
+    result = run_cli([*base, *args, *held(run_dir), f"run_dir={run_dir}", f"paths.cache_dir={cache_dir}"], cwd=tmp,
                      env=TEST_CALLBACKS)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
@@ -43,11 +44,10 @@ def run(tmp: Path, args: list[str], cache_dir: Path) -> Path:
 def test_fsdp_per_block_on_two_processes_trains_as_one_process_holding_half(model, tmp_path, cache_dir):
     from lmlab.parallel.sharded_checkpoint import load_sharded_checkpoint
 
-    single = run(tmp_path / "single", MODELS[model], cache_dir)
+    single = run(tmp_path / "single", MODELS[model], cache_dir, export=True)
     # the Llama run also recomputes its blocks' activations (model.activation_checkpointing) under FSDP
     checkpointing = ["model.activation_checkpointing=full"] if model == "llama" else []
-    sharded_args = [*MODELS[model], *FSDP, *checkpointing, "trainer.strategy.sharded_checkpoint=true"]
-    sharded = run(tmp_path / "fsdp", sharded_args, cache_dir)
+    sharded = run(tmp_path / "fsdp", [*MODELS[model], *FSDP, *checkpointing], cache_dir, export=True)
 
     one, two = metric_series(single, "val/loss"), metric_series(sharded, "val/loss")
     assert [s for s, _ in one] == [s for s, _ in two] and len(one) >= 5
@@ -68,22 +68,21 @@ def test_fsdp_per_block_on_two_processes_trains_as_one_process_holding_half(mode
         assert part["sharded"] == part["count"] and part["model_params"] == whole["params"]
         assert 0.45 < (part["params"] + part["optimizer"]) / (whole["params"] + whole["optimizer"]) < 0.55
 
-    # a relaunch finding sharded checkpoints refuses (resuming from them is not supported yet), writing nothing
-    before = sorted((p, p.stat().st_mtime_ns) for p in sharded.rglob("*"))
-    result = run_cli([*BASE, *sharded_args, "trainer.max_steps=24", "resume=force", f"run_dir={sharded}",
-                      f"paths.cache_dir={cache_dir}"], cwd=tmp_path / "fsdp")
-    assert result.returncode == 2, result.stderr[-3000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "sharded checkpoint" in errors[0] and "not supported yet" in errors[0], result.stderr
-    assert sorted((p, p.stat().st_mtime_ns) for p in sharded.rglob("*")) == before
+    # the hf/ export of the sharded run, gathered from its last checkpoint, is the one process's model
+    from transformers import AutoModelForCausalLM
+
+    exported = [dict(AutoModelForCausalLM.from_pretrained(r / "hf").named_parameters()) for r in (single, sharded)]
+    assert exported[0].keys() == exported[1].keys()
+    assert all(torch.allclose(exported[0][k], exported[1][k], atol=1e-5) for k in exported[0])
 
 
-def test_fsdp_run_killed_after_a_checkpoint_resumes_it_exactly(tmp_path, cache_dir):
-    """`trainer=fsdp` as configured (one gathered checkpoint file), SIGKILLed right after step 8's checkpoint
-    and relaunched: it resumes at step 8 and ends as the uninterrupted run, each metrics row written once."""
+def test_fsdp_gathered_checkpoint_run_killed_after_a_checkpoint_resumes_it_exactly(tmp_path, cache_dir):
+    """`trainer.strategy.sharded_checkpoint=false` (one gathered checkpoint file), SIGKILLed right after step 8's
+    checkpoint and relaunched: it resumes at step 8 and ends as the uninterrupted run, each metrics row once."""
     from lmlab.runs.resume import newest_valid_checkpoint
 
-    args = [*BASE, *MODELS["gpt2"], *FSDP, "trainer.max_steps=12", "callbacks.last_checkpoint.every_n_train_steps=4"]
+    args = [*BASE, *MODELS["gpt2"], *FSDP, "trainer.max_steps=12", "callbacks.last_checkpoint.every_n_train_steps=4",
+            "trainer.strategy.sharded_checkpoint=false"]
     reference = run(tmp_path / "reference", args, cache_dir)
 
     (tmp_path / "killed").mkdir()
@@ -93,7 +92,7 @@ def test_fsdp_run_killed_after_a_checkpoint_resumes_it_exactly(tmp_path, cache_d
     result = run_cli([*args, *kill], cwd=tmp_path / "killed", env=TEST_CALLBACKS)
     assert result.returncode == -9, result.stderr[-3000:]
     newest, step, skipped = newest_valid_checkpoint(run_dir)
-    assert step == 8 and not skipped  # one gathered file per checkpoint, which lmlab's resume reads
+    assert step == 8 and not skipped and newest.is_file()  # one gathered file per checkpoint
     result = run_cli(args, cwd=tmp_path / "killed")
     assert result.returncode == 0, result.stderr[-3000:]
     resumes = [json.loads(line) for line in (run_dir / "resumes.jsonl").read_text().splitlines()]

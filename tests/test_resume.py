@@ -81,18 +81,31 @@ def test_explicit_ckpt_path_is_checked(tmp_path):
     assert plan_resume(cfg_for(tmp_path, ckpt_path=str(good)), tmp_path).ckpt_path == str(good)
 
 
-def test_sharded_checkpoints_are_refused_not_skipped(tmp_path):
-    """A torch DCP directory (`sharded_checkpoint=true`) beside an older file: skipping it would restart from
-    an earlier step (or 0), so every mode and `ckpt_path=` to it refuse."""
+def test_sharded_checkpoints_resume_under_fsdp_only_and_an_unfinished_one_is_skipped(tmp_path):
+    """A torch DCP directory (`trainer=fsdp`) beside an older file: chosen when its manifest matches, refused in
+    one line under another strategy (skipping it would restart from an earlier step), skipped when its write did
+    not finish (no manifest) or a shard differs from it."""
     import torch.distributed.checkpoint as dcp
 
-    save(tmp_path / "checkpoints" / "step000002.ckpt", 2)
+    from lmlab.runs.integrity import file_sha256, write_manifest
+
+    older = save(tmp_path / "checkpoints" / "step000002.ckpt", 2)
     sharded = tmp_path / "checkpoints" / "last.ckpt"
     dcp.save({"state_dict": {"w": torch.ones(4)}}, checkpoint_id=sharded, no_dist=True)
     torch.save({"global_step": 4}, sharded / "meta.pt")
-    for cfg in (cfg_for(tmp_path), cfg_for(tmp_path, resume="never"), cfg_for(tmp_path, ckpt_path=str(sharded))):
-        with pytest.raises(LmlabError, match="last.ckpt is a sharded checkpoint.*not supported yet"):
+    fsdp = {"trainer": {"strategy": {"_target_": "lmlab.parallel.fsdp.FSDPStrategy"}}}
+
+    assert plan_resume(cfg_for(tmp_path, **fsdp), tmp_path).ckpt_path == str(older)  # no manifest yet: skipped
+    write_manifest(sharded, {p.name: file_sha256(p) for p in sharded.iterdir()})
+    plan = plan_resume(cfg_for(tmp_path, **fsdp), tmp_path)
+    assert (plan.ckpt_path, plan.step) == (str(sharded), 4)
+    for cfg in (cfg_for(tmp_path), cfg_for(tmp_path, ckpt_path=str(sharded))):
+        with pytest.raises(LmlabError, match="last.ckpt is a sharded checkpoint.*resume it with trainer=fsdp"):
             plan_resume(cfg, tmp_path)
+    shard = next(sharded.glob("*.distcp"))
+    shard.write_bytes(shard.read_bytes()[:-1] + b"x")
+    plan = plan_resume(cfg_for(tmp_path, **fsdp), tmp_path)
+    assert plan.ckpt_path == str(older) and shard.name in plan.skipped[0]
 
 
 def test_config_changes_are_reported_against_the_saved_config(tmp_path):

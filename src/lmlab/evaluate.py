@@ -51,7 +51,7 @@ def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
     if ckpt.is_dir() and is_lmlab_run(ckpt):
         ckpt = ckpt / "checkpoints" / "last.ckpt"
     run_dir = ckpt.parent.parent
-    if not ckpt.is_file() or not is_lmlab_run(run_dir):
+    if ckpt.suffix != ".ckpt" or not ckpt.exists() or not is_lmlab_run(run_dir):
         raise LmlabError(f"source={source!r} is not a classification run or its checkpoint "
                          "(<run dir>/checkpoints/*.ckpt); a language model needs tasks=[...] (lm-eval tasks)")
     run_cfg = OmegaConf.load(run_dir / "config.yaml")

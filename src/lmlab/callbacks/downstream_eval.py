@@ -32,13 +32,13 @@ class DownstreamEval(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # what the config alone decides (every_n_steps, the tasks) lmlab-train checked before claiming the run
-        from lightning.pytorch.strategies import FSDPStrategy
+        from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 
         from lmlab.errors import LmlabError
 
         if pl_module.tokenizer is None or not pl_module.model.can_generate():
             raise LmlabError("callbacks.downstream_eval scores causal language models (task=clm or sft)")
-        if isinstance(trainer.strategy, FSDPStrategy):  # rank 0 alone holds a shard, not the model
+        if isinstance(trainer.strategy, FSDPStrategy | ModelParallelStrategy):  # rank 0 holds a shard, not the model
             raise LmlabError("callbacks.downstream_eval does not run under FSDP: score the checkpoints with "
                              "lmlab-eval instead")
 

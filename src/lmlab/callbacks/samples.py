@@ -7,9 +7,9 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_only
 
 from lmlab.models.vocab_padding import pad_token_ids
+from lmlab.parallel.sharding import is_sharded
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,12 @@ class SampleContinuations(L.Callback):
         self.output_file = Path(output_file) if output_file else None
         self.seed = seed
 
-    @rank_zero_only
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         tokenizer = pl_module.tokenizer
         if trainer.sanity_checking or tokenizer is None or self.num_samples <= 0:
+            return
+        sharded = is_sharded(pl_module.model)  # FSDP: every rank runs the forward (it gathers each block)
+        if not (trainer.is_global_zero or sharded):
             return
         pad_rows = pad_token_ids(pl_module.model, len(tokenizer))
         prompt = tokenizer(self.prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(pl_module.device)
@@ -44,8 +46,10 @@ class SampleContinuations(L.Callback):
             output = pl_module.model.generate(
                 prompt.repeat(self.num_samples, 1), do_sample=True, max_new_tokens=self.max_new_tokens,
                 temperature=self.temperature, top_k=self.top_k, use_cache=True,
-                pad_token_id=tokenizer.pad_token_id, suppress_tokens=pad_rows or None,
+                pad_token_id=tokenizer.pad_token_id, suppress_tokens=pad_rows or None, synced_gpus=sharded,
             )
+        if not trainer.is_global_zero:
+            return
         texts = tokenizer.batch_decode(output, skip_special_tokens=True)
         for text in texts:
             log.info("sample @ step %d: %r", trainer.global_step, text)

@@ -18,9 +18,19 @@ def run_tokenizer(run_dir: Path, run_cfg, cache_dir: str | Path | None = None):
 
 
 def checkpoint_model(ckpt_path: Path, cache_dir: str | Path | None = None, key: str = "source"):
-    """An lmlab checkpoint as the plain transformers model its run exports to `hf/`, in eval mode, and the run's
-    tokenizer: the module rebuilt from the checkpoint's hyperparameters (a LoRA base from `model.pretrained` or
-    from the checkpoint itself), the adapter merged, the vocabulary's pad rows sliced off."""
+    """An lmlab checkpoint as the plain transformers model its run exports to `hf/` (`checkpoint_weights`), and the
+    run's tokenizer."""
+    from omegaconf import OmegaConf
+
+    model = checkpoint_weights(ckpt_path, key)
+    run_dir = ckpt_path.parent.parent
+    return model, run_tokenizer(run_dir, OmegaConf.load(run_dir / "config.yaml"), cache_dir)
+
+
+def checkpoint_weights(ckpt_path: Path, key: str = "source"):
+    """An lmlab checkpoint (a file, or a sharded checkpoint gathered here) as a plain transformers model in eval
+    mode: the module rebuilt from the checkpoint's hyperparameters (a LoRA base from `model.pretrained` or from the
+    checkpoint itself), the adapter merged, the vocabulary's pad rows sliced off."""
     import hydra
     from omegaconf import OmegaConf
 
@@ -29,9 +39,7 @@ def checkpoint_model(ckpt_path: Path, cache_dir: str | Path | None = None, key: 
     from lmlab.runs.checkpoint_load import intact_checkpoint, load_module
 
     intact_checkpoint(ckpt_path, key)  # a damaged file: one line naming `key`, before Lightning's import
-    run_dir = ckpt_path.parent.parent
-    run_cfg = OmegaConf.load(run_dir / "config.yaml")
+    run_cfg = OmegaConf.load(ckpt_path.parent.parent / "config.yaml")
     module_class = hydra.utils.get_class(run_cfg.task.module._target_)
     module = load_module(module_class, ckpt_path, key)
-    model = unpadded(merged(module.model), module.hparams.get("vocab_size"))
-    return model.eval(), run_tokenizer(run_dir, run_cfg, cache_dir)
+    return unpadded(merged(module.model), module.hparams.get("vocab_size")).eval()

@@ -36,7 +36,9 @@ def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
     from lmlab.runs.checkpoint_load import intact_checkpoint
 
     intact_checkpoint(ckpt_path, "model.init_from")  # a cached export of a checkpoint damaged since is not used
-    stat = ckpt_path.stat()
+    from lmlab.runs.integrity import MANIFEST
+
+    stat = (ckpt_path / MANIFEST if ckpt_path.is_dir() else ckpt_path).stat()  # a sharded one's manifest is last
     key = fingerprint(ckpt=str(ckpt_path.resolve()), size=stat.st_size, mtime=stat.st_mtime_ns)
 
     def build(tmp: Path) -> None:

@@ -24,11 +24,13 @@ def locate_model(source: str, key: str) -> Path | str:
             raise LmlabError(f"{key}={source!r} is a file but not a checkpoint of an lmlab run "
                              "(<run dir>/checkpoints/*.ckpt)")
         return path
+    if path.is_dir() and path.suffix == ".ckpt" and is_lmlab_run(path.parent.parent):
+        return path  # a sharded checkpoint (trainer=fsdp)
     if path.is_dir():
         if is_lmlab_run(path):
             if (path / "hf" / "config.json").is_file():
                 return str(path / "hf")
-            if (path / "checkpoints" / "last.ckpt").is_file():
+            if (path / "checkpoints" / "last.ckpt").exists():  # a file, or a sharded checkpoint's directory
                 return path / "checkpoints" / "last.ckpt"
             raise LmlabError(f"{key}={source!r} is an lmlab run without hf/ export or checkpoints/last.ckpt "
                              "(did it finish?)")

@@ -8,6 +8,7 @@ refuses a CPU device, FSDP2 runs on CPU with gloo, so the same code is tested he
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -26,13 +27,13 @@ class FSDPStrategy(ModelParallelStrategy):
         parameters after its forward (ZeRO-3); `grad_op` keeps them gathered until the backward (ZeRO-2:
         less communication, more memory); `hybrid` shards within a node and replicates across nodes (HSDP).
     cpu_offload: parameters, gradients and optimizer state live in host memory; the optimizer steps there.
-    sharded_checkpoint: false (default) gathers one checkpoint file on rank 0, which a relaunch resumes
-        from; true has each rank write its own shard of a checkpoint directory (torch DCP), which lmlab's
-        resume refuses for now (`lmlab.runs.resume`).
+    sharded_checkpoint: true (default) has each rank write its own shard of a checkpoint directory (torch
+        DCP; `lmlab.parallel.sharded_checkpoint`), which resumes on any number of processes; false gathers one
+        checkpoint file on rank 0 (memory and time of the whole model in one process).
     """
 
     def __init__(self, sharding: Literal["full", "hybrid", "grad_op"] = "full", cpu_offload: bool = False,
-                 sharded_checkpoint: bool = False, **kwargs: Any):
+                 sharded_checkpoint: bool = True, **kwargs: Any):
         if sharding not in SHARDING:
             raise LmlabError(f"trainer.strategy.sharding={sharding!r} must be one of {', '.join(SHARDING)}")
         super().__init__(save_distributed_checkpoint=sharded_checkpoint, **kwargs)
@@ -42,6 +43,10 @@ class FSDPStrategy(ModelParallelStrategy):
     def setup_environment(self) -> None:
         # data parallel over every process (lmlab's samplers split each global batch over all of them)
         self._data_parallel_size, self._tensor_parallel_size = self.num_nodes * self.num_processes, 1
+        if self.cpu_offload and self.root_device.type == "cpu":  # trainer.accelerator=auto on a machine without GPU
+            from lmlab.runs.validate import OFFLOAD_NEEDS_GPU
+
+            raise LmlabError(OFFLOAD_NEEDS_GPU)
         super().setup_environment()
 
     def setup(self, trainer) -> None:
@@ -52,6 +57,14 @@ class FSDPStrategy(ModelParallelStrategy):
     def model_to_device(self) -> None:
         if not self.cpu_offload:  # offloaded parameters stay in host memory; fully_shard placed the rest
             super().model_to_device()
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], filepath: Any, storage_options: Any | None = None) -> None:
+        if not self._save_distributed_checkpoint:
+            return super().save_checkpoint(checkpoint, filepath, storage_options)
+        from lmlab.parallel.sharded_checkpoint import save_sharded_checkpoint
+
+        save_sharded_checkpoint(self, checkpoint, Path(self.broadcast(str(filepath))),
+                                lambda state, tmp: super(FSDPStrategy, self).save_checkpoint(state, tmp))
 
     def load_checkpoint(self, checkpoint_path: Any, weights_only: bool | None = None) -> dict[str, Any]:
         # Lightning drops `fit(weights_only=False)` for strategies that restore after setup (this one), and

@@ -3,7 +3,8 @@
 
 The file's bytes are checked against the SHA-256 recorded when it was written before anything is loaded, so a
 damaged or truncated checkpoint is one line naming it (and the newest intact checkpoint of its run, to use
-instead), raised before the command writes anything.
+instead), raised before the command writes anything. A sharded checkpoint (a directory, `trainer=fsdp`) is
+checked file by file against its manifest and gathered into this one process.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from lmlab.runs.integrity import DamagedCheckpoint, verify_checkpoint
 def intact_checkpoint(path: Path, key: str) -> Path:
     """`path` once verified; else an `LmlabError` naming `key=path`, what is wrong and an intact sibling."""
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise LmlabError(f"{key}={str(path)!r} does not exist")
     try:
         verify_checkpoint(path)
@@ -34,19 +35,47 @@ def read_checkpoint(path: Path, key: str) -> dict[str, Any]:
     """The checkpoint's contents (tensors memory-mapped, not read), once its bytes are verified."""
     import torch
 
+    from lmlab.parallel.sharded_checkpoint import is_sharded_checkpoint, load_sharded_checkpoint
+
+    if is_sharded_checkpoint(intact_checkpoint(path, key)):
+        return load_sharded_checkpoint(path)
     # weights_only=False: an lmlab checkpoint holds RNG states and hyperparameters, not only tensors
-    return torch.load(intact_checkpoint(path, key), map_location="cpu", mmap=True, weights_only=False)
+    return torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+
+
+def checkpoint_metadata(path: Path) -> dict[str, Any]:
+    """A verified checkpoint's step, loops, callbacks' states and hyperparameters, its tensors not read."""
+    import torch
+
+    from lmlab.parallel.sharded_checkpoint import is_sharded_checkpoint, read_metadata
+
+    if is_sharded_checkpoint(path):
+        return read_metadata(path)
+    return torch.load(path, map_location="cpu", mmap=True, weights_only=False)
 
 
 def load_module(module_class: type, path: Path, key: str, **kwargs: Any):
-    """`module_class.load_from_checkpoint(path)` on CPU, once the file's bytes are verified; a LoRA module's
-    non-strict load checked for every trainable parameter (as a resume checks it: `callbacks/lora_checkpoint.py`)."""
-    module = module_class.load_from_checkpoint(intact_checkpoint(path, key), map_location="cpu", weights_only=False,
-                                               **kwargs)
+    """`module_class.load_from_checkpoint(path)` on CPU, once the file's bytes are verified (a sharded
+    checkpoint gathered in memory first); a LoRA module's non-strict load checked for every trainable parameter
+    (as a resume checks it: `callbacks/lora_checkpoint.py`)."""
+    import io
+
+    import torch
+
+    from lmlab.parallel.sharded_checkpoint import is_sharded_checkpoint
+
+    source: Path | io.BytesIO = intact_checkpoint(path, key)
+    checkpoint = read_checkpoint(path, key) if is_sharded_checkpoint(path) else None
+    if checkpoint is not None:
+        source = io.BytesIO()
+        torch.save(checkpoint, source)
+        source.seek(0)
+    module = module_class.load_from_checkpoint(source, map_location="cpu", weights_only=False, **kwargs)
     if module.hparams.get("peft"):
         from lmlab.models.lora import check_trainable_loaded
 
-        check_trainable_loaded(module, read_checkpoint(path, key)["state_dict"], f"{key}={str(path)!r}")
+        state = (checkpoint or read_checkpoint(path, key))["state_dict"]
+        check_trainable_loaded(module, state, f"{key}={str(path)!r}")
     return module
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from lmlab.errors import LmlabError
 
 SUFFIX = ".sha256"
+MANIFEST = "checksums.sha256"  # in a sharded checkpoint directory: one `<sha256>  <file>` line per file
 _CHUNK = 1 << 22
 # Files verified in this process, by (path, size, mtime, inode): a command that checks a checkpoint before
 # loading it, then loads it through Lightning's checks, hashes it once.
@@ -50,8 +51,35 @@ class DamagedCheckpoint(Exception):
     """A checkpoint whose bytes differ from those written, or that holds NaN/inf."""
 
 
+def write_manifest(directory: Path, digests: dict[str, str]) -> None:
+    """Record each file's SHA-256 in `<directory>/checksums.sha256`, written last: a directory without it is
+    a write that did not finish."""
+    manifest = directory / MANIFEST
+    with open(manifest, "w") as f:
+        f.writelines(f"{digest}  {name}\n" for name, digest in sorted(digests.items()))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def verify_manifest(directory: Path) -> None:
+    """Raise `DamagedCheckpoint` unless every file `directory`'s manifest lists is there with its SHA-256."""
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        raise DamagedCheckpoint(f"it has no {MANIFEST} (its write did not finish)")
+    for line in manifest.read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        if not (directory / name).is_file():
+            raise DamagedCheckpoint(f"{name}, listed in {MANIFEST}, is missing")
+        if file_sha256(directory / name) != digest:
+            raise DamagedCheckpoint(f"the SHA-256 of {name} differs from the one recorded in {MANIFEST} "
+                                    "when it was written")
+
+
 def verify_checkpoint(path: Path) -> None:
-    """Raise `DamagedCheckpoint` unless `path` matches its recorded SHA-256 (or, with none, is all finite)."""
+    """Raise `DamagedCheckpoint` unless `path` matches its recorded SHA-256 (or, with none, is all finite);
+    a sharded checkpoint (a directory) unless each of its files matches its manifest."""
+    if path.is_dir():
+        return verify_manifest(path)
     stat = path.stat()
     seen = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
     if seen in _verified:
@@ -83,5 +111,9 @@ def non_finite(named_tensors: Iterable[tuple[str, object]]) -> str | None:
 def require_finite(named_tensors: Iterator[tuple[str, object]], what: str) -> None:
     """Refuse to write `what` when a tensor holds NaN or inf (the last good copy on disk is kept)."""
     if bad := non_finite(named_tensors):
-        raise LmlabError(f"{bad} holds NaN or inf values: training diverged, so {what} was not written "
-                         "(the last good checkpoint is kept; lower optimizer.lr or resume from it)")
+        raise diverged(bad, what)
+
+
+def diverged(name: str, what: str) -> LmlabError:
+    return LmlabError(f"{name} holds NaN or inf values: training diverged, so {what} was not written "
+                      "(the last good checkpoint is kept; lower optimizer.lr or resume from it)")

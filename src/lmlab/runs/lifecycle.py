@@ -64,13 +64,19 @@ def start_training(run_dir: Path, resumed_step: int) -> None:
 
 
 def clear_partial_writes(run_dir: Path) -> None:
-    """Remove the `<file>.tmp-<pid>` files a killed writer left (a checkpoint, its checksum, metrics.csv):
-    this launch holds the run's lock, so no live process is writing them."""
-    patterns = ("*.ckpt.tmp-*", "*.ckpt.sha256.tmp-*", "metrics.csv.tmp-*", "checkpoints/*.tmp-*")
+    """Remove the `<file>.tmp-<pid>` files a killed writer left (a checkpoint, its checksum, metrics.csv) and
+    the `.tmp-`/`.old-` directories of a sharded checkpoint's write: this launch holds the run's lock, so no
+    live process is writing them."""
+    import shutil
+
+    patterns = ("*.ckpt.tmp-*", "*.ckpt.sha256.tmp-*", "metrics.csv.tmp-*", "checkpoints/*.tmp-*",
+                "checkpoints/*.ckpt.old-*")
     for leftover in [p for pattern in patterns for p in run_dir.glob(pattern)]:
-        if leftover.is_file():
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
             leftover.unlink(missing_ok=True)
-            log.info("Removed %s, left by a write that was interrupted", leftover)
+        log.info("Removed %s, left by a write that was interrupted", leftover)
 
 
 def end_launch() -> None:

@@ -12,6 +12,7 @@ counters are rewritten on load when they cannot be trusted as saved:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 POSITION_KEY = "data_position"
@@ -69,12 +70,11 @@ def check_global_batch(cfg, ckpt_path: str) -> None:
     The data position is `global_step x global batch`: another global batch would continue at another
     sample. A different number of processes is fine when `global_batch_size` keeps the global batch.
     """
-    import torch
-
     from lmlab.distributed import global_batch, world_size
     from lmlab.errors import LmlabError
+    from lmlab.runs.checkpoint_load import checkpoint_metadata
 
-    saved = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False).get(POSITION_KEY) or {}
+    saved = checkpoint_metadata(Path(ckpt_path)).get(POSITION_KEY) or {}
     if not saved.get("global_batch_size") or not cfg.data.get("batch_size"):
         return
     try:

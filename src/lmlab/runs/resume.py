@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 FINISHED_MARKER = "finished.json"
 RESUMES_FILE = "resumes.jsonl"
+SHARDED_STRATEGY = "lmlab.parallel.fsdp.FSDPStrategy"  # the strategy that reads sharded checkpoints
 MODES = {"auto": "auto", "true": "auto", "force": "force", "never": "never", "false": "never"}
 
 
@@ -65,13 +66,11 @@ def checkpoint_step(path: Path) -> int:
     tensor); `mmap=True` reads the zip directory (at the end of the file, so truncation fails here)
     without loading the tensors.
     """
-    import torch
-
+    from lmlab.runs.checkpoint_load import checkpoint_metadata
     from lmlab.runs.integrity import verify_checkpoint
 
     verify_checkpoint(path)
-    checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    return int(checkpoint["global_step"])
+    return int(checkpoint_metadata(path)["global_step"])
 
 
 def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, int, list[str]]:
@@ -88,17 +87,17 @@ def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, int, list[str]]
     return newest, step, skipped
 
 
-def refuse_sharded(paths: list[Path]) -> None:
-    """Raise `LmlabError` if one of `paths` is a sharded (DCP directory) checkpoint: skipping it would
-    restart the run from step 0 and lose its work, and resuming from one is not supported yet."""
+def require_sharding_strategy(cfg: DictConfig, ckpt_path: Path) -> None:
+    """A sharded checkpoint (a directory) resumes under `trainer=fsdp` only, on any number of processes."""
     from lmlab.parallel.sharded_checkpoint import is_sharded_checkpoint
 
-    sharded = [p for p in paths if is_sharded_checkpoint(p)]
-    if sharded:
-        raise LmlabError(f"{sharded[-1]} is a sharded checkpoint (trainer.strategy.sharded_checkpoint=true): resuming "
-                         "from sharded checkpoints is not supported yet; train with "
-                         "trainer.strategy.sharded_checkpoint=false (the default, one gathered file that resumes) "
-                         "in a new run_dir=")
+    if not is_sharded_checkpoint(ckpt_path):
+        return
+    target = OmegaConf.select(cfg, "trainer.strategy._target_", default=None)
+    if target != SHARDED_STRATEGY:
+        raise LmlabError(f"{ckpt_path} is a sharded checkpoint (written by trainer=fsdp): resume it with trainer=fsdp "
+                         f"(any number of devices), or convert it to one file with `lmlab-consolidate {ckpt_path} "
+                         "OUT.ckpt` and pass ckpt_path=OUT.ckpt")
 
 
 def config_changes(saved: dict, current: dict, keys: tuple[str, ...] | None = None) -> list[str]:
@@ -127,18 +126,16 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
     mode = resume_mode(cfg.get("resume", "auto"))
     plan = ResumePlan()
     if cfg.get("ckpt_path"):
-        from lmlab.runs.checkpoint_load import read_checkpoint
+        from lmlab.runs.checkpoint_load import checkpoint_metadata, intact_checkpoint
 
-        path = Path(cfg.ckpt_path)
-        refuse_sharded([path])
-        plan.step = int(read_checkpoint(path, "ckpt_path")["global_step"])
+        path = intact_checkpoint(Path(cfg.ckpt_path), "ckpt_path")
+        plan.step = int(checkpoint_metadata(path)["global_step"])
         plan.ckpt_path = str(path)
     else:
         marker = run_dir / FINISHED_MARKER
         if marker.is_file() and mode == "auto":
             plan.finished = json.loads(marker.read_text())
             return plan
-        refuse_sharded(checkpoint_files(run_dir))
         newest, step, plan.skipped = newest_valid_checkpoint(run_dir)
         if newest is not None and mode == "never":
             raise LmlabError(f"resume=never but {run_dir} already holds checkpoints of an earlier run; "
@@ -146,6 +143,7 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
         if mode != "never" and newest is not None:
             plan.ckpt_path, plan.step = str(newest), step
     if plan.ckpt_path:
+        require_sharding_strategy(cfg, Path(plan.ckpt_path))
         check_global_batch(cfg, plan.ckpt_path)
     saved = run_dir / "config.yaml"
     if plan.ckpt_path and saved.is_file():

@@ -68,6 +68,8 @@ def _codec(value: object) -> bool:
     return True
 
 
+OFFLOAD_NEEDS_GPU = ("trainer.strategy.cpu_offload=true needs a GPU (FSDP pins host memory to copy each block to "
+                     "the device); on the CPU the parameters are in host memory already: drop it")
 # key → (check, what a good value is); a key absent from the config is not checked.
 CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "seed": (lambda v: _int(v, 0), "must be a non-negative integer"),
@@ -152,6 +154,15 @@ def _model_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
+def _strategy_problems(cfg: DictConfig) -> list[str]:
+    """FSDP options that cannot run on the configured accelerator."""
+    offload = OmegaConf.select(cfg, "trainer.strategy.cpu_offload", default=False, throw_on_resolution_failure=False)
+    if offload is True and OmegaConf.select(cfg, "trainer.accelerator", default=None,
+                                            throw_on_resolution_failure=False) == "cpu":
+        return [OFFLOAD_NEEDS_GPU]
+    return []
+
+
 def config_problems(cfg: DictConfig, checks: dict[str, tuple[Callable[[object], bool], str]] | None = None) \
         -> list[str]:
     """One `<key>=<value> <what is wrong>` line for each problem: mandatory values missing, bad values.
@@ -162,7 +173,7 @@ def config_problems(cfg: DictConfig, checks: dict[str, tuple[Callable[[object], 
     missing = set(OmegaConf.missing_keys(cfg))
     if checks is None:
         checks = {**CHECKS, **_callback_checks(cfg)}
-        problems += _model_problems(cfg)
+        problems += _model_problems(cfg) + _strategy_problems(cfg)
     for key, (check, expected) in checks.items():
         if key in missing or OmegaConf.select(cfg, key, default="<absent>", throw_on_resolution_failure=False) \
                 == "<absent>":
