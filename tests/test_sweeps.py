@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import multiprocessing
 import os
@@ -142,3 +143,35 @@ def test_optuna_search_reports_the_best_trial(tmp_path):
     trial_overrides = yaml.safe_load((sweep / best_job / "overrides.yaml").read_text())
     assert f"optimizer.lr={best['best_params']['optimizer.lr']}" in trial_overrides
     assert "Best parameters:" in result.stdout + result.stderr
+
+
+def _own_data_config(project: Path) -> Path:
+    """A user's project: `conf/data/mine.yaml` (text files of their own) beside a corpus, outside the package."""
+    (project / "conf" / "data").mkdir(parents=True)
+    corpus = project / "corpus.txt"
+    corpus.write_text(Path(argparse.__file__).read_text())
+    (project / "conf" / "data" / "mine.yaml").write_text(
+        f"# my corpus\ndefaults:\n  - files\n  - _self_\nsource:\n  train: {corpus}\n")
+    return project / "conf"
+
+
+@pytest.mark.slow
+def test_a_sweep_spans_a_packaged_data_config_and_the_users_own(tmp_path):
+    conf = _own_data_config(tmp_path / "project")
+    result = run_cli(["-m", "data=stdlib,mine", f"hydra.searchpath=[file://{conf}]", *QUICK, "trainer.max_steps=2",
+                      "sweep_name=own", f"paths.cache_dir={tmp_path / 'cache'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "outputs" / "clm" / "multirun" / "own"
+    sources = {}
+    for job in ("0", "1"):
+        assert (sweep / job / "finished.json").is_file()
+        sources[job] = yaml.safe_load((sweep / job / "config.yaml").read_text())["data"]["source"]
+    assert sources["0"]["_target_"] == "lmlab.data.StdlibCorpus"
+    assert sources["1"]["_target_"] == "lmlab.data.TextFiles" and sources["1"]["train"].endswith("corpus.txt")
+
+
+def test_config_dir_adds_the_users_config_groups(tmp_path):
+    conf = _own_data_config(tmp_path / "project")
+    result = run_cli(["--config-dir", str(conf), "data=mine", "--cfg", "job"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert yaml.safe_load(result.stdout)["data"]["source"]["_target_"] == "lmlab.data.TextFiles"
