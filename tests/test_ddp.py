@@ -149,3 +149,25 @@ def test_more_gpus_than_the_machine_has_is_one_line_before_training(monkeypatch,
             check_gpu_count(trainer)
     else:
         check_gpu_count(trainer)
+
+
+def test_ddp_classification_logs_each_steps_metrics_over_both_ranks(tmp_path, cache_dir):
+    """A classifier's per-step train metrics (accuracy, F1, MCC) and loss on 2 processes equal the 1-process run's
+    with the same global batch: each is over the whole global batch, not the logging rank's half."""
+    args = ["task=classify", "data.max_documents=64", "data.vocab_size=512", "data.max_length=32",
+            "global_batch_size=8", "model.config.num_hidden_layers=1", "model.config.hidden_size=32",
+            "model.config.num_attention_heads=2", "model.config.intermediate_size=64", "trainer.max_steps=8",
+            "model.config.hidden_dropout_prob=0", "model.config.attention_probs_dropout_prob=0",  # no per-rank RNG
+            "trainer.val_check_interval=8", "trainer.log_every_n_steps=1", "trainer.accelerator=cpu",
+            "optimizer.lr=3e-3", "scheduler.num_warmup_steps=0", "callbacks.export_hf=null",
+            "callbacks.progress_bar=null", "callbacks.model_summary=null", f"paths.cache_dir={cache_dir}"]
+    runs = {}
+    for name, extra in (("single", []), ("ddp", ["trainer=ddp", "trainer.devices=2"])):
+        runs[name] = tmp_path / name
+        result = run_cli([*args, *extra, f"run_dir={runs[name]}"], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    for metric in ("train/loss", "train/accuracy", "train/f1_macro", "train/mcc"):
+        one, two = metric_series(runs["single"], metric), metric_series(runs["ddp"], metric)
+        assert [s for s, _ in one] == [s for s, _ in two] == list(range(1, 9)), metric
+        assert torch.allclose(torch.tensor([v for _, v in two]), torch.tensor([v for _, v in one]), atol=1e-5), metric
+    assert len({v for _, v in metric_series(runs["single"], "train/accuracy")}) > 1  # not a constant

@@ -44,7 +44,7 @@ class SequenceClassificationModule(HFModelModule):
         if tokenizer is not None and tokenizer.pad_token_id is not None:
             # a decoder (GPT-2, Llama) pools its last token that is not padding: it must know the collator's pad
             self.model.config.pad_token_id = tokenizer.pad_token_id
-        self.train_metrics = classification_metrics(len(labels), "train/")
+        self.train_metrics = classification_metrics(len(labels), "train/", sync_on_step=True)
         self.val_metrics = classification_metrics(len(labels), "val/")
         self.test_metrics = classification_metrics(len(labels), "test/")
         self.step_loss = StepLoss()

@@ -17,13 +17,17 @@ from torchmetrics.classification import (
 )
 
 
-def classification_metrics(num_labels: int, prefix: str) -> MetricCollection:
-    """Accuracy, macro F1 and Matthews correlation; a binary task is the 2-class case (same values)."""
+def classification_metrics(num_labels: int, prefix: str, sync_on_step: bool = False) -> MetricCollection:
+    """Accuracy, macro F1 and Matthews correlation; a binary task is the 2-class case (same values).
+
+    `sync_on_step`: each step's value is over every process's examples (a training step's, logged per step),
+    not the logging rank's alone; evaluation metrics sync once, when computed over the whole split."""
+    options = {"num_classes": num_labels, "dist_sync_on_step": sync_on_step}
     return MetricCollection(
         {
-            "accuracy": MulticlassAccuracy(num_classes=num_labels, average="micro"),
-            "f1_macro": MulticlassF1Score(num_classes=num_labels, average="macro"),
-            "mcc": MulticlassMatthewsCorrCoef(num_classes=num_labels),
+            "accuracy": MulticlassAccuracy(average="micro", **options),
+            "f1_macro": MulticlassF1Score(average="macro", **options),
+            "mcc": MulticlassMatthewsCorrCoef(**options),
         },
         prefix=prefix,
     )
