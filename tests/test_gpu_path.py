@@ -161,7 +161,7 @@ def test_sampling_never_picks_a_pad_row(padded_run):
     generated = []
     generate = module.model.generate
     module.model.generate = lambda *args, **kwargs: generated.append(generate(*args, **kwargs)) or generated[-1]
-    trainer = SimpleNamespace(sanity_checking=False, global_step=1, loggers=[])
+    trainer = SimpleNamespace(sanity_checking=False, global_step=1, loggers=[], is_global_zero=True)
     SampleContinuations(num_samples=3, max_new_tokens=8).on_validation_epoch_end(trainer, module)
     assert generated and generated[0].max() < 500
     unsuppressed = generate(torch.tensor([[5, 6]]), do_sample=True, max_new_tokens=4, pad_token_id=0)
