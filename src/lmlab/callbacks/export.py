@@ -63,7 +63,6 @@ class ExportHuggingFace(L.Callback):
         log.info("Exported the model and tokenizer to %s", self.dirpath)
 
 
-
 def with_umask_modes(directory: Path) -> None:
     """Give every file under `directory` the mode the umask allows (0644 under 022), as any other file of the run.
 

@@ -4,13 +4,10 @@ single-file checkpoint, gathered in this process's memory, which any strategy re
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from lmlab.errors import LmlabError
-
-log = logging.getLogger(__name__)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

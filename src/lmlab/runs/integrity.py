@@ -18,9 +18,9 @@ from lmlab.errors import LmlabError
 SUFFIX = ".sha256"
 MANIFEST = "checksums.sha256"  # in a sharded checkpoint directory: one `<sha256>  <file>` line per file
 _CHUNK = 1 << 22
-# Files verified in this process, by (path, size, mtime, inode): a command that checks a checkpoint before
-# loading it, then loads it through Lightning's checks, hashes it once.
-_verified: set[tuple[str, int, int, int]] = set()
+# Checkpoints verified in this process, by `_identity`: a command that checks a checkpoint before loading it,
+# then loads it through Lightning's checks (or gathers a sharded one), hashes it once.
+_verified: set[tuple] = set()
 
 
 def sidecar(path: Path) -> Path:
@@ -78,14 +78,13 @@ def verify_manifest(directory: Path) -> None:
 def verify_checkpoint(path: Path) -> None:
     """Raise `DamagedCheckpoint` unless `path` matches its recorded SHA-256 (or, with none, is all finite);
     a sharded checkpoint (a directory) unless each of its files matches its manifest."""
-    if path.is_dir():
-        return verify_manifest(path)
-    stat = path.stat()
-    seen = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    seen = _identity(path)
     if seen in _verified:
         return
     side = sidecar(path)
-    if side.is_file():
+    if path.is_dir():
+        verify_manifest(path)
+    elif side.is_file():
         expected = side.read_text().split()[0] if side.read_text().strip() else ""
         if file_sha256(path) != expected:
             raise DamagedCheckpoint(f"its SHA-256 differs from the one recorded in {side.name} when it was written")
@@ -96,6 +95,12 @@ def verify_checkpoint(path: Path) -> None:
         if bad := non_finite(checkpoint.get("state_dict", {}).items()):
             raise DamagedCheckpoint(f"{bad} holds NaN or inf values")
     _verified.add(seen)
+
+
+def _identity(path: Path) -> tuple:
+    """(path, size, mtime, inode) of a file; of each file of a directory (a sharded checkpoint)."""
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    return tuple((str(f.resolve()), (st := f.stat()).st_size, st.st_mtime_ns, st.st_ino) for f in files)
 
 
 def non_finite(named_tensors: Iterable[tuple[str, object]]) -> str | None:
