@@ -67,11 +67,29 @@ def train_in_process(tmp_path: Path, cache_dir: Path, overrides: list[str]):
     return cfg, train(cfg)
 
 
+# What third-party tools print when they drop or ignore data: a test fails on it, not a user.
+DROPPED_DATA = ("will be ignored",  # W&B: "Tried to log to step 10 that is less than the current step 11 ..."
+                "Steps must be monotonically increasing",
+                "Discarding metric",  # Lightning's MLflow logger: a string value
+                "Replacing ",  # Lightning's MLflow logger: a metric name MLflow refuses, renamed
+                "Found duplicate value for",  # TensorBoard's reader
+                "Tried to log to step")
+
+
+def assert_no_dropped_data(output: str) -> None:
+    """Fail on a third-party warning that data was dropped, ignored or renamed."""
+    lines = [line for line in output.splitlines() if any(pattern in line for pattern in DROPPED_DATA)]
+    assert not lines, "a tracker dropped data:\n" + "\n".join(lines[:5])
+
+
 def run_cli(args: list[str], cwd: Path, module: str = "lmlab.train", timeout: int = 900,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`python -m <module> <args>` in a subprocess, as a user would run it; output captured as text."""
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    """`python -m <module> <args>` in a subprocess, as a user would run it; output captured as text. A console
+    where a tracker says it dropped data fails the test."""
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout, env={**os.environ, **(env or {})})
+    assert_no_dropped_data(result.stdout + result.stderr)
+    return result
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:

@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY, run_cli
 from test_resume_e2e import TEST_CALLBACKS
 
-from lmlab.runs.wandb_history import csv_points, offline_files
+from lmlab.runs.tracker_history import csv_points, offline_files
 from lmlab.runs.wandb_records import history_rows
 
 pytestmark = pytest.mark.slow

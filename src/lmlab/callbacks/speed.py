@@ -48,6 +48,11 @@ class SpeedMonitor(L.Callback):
             dtype = torch.bfloat16 if "bf16" in precision else torch.float16 if "16" in precision else torch.float32
             self.peak_flops = device_peak_flops(trainer.strategy.root_device, dtype)
 
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if not self._times:  # a launch's first step is timed too: every logged step has its figure, resumed or not
+            self._times.append(time.perf_counter())
+            self._tokens.append(0)
+
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
     ) -> None:

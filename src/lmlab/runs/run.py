@@ -68,7 +68,7 @@ class Run:
 
         from lmlab.runs.resume import record_resume
         from lmlab.runs.tracking import log_config
-        from lmlab.runs.wandb_history import relog_missing
+        from lmlab.runs.tracker_history import continue_history
         from lmlab.utils.provenance import resolved_config, write_provenance
         from lmlab.utils.rich_utils import print_config_tree
 
@@ -84,7 +84,7 @@ class Run:
         config = {**resolved_config(self.cfg), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
         log_config(loggers, config, derived_hparams)
         if self.plan.ckpt_path:
-            relog_missing(loggers, self.run_dir)
+            continue_history(loggers, self.run_dir, self.plan.step)
         log.info("Run directory: %s", self.run_dir)
 
     def finish(self, trainer) -> float | None:

@@ -120,25 +120,24 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool 
     os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")
     wandb_id = run_id(Path(save_dir), resume, write=rank_zero_only.rank == 0)
 
-    from lmlab.runs.wandb_history import logged_points
+    from lmlab.runs.tracker_history import logged_points
 
     shown = {key: redact(kwargs[key]) for key in ("name", "tags", "notes", "group", "job_type") if key in kwargs}
-    logged = logged_points(Path(save_dir), wandb_id) if offline else None  # earlier launches' points
-    return StepsDoneWandbLogger(offline=offline, save_dir=save_dir, id=wandb_id, resume="allow", logged=logged,
+    held = logged_points(Path(save_dir), wandb_id) if offline else None  # earlier launches' points
+    return StepsDoneWandbLogger(offline=offline, save_dir=save_dir, id=wandb_id, resume="allow", held=held,
                                 **{**kwargs, **shown})
 
 
 def log_config(loggers: Sequence[Any], config: dict, derived: dict | None = None) -> None:
-    """Record the fully resolved (secret-redacted) run config in each W&B run, and under `module` the
-    module's hyperparameters that are not config keys (`derived`: e.g. the tokenizer's vocabulary size);
+    """Record the fully resolved (secret-redacted) run config in each W&B and MLflow run, and under `module`
+    the module's hyperparameters that are not config keys (`derived`: e.g. the tokenizer's vocabulary size);
     call on rank zero."""
     from lightning.pytorch.loggers import WandbLogger
 
+    from lmlab.runs.mlflow_tracking import StepsDoneMLFlowLogger
     from lmlab.runs.redact import redact, redact_overrides
 
-    if derived:
-        config = {**config, "module": redact(derived)}
-
+    config = redact({**config, "module": derived} if derived else config)
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             argv = sys.argv  # W&B records the command line in its run metadata when the run starts
@@ -147,6 +146,8 @@ def log_config(loggers: Sequence[Any], config: dict, derived: dict | None = None
                 logger.experiment.config.update(config, allow_val_change=True)
             finally:
                 sys.argv = argv
+        elif isinstance(logger, StepsDoneMLFlowLogger):
+            logger.log_config(config)
 
 
 def finish_wandb() -> None:

@@ -1,0 +1,135 @@
+"""Every tracker holds what `metrics.csv` holds: each point once, at its step, with its value (issues 23 and 30).
+
+Crossed as users combine them: `trainer.log_every_n_steps` 1, 5, 10 × `trainer.val_check_interval` 2, 5, 10 and
+epoch end × `callbacks=downstream_eval` off and on, each a plain run and a run SIGKILLed after a validation and
+relaunched; and every kill moment of a step (mid-step, during and after the checkpoint, during and after a
+validation). W&B (offline, its files), TensorBoard (`EventAccumulator`) and MLflow (`MlflowClient` on a local
+store) are read with their own readers; a console with W&B's "will be ignored" fails the test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import TINY, assert_no_dropped_data
+from test_resume_e2e import TEST_CALLBACKS
+from tracker_readers import csv_held, mlflow_held, tensorboard_held, wandb_held
+
+pytestmark = pytest.mark.slow
+
+TIMING = ("train/tokens_per_sec", "train/mfu")  # measured again by a relaunch; the killed launch's stay held
+BASE = [*TINY, "logger=[wandb,tensorboard,mlflow]", "trainer.max_steps=20", "trainer.limit_train_batches=10",
+        "trainer.num_sanity_val_steps=0", "callbacks.last_checkpoint.every_n_train_steps=4",
+        "callbacks.export_hf=null"]
+DOWNSTREAM = ["callbacks=downstream_eval", "callbacks.downstream_eval.every_n_steps=10",
+              "callbacks.downstream_eval.limit=4", "callbacks.model_summary=null", "callbacks.progress_bar=null"]
+CADENCES = list(itertools.product([1, 5, 10], ["2", "5", "10", "1.0"], [False, True]))
+MOMENTS = ["mid-step", "after-validation", "after-checkpoint", "during-checkpoint", "during-validation"]
+# the kill moments of issue 23: 8 steps, every step logged, a validation and a checkpoint every 2
+MOMENT_RUN = [*TINY, "logger=[wandb,tensorboard,mlflow]", "trainer.max_steps=8", "trainer.val_check_interval=2",
+              "trainer.log_every_n_steps=1", "callbacks.last_checkpoint.every_n_train_steps=2",
+              "callbacks.export_hf=null", "trainer.num_sanity_val_steps=0"]
+
+
+def cadence_name(log_every: int, val: str, downstream: bool) -> str:
+    return f"log{log_every}-val{val}-{'eval' if downstream else 'plain'}"
+
+
+def kill(step: int, moment: str) -> list[str]:
+    return ["+callbacks.kill._target_=signal_at_step.SigkillAt", f"+callbacks.kill.step={step}",
+            f"+callbacks.kill.moment={moment}"]
+
+
+@pytest.fixture(scope="module")
+def launches(tmp_path_factory, cache_dir):
+    """Every job of this module, launched once (two at a time); (directory, {job: exit statuses}, store URI)."""
+    root = tmp_path_factory.mktemp("trackers")
+    store = f"sqlite:///{root}/mlflow.db"
+    jobs = []
+    for log_every, val, downstream in CADENCES:
+        name = cadence_name(log_every, val, downstream)
+        epoch_end = ["trainer.check_val_every_n_epoch=1"] if val == "1.0" else []  # an epoch: 10 steps
+        args = [*BASE, f"trainer.log_every_n_steps={log_every}", f"trainer.val_check_interval={val}", *epoch_end,
+                *(DOWNSTREAM if downstream else []), f"logger.mlflow.tracking_uri={store}",
+                f"paths.cache_dir={cache_dir}"]
+        jobs.append({"name": f"{name}-once", "launches": [[*args, f"run_dir={root / (name + '-once')}"]]})
+        killed = [*args, f"run_dir={root / (name + '-killed')}"]
+        jobs.append({"name": f"{name}-killed", "launches": [[*killed, *kill(10, "after-validation")], killed]})
+    for moment in MOMENTS:
+        args = [*MOMENT_RUN, f"logger.mlflow.tracking_uri={store}", f"paths.cache_dir={cache_dir}",
+                f"run_dir={root / moment}"]
+        jobs.append({"name": moment, "launches": [[*args, *kill(3 if moment == "mid-step" else 4, moment)], args]})
+    # the first job builds the tokenizer and the data cache alone; then two at a time
+    spec = root / "jobs.json"
+    spec.write_text(json.dumps({"cwd": str(root), "parallel": 1, "jobs": jobs[:1]}))
+    first = _run_matrix(spec)
+    spec.write_text(json.dumps({"cwd": str(root), "parallel": 2, "jobs": jobs[1:]}))
+    return root, {**first, **_run_matrix(spec)}, store
+
+
+def _run_matrix(spec: Path) -> dict[str, list[int]]:
+    result = subprocess.run([sys.executable, str(Path(__file__).with_name("launch_matrix.py")), str(spec)],
+                            capture_output=True, text=True, timeout=1800, env=TEST_CALLBACKS_ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# W&B's warnings shown (WANDB_SILENT hides the one this module looks for)
+TEST_CALLBACKS_ENV = {**{k: v for k, v in os.environ.items() if k != "WANDB_SILENT"}, **TEST_CALLBACKS}
+
+
+def check_trackers(run_dir: Path, store: str) -> None:
+    """Each tracker holds every point of `metrics.csv` (same step, same value) and no other, none twice."""
+    expected = csv_held(run_dir)
+    assert expected, run_dir
+    trackers = {"wandb": wandb_held(run_dir), "tensorboard": tensorboard_held(run_dir),
+                "mlflow": mlflow_held(run_dir, store)}
+    trackers["wandb"] = {point: values for point, values in trackers["wandb"].items() if point[1] != "samples"}
+    for tracker, held in trackers.items():
+        assert set(held) == set(expected), (tracker, sorted(set(expected) - set(held)),
+                                            sorted(set(held) - set(expected)))
+        # as often as metrics.csv holds it (Lightning repeats `epoch` in each row of a step), W&B once a step
+        repeated = {p for p, values in held.items() if len(values) > (1 if tracker == "wandb" else len(expected[p]))}
+        assert not repeated, (tracker, sorted(repeated))
+        for point, values in expected.items():
+            if point[1] not in TIMING:
+                assert held[point][-1] == pytest.approx(values[-1], rel=1e-6), (tracker, point)
+
+
+def check_console(root: Path, name: str) -> None:
+    for log in sorted(root.glob(f"{name}.*.log")):
+        assert_no_dropped_data(log.read_text())
+
+
+@pytest.mark.parametrize(("log_every", "val", "downstream"), CADENCES)
+@pytest.mark.parametrize("launch", ["once", "killed"])
+def test_every_tracker_holds_the_points_of_metrics_csv(launch, log_every, val, downstream, launches):
+    root, statuses, store = launches
+    name = f"{cadence_name(log_every, val, downstream)}-{launch}"
+    assert statuses[name] == ([0] if launch == "once" else [-9, 0]), (root / f"{name}.0.log").read_text()[-3000:]
+    check_console(root, name)
+    run_dir = root / name
+    check_trackers(run_dir, store)
+    steps = {step for step, key in csv_held(run_dir) if key == "val/loss"}
+    assert max(steps) == 20 and (10 in steps)  # the last step's validation, and the one the kill came after
+    if downstream:
+        assert {step for step, key in csv_held(run_dir) if key.startswith("eval/")} == {10, 20}
+    samples = Counter(step for (step, key), values in wandb_held(run_dir).items() if key == "samples"
+                      for _ in values)
+    assert samples == Counter(dict.fromkeys(steps, 1))  # a table of samples at each validation, once
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_every_tracker_holds_every_point_once_whatever_the_kill_moment(moment, launches):
+    root, statuses, store = launches
+    assert statuses[moment] == [-9, 0], (root / f"{moment}.1.log").read_text()[-3000:]
+    check_console(root, moment)
+    check_trackers(root / moment, store)
+    assert max(step for step, _ in csv_held(root / moment)) == 8
