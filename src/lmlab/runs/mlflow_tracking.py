@@ -9,7 +9,7 @@ is kept in `<run dir>/mlflow_id.txt`, so that relaunching the same command conti
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 

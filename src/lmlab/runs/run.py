@@ -67,8 +67,8 @@ class Run:
         from lightning.pytorch.utilities import rank_zero_only
 
         from lmlab.runs.resume import record_resume
-        from lmlab.runs.tracking import log_config
         from lmlab.runs.tracker_history import continue_history
+        from lmlab.runs.tracking import log_config
         from lmlab.utils.provenance import resolved_config, write_provenance
         from lmlab.utils.rich_utils import print_config_tree
 
