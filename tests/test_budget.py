@@ -56,3 +56,6 @@ def test_resume_force_with_a_larger_max_steps_continues_the_same_run(tmp_path, c
     assert "The config differs" not in output  # the budget is not a change of what is trained
     assert [s for s, _ in metric_series(run_dir, "train/loss")] == [5, 10, 15, 20]
     assert [s for s, _ in metric_series(run_dir, "val/loss")] == [10, 20]
+    third = run_cli([*args, "trainer.max_steps=30", "resume=force"], cwd=tmp_path)  # names the previous budget
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "with another budget (trainer.max_steps: 20 -> 30)" in third.stdout + third.stderr

@@ -43,6 +43,7 @@ class ResumePlan:
     skipped: list[str] = field(default_factory=list)  # newer checkpoints that failed to load
     config_changes: list[str] = field(default_factory=list)
     budget_changes: list[str] = field(default_factory=list)  # `trainer.max_steps 10 -> 20`
+    budget: dict = field(default_factory=dict)  # this launch's BUDGET_KEYS, kept in resumes.jsonl
     on_budget_change: str = "replan"  # what happens to the LR schedule then (lmlab.modules.schedule)
 
 
@@ -149,7 +150,8 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
     if plan.ckpt_path and saved.is_file():
         old, new = OmegaConf.to_container(OmegaConf.load(saved)), resolved_config(cfg)
         plan.config_changes = config_changes(old, new)
-        plan.budget_changes = config_changes(old, new, BUDGET_KEYS)
+        plan.budget = {k: v for k, v in _flatten(new).items() if k.startswith(BUDGET_KEYS)}
+        plan.budget_changes = config_changes(previous_budget(run_dir, old), plan.budget, BUDGET_KEYS)
         plan.on_budget_change = OmegaConf.select(cfg, "scheduler.on_budget_change", default="replan")
     return plan
 
@@ -173,6 +175,19 @@ def report(plan: ResumePlan, run_dir: Path) -> None:
                     run_dir / "config.yaml", "\n  ".join(plan.config_changes))
 
 
+def previous_budget(run_dir: Path, first: dict) -> dict:
+    """The budget the previous launch trained for: the newest `resumes.jsonl` entry's, else the first launch's."""
+    budget = {k: v for k, v in _flatten(first).items() if k.startswith(BUDGET_KEYS)}
+    path = run_dir / RESUMES_FILE
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                budget.update(json.loads(line).get("budget") or {})
+            except ValueError:  # a line cut short by a kill
+                continue
+    return budget
+
+
 def record_resume(run_dir: Path, overrides: list[str], plan: ResumePlan) -> None:
     """Append this launch to `resumes.jsonl`; the first launch's config.yaml and run.json stay as written.
 
@@ -181,7 +196,8 @@ def record_resume(run_dir: Path, overrides: list[str], plan: ResumePlan) -> None
     """
     from lmlab.utils.provenance import launch_info
 
-    entry = {**launch_info(overrides), "resumed_from": plan.ckpt_path, "config_changes": plan.config_changes}
+    entry = {**launch_info(overrides), "resumed_from": plan.ckpt_path, "config_changes": plan.config_changes,
+             "budget": plan.budget}
     with (run_dir / RESUMES_FILE).open("a") as f:
         f.write(json.dumps(entry) + "\n")
 
