@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from lmlab.compare import find_runs, load_run, main, plot_curves, table_rows
+from lmlab.runs.lock import acquire_run_lock, release_run_locks
 
 
 def write_run(path: Path, overrides: list[str], val: list[tuple[int, float]] | None = None,
-              summary: dict | None = None, error: str | None = None) -> None:
+              summary: dict | None = None, error: str | None = None, finished: bool | None = None) -> None:
     path.mkdir(parents=True)
     (path / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     (path / "config.yaml").write_text("monitor:\n  metric: val/loss\n  mode: min\n")
@@ -24,8 +25,17 @@ def write_run(path: Path, overrides: list[str], val: list[tuple[int, float]] | N
         (path / "metrics.csv").write_text("\n".join(rows) + "\n")
     if summary is not None:
         (path / "summary.json").write_text(json.dumps(summary))
+    if finished if finished is not None else summary is not None:
+        (path / "finished.json").write_text(json.dumps({"global_step": (summary or {}).get("global_step")}))
     if error is not None:
         (path / "error.txt").write_text(f"{error}\noverrides: {' '.join(overrides)}\n\nTraceback ...\n")
+
+
+def kill_holding_the_lock(run_dir: Path) -> None:
+    """A process that takes the run's lock and is SIGKILLed holding it, as a training launch can be."""
+    code = ("import os, signal, sys; from pathlib import Path; from lmlab.runs.lock import acquire_run_lock; "
+            "acquire_run_lock(Path(sys.argv[1])); os.kill(os.getpid(), signal.SIGKILL)")
+    assert subprocess.run([sys.executable, "-c", code, str(run_dir)]).returncode == -9
 
 
 @pytest.fixture
@@ -39,7 +49,9 @@ def sweep(tmp_path) -> Path:
               error="LmlabError: optimizer.lr=-0.001 must be a positive learning rate")
     (sweep / "3").mkdir()  # launched, nothing written yet
     (sweep / "multirun.yaml").write_text("{}\n")
-    return sweep
+    acquire_run_lock(sweep / "1")  # this process trains it
+    yield sweep
+    release_run_locks()
 
 
 def test_rows_have_the_varying_overrides_and_the_metrics_of_each_csv(sweep):
@@ -52,7 +64,7 @@ def test_rows_have_the_varying_overrides_and_the_metrics_of_each_csv(sweep):
     assert by_run["0"] == {"run": "0", "model": "gpt2-tiny", "optimizer.lr": "1e-3", "final val/loss": "4.4",
                              "best val/loss": "4.2", "steps": "30", "tokens/s": "1,234",
                              "wall time (s)": "12.5", "status": "finished"}
-    # A run without summary.json is still running: steps and tokens/s come from its CSV.
+    # A run whose lock's holder lives is running: steps and tokens/s come from its CSV.
     assert by_run["1"]["best val/loss"] == "3.9" and by_run["1"]["steps"] == "20"
     assert by_run["1"]["tokens/s"] == "1,015" and by_run["1"]["status"] == "running"
     assert by_run["2"]["optimizer.lr"] == "-1e-3" and by_run["2"]["status"].startswith("failed: LmlabError")
@@ -77,7 +89,7 @@ def test_main_writes_csv_markdown_and_a_png_with_one_curve_per_run_with_metrics(
     assert markdown[0].startswith("| run | model | optimizer.lr |") and len(markdown) == 2 + 4
     assert (sweep / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     runs = [load_run(p) for p in find_runs([sweep])]
-    assert plot_curves(tmp_path / "curves.png", runs, "val/loss") == 2
+    assert plot_curves(tmp_path / "curves.png", runs, "val/loss").curves == 2
 
 
 def test_run_dirs_can_be_given_one_by_one(sweep, tmp_path):
@@ -133,7 +145,7 @@ def test_several_metrics_each_get_final_and_best_columns_and_a_panel(classify_sw
         ("0.7", "0.9", "0.9")
     assert table["1"]["best val/accuracy"] == "0.8" and table["1"]["final val/accuracy"] == "0.75"
     runs = [load_run(p) for p in find_runs([classify_sweep])]
-    assert plot_curves(tmp_path / "two.png", runs, ["val/accuracy", "val/loss"]) == 6
+    assert plot_curves(tmp_path / "two.png", runs, ["val/accuracy", "val/loss"]).curves == 6
 
 
 def test_plot_steps_count_steps_done_as_the_table_does(sweep, tmp_path, monkeypatch):
@@ -173,3 +185,62 @@ def test_two_sweeps_name_rows_by_sweep_and_job_and_warn_when_their_data_differ(s
     assert by_run["s2/0"]["wall time (s)"] == "3.25"
     assert ("warning: the runs were trained on different data or tokenizers (data.vocab_size: 2048, 512)"
             in capsys.readouterr().err)
+
+
+def test_a_killed_run_is_killed_and_a_stopped_one_interrupted_at_their_last_step(sweep):
+    write_run(sweep / "4", ["model=gpt2-tiny", "optimizer.lr=3e-3"], val=[(10, 5.1), (20, 4.8)])
+    kill_holding_the_lock(sweep / "4")
+    write_run(sweep / "5", ["model=gpt2-tiny", "optimizer.lr=1e-4"], val=[(10, 5.3)],
+              summary={"global_step": 12}, finished=False)  # stopped by a signal: summary, no finished.json
+    header, rows = table_rows([load_run(p) for p in find_runs([sweep])], "val/loss")
+    status = {row[0]: row[-1] for row in rows}
+    assert (status["0"], status["1"], status["4"], status["5"]) == (
+        "finished", "running", "killed at step 20", "interrupted at step 12")
+
+
+def test_defaults_show_by_value_and_long_floats_in_four_digits(tmp_path):
+    sweep = tmp_path / "multirun" / "m"
+    write_run(sweep / "0", ["data=mixture", "optimizer.lr=0.00019182157424526137"], val=[(10, 4.0)])
+    write_run(sweep / "1", ["model=llama-tiny", "optimizer.lr=3e-4"], val=[(10, 4.1)])
+    (sweep / "0" / "config.yaml").write_text("model:\n  name: gpt2-tiny\ndata:\n  name: mixture\n")
+    (sweep / "1" / "config.yaml").write_text("model:\n  name: llama-tiny\ndata:\n  name: stdlib\n")
+    header, rows = table_rows([load_run(p) for p in find_runs([sweep])], "val/loss")
+    by_run = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    assert (by_run["0"]["model"], by_run["0"]["optimizer.lr"], by_run["1"]["data"]) == ("gpt2-tiny", "0.0001918",
+                                                                                          "stdlib")
+
+
+def optuna_like_sweep(root: Path, name: str, trials: int) -> Path:
+    """A sweep of `trials` runs whose overrides are an Optuna sampler's long floats."""
+    import random
+
+    rng = random.Random(name)
+    sweep = root / "multirun" / name
+    for i in range(trials):
+        overrides = [f"optimizer.lr={rng.uniform(1e-4, 1e-2)!r}", f"optimizer.weight_decay={rng.uniform(0, 0.3)!r}",
+                     f"scheduler.num_warmup_steps={rng.choice([5, 10, 20])}", "data=stdlib", "debug=fast"]
+        write_run(sweep / str(i), overrides, val=[(10, 5 - rng.random()), (20, 4 - rng.random())])
+    return sweep
+
+
+@pytest.mark.parametrize("sweeps", [1, 2])
+def test_the_curves_of_a_20_trial_search_and_of_two_sweeps_stay_readable(sweeps, tmp_path):
+    """The legend names only what differs, numbers in 4 digits, and takes at most a third of the saved figure."""
+    roots = [optuna_like_sweep(tmp_path, f"search{i}", 20 if sweeps == 1 else 10) for i in range(sweeps)]
+    runs = [load_run(p) for p in find_runs(roots)]
+    from lmlab.compare import label_runs
+
+    label_runs(runs)
+    layout = plot_curves(tmp_path / "c.png", runs, "val/loss")
+    assert layout.curves == 20 and layout.size == (1200, 450)
+    assert layout.legend_width <= 1 / 3, layout.legend_width
+    text = " ".join(layout.labels)
+    assert "data=" not in text and "debug=" not in text and "—" not in text  # the same in every run: not named
+    assert "lr=" in text and "weight_decay=" in text and "num_warmup_steps=" in text
+    import re
+
+    significant = [len(n.replace(".", "").lstrip("0")) for n in re.findall(r"\d[\d.]*", text.split("#", 1)[1])]
+    assert max(significant) <= 4, text  # no 20-digit floats
+    assert all(len(line) <= 28 for label in layout.labels for line in label.splitlines())
+    if sweeps == 2:
+        assert "#search0/0 " in text and "#search1/9 " in text

@@ -17,6 +17,8 @@ from typing import NoReturn
 import yaml
 
 from lmlab.config_keys import is_untrained
+from lmlab.runs.lock import lock_state
+from lmlab.runs.resume import FINISHED_MARKER
 from lmlab.runs.search import trial_pruned
 
 RUN_FILES = ("config.yaml", "overrides.yaml", "run.json", "metrics.csv", "summary.json", "error.txt")
@@ -43,16 +45,36 @@ class Run:
     pruned: dict | None = None  # an Optuna trial stopped early by its pruner
     data: dict[str, str] = field(default_factory=dict)  # DATA_KEYS as config.yaml resolves them
     label: str = ""  # the row's name: the job, or `<sweep>/<job>` when the runs come from several sweeps
+    finished: bool = False  # finished.json: training ran to its end
+    config: dict = field(default_factory=dict)  # config.yaml, resolved: the values of keys a run left at default
 
     @property
     def status(self) -> str:
+        """What happened to the run, as its files and its lock's holder say."""
         if self.error:
             return "failed"
         if self.pruned:
             return f"pruned at step {self.pruned['step']}"
-        if self.summary:
+        if self.finished:
             return "finished"
-        return "running" if self.metrics else "no metrics yet"
+        lock = lock_state(self.path)
+        if lock == "alive":
+            return "running"
+        if not (self.metrics or self.summary):
+            return "no metrics yet" if lock is None else "killed before its first step"
+        # killed: its holder died holding the lock (SIGKILL, out of memory); else stopped before its end (a signal)
+        return f"{'killed' if lock == 'dead' else 'interrupted'} at step {self.steps()}"
+
+    def value(self, key: str) -> str:
+        """The run's value of a key: as overridden, else as its config.yaml resolved it (a group: its name)."""
+        if key in self.overrides:
+            return short_number(self.overrides[key])
+        node: object = self.config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node = node.get("name")
+        return "—" if node is None else short_number(str(node))
 
     def series(self, key: str) -> list[tuple[int, float]]:
         """(step, value) for each row of metrics.csv that has `key`."""
@@ -79,6 +101,15 @@ class Run:
             return self.summary["tokens_per_sec"]
         values = [v for _, v in self.series("train/tokens_per_sec")]
         return sum(values) / len(values) if values else None
+
+
+def short_number(text: str) -> str:
+    """A number in 4 significant digits (an Optuna trial's 0.00019182157424526137 → 0.0001918); other text as is."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return text if text.lstrip("-").isdigit() or len(text) <= 6 else f"{value:.4g}"
 
 
 def is_run_dir(path: Path) -> bool:
@@ -139,7 +170,7 @@ def load_run(path: Path) -> Run:
     if (path / "overrides.yaml").is_file():
         run.overrides = parse_overrides(yaml.safe_load((path / "overrides.yaml").read_text()) or [])
     if (path / "config.yaml").is_file():
-        config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+        config = run.config = yaml.safe_load((path / "config.yaml").read_text()) or {}
         monitor = config.get("monitor") or {}
         run.monitor, run.mode = monitor.get("metric", run.monitor), monitor.get("mode", run.mode)
         data = config.get("data") or {}
@@ -150,6 +181,7 @@ def load_run(path: Path) -> Run:
     if (path / "summary.json").is_file():
         run.summary = json.loads((path / "summary.json").read_text())
     run.pruned = trial_pruned(path)
+    run.finished = (path / FINISHED_MARKER).is_file()
     if (path / "error.txt").is_file():
         lines = (path / "error.txt").read_text().splitlines()
         run.error = lines[0] if lines else "failed"
@@ -211,7 +243,7 @@ def table_rows(runs: list[Run], metrics: str | list[str], reverse: bool = False,
     for run in sorted(runs, key=sort_key):
         status = f"failed: {run.error}" if run.error else run.status
         values = [_fmt(v) for m in metrics for v in (run.final(m), run.best(m, modes[m]))]
-        rows.append([run.label or run.path.name, *(run.overrides.get(k, "—") for k in keys), *values,
+        rows.append([run.label or run.path.name, *(run.value(k) for k in keys), *values,
                      _fmt(run.steps()), _fmt(run.tokens_per_sec()), _fmt(run.summary.get("wall_time_s")), status])
     return header, rows
 
@@ -227,44 +259,91 @@ def write_markdown(path: Path, header: list[str], rows: list[list[str]]) -> None
     path.write_text("\n".join(lines) + "\n")
 
 
-def plot_curves(path: Path, runs: list[Run], metrics: str | list[str]) -> int:
-    """A PNG with every run's curve of each metric overlaid (one panel per metric), the legend beside the
-    panels; returns the number of curves drawn. Steps count optimizer steps done, as the table's `steps`."""
+@dataclass
+class PlotLayout:
+    """What `plot_curves` drew: for a caller, and for the tests that check the figure stays readable."""
+
+    curves: int
+    labels: list[str]
+    size: tuple[int, int]  # pixels, as saved
+    legend_width: float  # the widest panel legend's share of the figure's width
+
+
+LEGEND_SHARE = 0.3  # of the figure's width, at most: the curves keep the rest
+LABEL_CHARS = 28  # a legend label is wrapped to lines of this length
+
+
+def legend_labels(runs: list[Run]) -> list[str]:
+    """One short label per run: its name and the keys whose values differ between these runs, each key by its
+    last part unless two keys share it (`lr=0.0001918 weight_decay=0.1244`), wrapped to LABEL_CHARS."""
+    import textwrap
+
+    keys, _ = varying_keys(runs)
+    keys = [k for k in keys if len({run.value(k) for run in runs}) > 1]
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    names = [short if last.count(short) == 1 else k for k, short in zip(keys, last, strict=True)]
+    labels = []
+    for run in runs:
+        text = " ".join(f"{name}={run.value(k)}" for name, k in zip(names, keys, strict=True))
+        labels.append("\n".join(textwrap.wrap(f"#{run.label or run.path.name} {text}".strip(), LABEL_CHARS,
+                                               break_on_hyphens=False)))
+    return labels
+
+
+def plot_curves(path: Path, runs: list[Run], metrics: str | list[str]) -> PlotLayout:
+    """A PNG with every run's curve of each metric overlaid (one panel per metric) and a legend to the right that
+    names only what differs between the plotted runs, in at most LEGEND_SHARE of the width (its font shrinks
+    until it fits). Steps count optimizer steps done, as the table's `steps`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    keys, _ = varying_keys(runs)
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(8, 4 * len(metrics)), squeeze=False, sharex=True)
-    curves = 0
+    plotted = [run for run in runs if any(run.series(m) for m in metrics)]
+    labels = dict(zip(map(id, plotted), legend_labels(plotted), strict=True))
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(12, 4.5 * len(metrics)), squeeze=False, sharex=True)
+    fig.subplots_adjust(left=0.07, right=1 - LEGEND_SHARE - 0.04, top=0.93, bottom=0.1)
+    curves, legend_width = 0, 0.0
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
         drawn = 0
-        for run in runs:
-            series = run.series(metric)
-            if not series:
-                continue
-            label = ",".join(f"{k}={run.overrides.get(k, '—')}" for k in keys) or run.path.name
-            steps, values = zip(*series, strict=True)
-            ax.plot(steps, values, marker="o", markersize=3, label=f"#{run.label or run.path.name} {label}")
-            drawn += 1
+        for run in plotted:
+            if series := run.series(metric):
+                steps, values = zip(*series, strict=True)
+                ax.plot(steps, values, marker="o", markersize=3, label=labels[id(run)])
+                drawn += 1
         ax.set_ylabel(metric)
         ax.set_title(f"{metric} of {drawn} runs")
-        if drawn:
-            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         curves += drawn
+        if drawn:
+            legend_width = max(legend_width, _fit_legend(fig, ax))
     axes[-1, 0].set_xlabel("step")
-    fig.savefig(path, dpi=100, bbox_inches="tight")  # "tight" grows the figure to hold the outside legend
+    fig.savefig(path, dpi=100)  # the size asked for: the legend fits inside it
+    size = fig.canvas.get_width_height()
     plt.close(fig)
-    return curves
+    return PlotLayout(curves, list(labels.values()), size, legend_width)
+
+
+def _fit_legend(fig, ax) -> float:
+    """Place the panel's legend right of it, in the largest font (and fewest columns) that keeps it within
+    LEGEND_SHARE of the figure's width and inside the figure; returns its share of the width."""
+    renderer = fig.canvas.get_renderer()
+    for size in (9, 8, 7, 6, 5):
+        for ncol in (1, 2, 3):
+            legend = ax.legend(fontsize=size, ncol=ncol, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                               borderaxespad=0.0, labelspacing=0.4, handlelength=1.2, columnspacing=0.8)
+            box = legend.get_window_extent(renderer)
+            share = box.width / fig.bbox.width
+            if share <= LEGEND_SHARE and box.y0 >= 0:
+                return share
+    return share
 
 
 def print_table(header: list[str], rows: list[list[str]], common: dict[str, str], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, caption=" ".join(f"{k}={v}" for k, v in common.items()) or None)
+    table = Table(title=title, caption=" ".join(f"{k}={short_number(v)}" for k, v in common.items()) or None)
     for name in header:
         table.add_column(name, justify="right" if name not in ("run", "status") else "left")
     failures = []
@@ -320,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
               "their losses count different tokens and do not compare", file=sys.stderr)
     write_csv(out / "compare.csv", header, rows)
     write_markdown(out / "compare.md", header, rows)
-    curves = plot_curves(out / "compare.png", runs, metrics)
+    curves = plot_curves(out / "compare.png", runs, metrics).curves
     print(f"Wrote {out / 'compare.csv'}, {out / 'compare.md'} and {out / 'compare.png'} ({curves} curves)")
 
 

@@ -65,6 +65,15 @@ def _stale(holder: dict) -> bool:
     return holder.get("host") == socket.gethostname() and not _alive(int(holder.get("pid", -1)), holder.get("start"))
 
 
+def lock_state(run_dir: Path) -> str | None:
+    """"alive" while a live process holds the run's lock (or one on another host: it can't be told from here),
+    "dead" when its holder is gone without releasing it (killed), None when nobody holds it."""
+    holder = _read(run_dir / LOCK_FILE)
+    if holder is None:
+        return None
+    return "dead" if not holder or _stale(holder) else "alive"
+
+
 def _read(path: Path) -> dict | None:
     """The holder recorded in a lock file; None when there is none; {} when it cannot be parsed (the lock is
     linked into place whole, so that is garbage: e.g. an older lmlab killed while writing it)."""
