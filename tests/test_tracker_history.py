@@ -133,3 +133,38 @@ def test_every_tracker_holds_every_point_once_whatever_the_kill_moment(moment, l
     check_console(root, moment)
     check_trackers(root / moment, store)
     assert max(step for step, _ in csv_held(root / moment)) == 8
+
+
+def test_a_sweep_logs_to_one_mlflow_experiment_and_a_relaunch_continues_its_runs(tmp_path, cache_dir):
+    """Two jobs: one MLflow experiment, a run each with its config, metrics and `hf/` artifact; relaunched with a
+    larger budget, the same two MLflow runs continue, each point once."""
+    from mlflow.tracking import MlflowClient
+
+    from conftest import run_cli
+
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["-m", *TINY, "logger=mlflow", f"logger.mlflow.tracking_uri={store}", "logger.mlflow.log_hf_export=true",
+            "optimizer.lr=1e-3,3e-3", "sweep_name=lrs", "trainer.val_check_interval=2",
+            "callbacks.last_checkpoint.every_n_train_steps=2", f"paths.root_dir={tmp_path}",
+            f"paths.cache_dir={cache_dir}"]
+    first = run_cli([*args, "trainer.max_steps=4"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    jobs = [tmp_path / "outputs" / "clm" / "multirun" / "lrs" / str(i) for i in range(2)]
+    ids = [(job / "mlflow_id.txt").read_text().strip() for job in jobs]
+    client = MlflowClient(store)
+    [experiment] = [e for e in client.search_experiments() if e.name != "Default"]
+    assert experiment.name == "clm-lrs"
+    assert sorted(r.info.run_id for r in client.search_runs([experiment.experiment_id])) == sorted(ids)
+    for job, run_id, lr in zip(jobs, ids, ("0.001", "0.003"), strict=True):
+        run = client.get_run(run_id)
+        assert run.data.params["optimizer.lr"] == lr and run.info.status == "FINISHED"
+        assert {f.path for f in client.list_artifacts(run_id, "hf")} >= {"hf/config.json", "hf/model.safetensors"}
+    again = run_cli([*args, "trainer.max_steps=8", "resume=force"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [(job / "mlflow_id.txt").read_text().strip() for job in jobs] == ids  # the same MLflow runs, continued
+    assert [r.info.run_id for r in client.search_runs([experiment.experiment_id])].__len__() == 2
+    for job, run_id in zip(jobs, ids, strict=True):
+        held = mlflow_held(job, store)
+        assert {step for step, key in held if key == "val/loss"} == {2, 4, 6, 8}
+        assert set(held) == set(csv_held(job))
+        assert client.get_run(run_id).data.tags["resumed.trainer.max_steps"] == "8"
