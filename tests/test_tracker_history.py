@@ -138,9 +138,8 @@ def test_every_tracker_holds_every_point_once_whatever_the_kill_moment(moment, l
 def test_a_sweep_logs_to_one_mlflow_experiment_and_a_relaunch_continues_its_runs(tmp_path, cache_dir):
     """Two jobs: one MLflow experiment, a run each with its config, metrics and `hf/` artifact; relaunched with a
     larger budget, the same two MLflow runs continue, each point once."""
-    from mlflow.tracking import MlflowClient
-
     from conftest import run_cli
+    from mlflow.tracking import MlflowClient
 
     store = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["-m", *TINY, "logger=mlflow", f"logger.mlflow.tracking_uri={store}", "logger.mlflow.log_hf_export=true",
