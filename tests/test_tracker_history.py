@@ -154,14 +154,14 @@ def test_a_sweep_logs_to_one_mlflow_experiment_and_a_relaunch_continues_its_runs
     [experiment] = [e for e in client.search_experiments() if e.name != "Default"]
     assert experiment.name == "clm-lrs"
     assert sorted(r.info.run_id for r in client.search_runs([experiment.experiment_id])) == sorted(ids)
-    for job, run_id, lr in zip(jobs, ids, ("0.001", "0.003"), strict=True):
+    for run_id, lr in zip(ids, ("0.001", "0.003"), strict=True):
         run = client.get_run(run_id)
         assert run.data.params["optimizer.lr"] == lr and run.info.status == "FINISHED"
         assert {f.path for f in client.list_artifacts(run_id, "hf")} >= {"hf/config.json", "hf/model.safetensors"}
     again = run_cli([*args, "trainer.max_steps=8", "resume=force"], cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert [(job / "mlflow_id.txt").read_text().strip() for job in jobs] == ids  # the same MLflow runs, continued
-    assert [r.info.run_id for r in client.search_runs([experiment.experiment_id])].__len__() == 2
+    assert len(client.search_runs([experiment.experiment_id])) == 2
     for job, run_id in zip(jobs, ids, strict=True):
         held = mlflow_held(job, store)
         assert {step for step, key in held if key == "val/loss"} == {2, 4, 6, 8}
