@@ -61,13 +61,23 @@ def test_every_job_of_the_documented_sweep_composes(model, data):
     assert cfg.hydra.sweep.dir.endswith("outputs/clm/multirun/s")
 
 
-def test_sweep_summary_names_each_failed_run_and_its_error(tmp_path):
-    for job in ("0", "1", "2"):
+def test_sweep_summary_counts_every_outcome_and_names_each_failed_run_and_its_error(tmp_path):
+    from test_compare import kill_holding_the_lock
+
+    from lmlab.runs.search import record_pruned
+
+    for job in ("0", "1", "2", "3", "4"):
         (tmp_path / job).mkdir()
+    for job in ("0", "2"):
+        (tmp_path / job / "finished.json").write_text("{}")
     (tmp_path / "1" / "error.txt").write_text("LmlabError: optimizer.lr=-0.001 must be positive\noverrides: ...\n")
+    record_pruned(tmp_path / "3", trial=3, step=10, value=5.2)
+    (tmp_path / "4" / "metrics.csv").write_text("step,train/loss\n5,6.1\n10,5.9\n")
+    kill_holding_the_lock(tmp_path / "4")
     summary = sweep_summary(tmp_path)
-    assert summary.splitlines()[0].endswith("2 of 3 runs finished, 1 failed")
+    assert summary.splitlines()[0].endswith("2 of 5 runs finished, 1 failed, 1 pruned, 1 killed")
     assert "FAILED #1: LmlabError: optimizer.lr=-0.001 must be positive" in summary
+    assert "#3: pruned at step 10" in summary and "#4: killed at step 10" in summary
     assert f"lmlab-compare {tmp_path}" in summary
 
 

@@ -17,9 +17,8 @@ from typing import NoReturn
 import yaml
 
 from lmlab.config_keys import is_untrained
-from lmlab.runs.lock import lock_state
-from lmlab.runs.resume import FINISHED_MARKER
 from lmlab.runs.search import trial_pruned
+from lmlab.runs.status import ERROR_FILE, run_status
 
 RUN_FILES = ("config.yaml", "overrides.yaml", "run.json", "metrics.csv", "summary.json", "error.txt")
 # What a run was trained and evaluated on: runs that differ here have losses on different tokens.
@@ -45,25 +44,12 @@ class Run:
     pruned: dict | None = None  # an Optuna trial stopped early by its pruner
     data: dict[str, str] = field(default_factory=dict)  # DATA_KEYS as config.yaml resolves them
     label: str = ""  # the row's name: the job, or `<sweep>/<job>` when the runs come from several sweeps
-    finished: bool = False  # finished.json: training ran to its end
     config: dict = field(default_factory=dict)  # config.yaml, resolved: the values of keys a run left at default
 
     @property
     def status(self) -> str:
-        """What happened to the run, as its files and its lock's holder say."""
-        if self.error:
-            return "failed"
-        if self.pruned:
-            return f"pruned at step {self.pruned['step']}"
-        if self.finished:
-            return "finished"
-        lock = lock_state(self.path)
-        if lock == "alive":
-            return "running"
-        if not (self.metrics or self.summary):
-            return "no metrics yet" if lock is None else "killed before its first step"
-        # killed: its holder died holding the lock (SIGKILL, out of memory); else stopped before its end (a signal)
-        return f"{'killed' if lock == 'dead' else 'interrupted'} at step {self.steps()}"
+        """What happened to the run, as its files and its lock's holder say (`lmlab.runs.status`)."""
+        return "failed" if self.error else run_status(self.path, self.steps())
 
     def value(self, key: str) -> str:
         """The run's value of a key: as overridden, else as its config.yaml resolved it (a group: its name)."""
@@ -181,9 +167,8 @@ def load_run(path: Path) -> Run:
     if (path / "summary.json").is_file():
         run.summary = json.loads((path / "summary.json").read_text())
     run.pruned = trial_pruned(path)
-    run.finished = (path / FINISHED_MARKER).is_file()
-    if (path / "error.txt").is_file():
-        lines = (path / "error.txt").read_text().splitlines()
+    if (path / ERROR_FILE).is_file():
+        lines = (path / ERROR_FILE).read_text().splitlines()
         run.error = lines[0] if lines else "failed"
         if not run.overrides and len(lines) > 1 and lines[1].startswith("overrides: "):
             run.overrides = parse_overrides(lines[1].removeprefix("overrides: ").split())

@@ -19,8 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lmlab.runs.redact import mask, redact_overrides, remember, secrets_in, secrets_in_overrides
-
-ERROR_FILE = "error.txt"
+from lmlab.runs.status import ERROR_FILE, run_status
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -29,13 +28,22 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def sweep_summary(sweep_dir: Path) -> str:
-    """Which runs of a sweep finished and which failed (with the first line of their error)."""
+    """How each run of a sweep ended: counts by outcome, then a line for each run that did not finish (a failed
+    run with the first line of its error)."""
+    from collections import Counter
+
     jobs = job_dirs(sweep_dir) if sweep_dir.is_dir() else []
-    failed = [job for job in jobs if (job / ERROR_FILE).is_file()]
-    lines = [f"Sweep {sweep_dir}: {len(jobs) - len(failed)} of {len(jobs)} runs finished, {len(failed)} failed"]
-    for job in failed:
-        first_line = (job / ERROR_FILE).read_text().splitlines()[0]
-        lines.append(f"  FAILED #{job.name}: {first_line}  (details: {job / ERROR_FILE})")
+    status = {job: run_status(job) for job in jobs}
+    counts = Counter(s.split(" at step")[0] for s in status.values())
+    outcomes = ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if outcome != "finished")
+    lines = [f"Sweep {sweep_dir}: {counts['finished']} of {len(jobs)} runs finished" + (f", {outcomes}" if outcomes
+                                                                                          else "")]
+    for job, outcome in status.items():
+        if outcome == "failed":
+            first_line = (job / ERROR_FILE).read_text().splitlines()[0]
+            lines.append(f"  FAILED #{job.name}: {first_line}  (details: {job / ERROR_FILE})")
+        elif outcome != "finished":
+            lines.append(f"  #{job.name}: {outcome}")
     if any(sweep_dir.glob("*/wandb/offline-run-*")):
         lines.append(f"W&B runs were saved offline; upload them with: wandb sync {sweep_dir}/*/wandb/offline-run-*")
     lines.append(f"Compare the runs: lmlab-compare {sweep_dir}")
