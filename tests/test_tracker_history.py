@@ -167,3 +167,11 @@ def test_a_sweep_logs_to_one_mlflow_experiment_and_a_relaunch_continues_its_runs
         assert {step for step, key in held if key == "val/loss"} == {2, 4, 6, 8}
         assert set(held) == set(csv_held(job))
         assert client.get_run(run_id).data.tags["resumed.trainer.max_steps"] == "8"
+    from lmlab.compare import main as compare  # what lmlab-compare reads from the store is metrics.csv's
+
+    sweep = jobs[0].parent
+    tables = {}
+    for source in ("csv", "mlflow"):
+        compare([str(sweep), "--source", source, "--out", str(tmp_path / source)])
+        tables[source] = (tmp_path / source / "compare.csv").read_text()
+    assert tables["mlflow"] == tables["csv"]

@@ -151,7 +151,23 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
     return {key.lstrip("+~"): value for key, value in pairs}
 
 
-def load_run(path: Path) -> Run:
+def tracker_metrics(run: Run, source: str) -> list[dict[str, str]]:
+    """The run's rows as a tracker's own store holds them (`lmlab.runs.tracker_stores`)."""
+    from lmlab.runs import tracker_stores
+
+    if source == "wandb":
+        points = tracker_stores.wandb_points(run.path)
+    elif source == "tensorboard":
+        points = tracker_stores.tensorboard_points(run.path)
+    else:
+        uri = ((run.config.get("logger") or {}).get("mlflow") or {}).get("tracking_uri")
+        if not uri:
+            fail(f"{run.path}: its config.yaml names no logger.mlflow.tracking_uri (it was not run with logger=mlflow)")
+        points = tracker_stores.mlflow_points(run.path, uri)
+    return tracker_stores.as_rows(points)
+
+
+def load_run(path: Path, source: str = "csv") -> Run:
     run = Run(path)
     if (path / "overrides.yaml").is_file():
         run.overrides = parse_overrides(yaml.safe_load((path / "overrides.yaml").read_text()) or [])
@@ -161,7 +177,9 @@ def load_run(path: Path) -> Run:
         run.monitor, run.mode = monitor.get("metric", run.monitor), monitor.get("mode", run.mode)
         data = config.get("data") or {}
         run.data = {key: json.dumps(data.get(key.split(".", 1)[1]), sort_keys=True) for key in DATA_KEYS}
-    if (path / "metrics.csv").is_file():
+    if source != "csv":
+        run.metrics = tracker_metrics(run, source)
+    elif (path / "metrics.csv").is_file():
         with open(path / "metrics.csv", newline="") as f:
             run.metrics = list(csv.DictReader(f))
     if (path / "summary.json").is_file():
@@ -358,11 +376,20 @@ def main(argv: list[str] | None = None) -> None:
                         help="whether lower or higher is better for --sort (default: the runs' monitor.mode for "
                              "their monitored metric, else from the name: loss, ppl -> min; accuracy, f1 -> max)")
     parser.add_argument("--reverse", action="store_true", help="sort the other way round")
+    parser.add_argument("--source", choices=("csv", "wandb", "mlflow", "tensorboard"), default="csv",
+                        help="where each run's metrics are read: its metrics.csv (default), or what a tracker holds "
+                             "of it, read from the tracker's own store (W&B offline files, the MLflow store named "
+                             "in config.yaml, TensorBoard event files): to check a tracker without its server")
     parser.add_argument("--out", type=Path, default=None,
                         help="where compare.csv/.md/.png go (default: the directory given, or the current one)")
     args = parser.parse_args(argv)
 
-    runs = [load_run(path) for path in find_runs(args.paths)]
+    from lmlab.errors import LmlabError
+
+    try:
+        runs = [load_run(path, args.source) for path in find_runs(args.paths)]
+    except LmlabError as e:
+        fail(str(e))
     if not runs:
         fail(f"no run directories in {' '.join(map(str, args.paths))} (a run holds config.yaml or metrics.csv)")
     label_runs(runs)
