@@ -73,7 +73,7 @@ def test_a_relaunched_study_continues_to_n_trials_in_total_and_keeps_every_trial
 
 
 def test_a_study_stopped_after_two_trials_and_relaunched_twice_samples_six_distinct_parameter_sets(tmp_path):
-    """A seeded sampler created again by each launch must not replay the first launch's trials (nor its enqueued one)."""
+    """A seeded sampler created again by each launch must not replay earlier trials (nor the enqueued one)."""
     sweep = tmp_path / "quad"
     enqueue = "hydra.sweeper.enqueue=[{+x:1.5,+y:0.5}]"
     for n_trials in (2, 4, 6):
