@@ -133,7 +133,7 @@ def test_a_sharded_checkpoint_is_read_by_generate_and_converted_to_one_file(tmp_
 
     def generate(source: Path) -> list[dict]:
         result = subprocess.run([sys.executable, "-m", "lmlab.generate", str(source), "def main", "import os",
-                                 "--max-new-tokens", "8", "--device", "cpu", "--cache-dir", str(cache_dir)],
+                                 "max_new_tokens=8", "device=cpu", f"cache_dir={cache_dir}"],
                                 capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
         return result.stdout
@@ -142,6 +142,6 @@ def test_a_sharded_checkpoint_is_read_by_generate_and_converted_to_one_file(tmp_
 
     flip(sharded / "__0_0.distcp")
     result = subprocess.run([sys.executable, "-m", "lmlab.generate", str(sharded), "def main",
-                             "--max-new-tokens", "4", "--device", "cpu"], capture_output=True, text=True, cwd=tmp_path)
+                             "max_new_tokens=4", "device=cpu"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
     assert "__0_0.distcp" in result.stderr
