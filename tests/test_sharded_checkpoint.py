@@ -119,12 +119,13 @@ def test_a_sharded_checkpoint_is_read_by_generate_and_converted_to_one_file(tmp_
     assert sharded.is_dir() and (run_dir / "hf" / "model.safetensors").is_file()
     assert [line.split(":")[0] for line in (run_dir / "samples.txt").read_text().splitlines()] == ["step 4"] * 2
 
-    out = run_dir / "checkpoints" / "consolidated.ckpt"
+    out = tmp_path / "elsewhere" / "consolidated.ckpt"  # outside the run: it carries its run's config and tokenizer
+    out.parent.mkdir()
     result = subprocess.run([sys.executable, "-m", "lmlab.parallel.consolidate", str(sharded), str(out)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     whole = torch.load(out, map_location="cpu", weights_only=False)
-    assert whole["global_step"] == 4 and (run_dir / "checkpoints" / "consolidated.ckpt.sha256").is_file()
+    assert whole["global_step"] == 4 and out.with_name("consolidated.ckpt.sha256").is_file()
     a = final_weights(run_dir)
     assert a.keys() <= whole["state_dict"].keys() and all(torch.equal(a[k], whole["state_dict"][k]) for k in a)
     again = subprocess.run([sys.executable, "-m", "lmlab.parallel.consolidate", str(sharded), str(out)],

@@ -25,6 +25,7 @@ def train(cfg: DictConfig) -> float | None:
 
     import lightning as L
 
+    from lmlab.callbacks import RunDescription
     from lmlab.callbacks.data_position import DataPosition
     from lmlab.callbacks.lora_checkpoint import LoraCheckpoints
     from lmlab.console import quiet_third_party
@@ -32,6 +33,7 @@ def train(cfg: DictConfig) -> float | None:
     from lmlab.runs.hydra_ddp import use_job_overrides_for_ddp_children
     from lmlab.utils.allocator import keep_freed_memory
     from lmlab.utils.instantiate import instantiate_named
+    from lmlab.utils.provenance import resolved_config
 
     keep_freed_memory()  # before training allocates: no page faults on each step's large tensors
     if cfg.model.get("compile"):
@@ -59,7 +61,8 @@ def train(cfg: DictConfig) -> float | None:
         _convert_="all",  # plain containers in hparams, so checkpoints load with torch's weights_only
     )
     run.start()  # from here this launch writes into the run directory
-    callbacks = [*instantiate_named(cfg.get("callbacks")), RunGuard(run.run_dir), DataPosition()]
+    callbacks = [*instantiate_named(cfg.get("callbacks")), RunGuard(run.run_dir), DataPosition(),
+                 RunDescription(resolved_config(cfg))]  # checkpoints that load wherever they are copied
     if cfg.get("peft"):
         callbacks.append(LoraCheckpoints())  # adapter-only checkpoints of a pretrained base
     loggers = instantiate_named(cfg.get("logger"))
