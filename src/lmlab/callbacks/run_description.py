@@ -18,6 +18,6 @@ class RunDescription(L.Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if self._tokenizer is None:  # once per launch: the tokenizer does not change while training
-            tokenizer = getattr(pl_module, "tokenizer", None) or getattr(trainer.datamodule, "tokenizer", None)
+            tokenizer = pl_module.tokenizer  # lmlab.contracts.TaskModule: the data module's, while training
             self._tokenizer = tokenizer_files(tokenizer) if tokenizer is not None else {}
         checkpoint[DESCRIPTION_KEY] = {"config": self.config, "tokenizer": self._tokenizer}
