@@ -41,8 +41,15 @@ def _not_an_enum_registration(record: logging.LogRecord) -> bool:
     return "is an Enum subclass" not in record.getMessage()
 
 
-def _not_a_tip(record: logging.LogRecord) -> bool:
-    return "💡 Tip" not in record.getMessage()  # Lightning's advertisement, printed on every run
+# Lightning's lines that say nothing a user can act on: an advertisement, hardware lmlab does not use, lmlab's
+# own summary callback replacing Lightning's, and (on every resume) its wish that checkpoints go elsewhere.
+LIGHTNING_NOISE = ("💡 Tip", "TPU available", "HPU available", "Trainer already configured with model summary",
+                   "exists and is not empty")
+
+
+def _not_lightning_noise(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not any(noise in message for noise in LIGHTNING_NOISE)
 
 
 def quiet_warnings() -> None:
@@ -50,8 +57,14 @@ def quiet_warnings() -> None:
     anything imports them (idempotent)."""
     warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # Lightning's resume under weights_only=False (lmlab's checkpoints hold RNG states: it is lmlab's choice)
+    warnings.filterwarnings("ignore", message=r".*weights_only")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     logging.getLogger("torch.utils._pytree").addFilter(_not_an_enum_registration)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_lightning_noise)
+    # torchao (imported by transformers wherever installed): its kernels missing on this machine (no Triton, no
+    # CUDA build) matter only to model.fp8, which fails with its own error
+    logging.getLogger("torchao").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna's database migrations, when a search starts
 
 
