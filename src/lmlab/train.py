@@ -16,6 +16,7 @@ from lmlab.runs.command import run_command
 from lmlab.runs.lock import launch_rank_zero
 from lmlab.runs.redact import mask_console
 from lmlab.runs.run import Run
+from lmlab.runs.sweeps import job_failures_in_the_summary
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -90,7 +91,8 @@ def main() -> None:
     mask_console(sys.argv[1:])  # secrets masked in all Hydra prints, too
     register_resolvers()  # before Hydra composes; a sweep job in another process gets them with Hydra's state
     check_overrides("train", sys.argv[1:])  # a bad override: one line, status 2
-    _hydra_main()
+    with job_failures_in_the_summary(sys.argv[1:]):  # a failed sweep job: its traceback in its error.txt
+        _hydra_main()
 
 
 if __name__ == "__main__":
