@@ -42,3 +42,34 @@ def test_a_debug_fast_run_and_its_resume_print_at_most_40_lines_and_no_third_par
 def test_print_config_takes_true_false_or_sweep(tmp_path):
     result = run_cli(["print_config=maybe", f"paths.root_dir={tmp_path}"], cwd=tmp_path)
     assert result.returncode == 2 and "print_config='maybe' must be true, false or sweep" in result.stderr
+
+
+@pytest.mark.parametrize(("environ", "prefix"), [
+    ({"WORLD_SIZE": "2", "LOCAL_RANK": "1"}, "[rank 1] "),   # Lightning's launcher: the child
+    ({"WORLD_SIZE": "2", "LOCAL_RANK": "0"}, "[rank 0] "),   # ... and the process that started it
+    ({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}, "[rank 3] "),  # torchrun: the global rank
+    ({}, ""),                                                  # a single process: no prefix
+])
+def test_every_rank_prefixes_its_lines_once_on_every_handler(monkeypatch, environ, prefix):
+    import io
+    import logging
+
+    from lmlab.console import RankPrefix
+
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    streams = [io.StringIO(), io.StringIO()]  # the console and train.log
+    logger = logging.getLogger("lmlab.test_rank_prefix")
+    logger.propagate = False
+    handlers = [logging.StreamHandler(stream) for stream in streams]
+    for handler in handlers:
+        handler.addFilter(RankPrefix())
+        logger.addHandler(handler)
+    try:
+        logger.warning("step %d/20", 5)
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+    assert [stream.getvalue() for stream in streams] == [f"{prefix}step 5/20\n"] * 2

@@ -11,6 +11,7 @@ across processes (lmlab's validation metrics), once per metric.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import warnings
@@ -85,3 +86,37 @@ def quiet_third_party() -> None:
         except ImportError:
             return
         datasets.disable_progress_bars()
+
+
+class RankPrefix(logging.Filter):
+    """Under DDP/FSDP every process writes to the same console: each of its lines says whose it is (`[rank 1] `).
+    Installed on the root logger's handlers; the first handler that sees a record prefixes it, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "lmlab_rank_prefixed", False):
+            record.lmlab_rank_prefixed = True
+            if (rank := process_rank()) is not None:
+                record.msg = f"[rank {rank}] {record.msg}"
+        return True
+
+
+def process_rank() -> int | None:
+    """This process's global rank when several processes train together; None when it trains alone."""
+    if "torch.distributed" in sys.modules:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank() if dist.get_world_size() > 1 else None
+    if int(os.environ.get("WORLD_SIZE") or 1) <= 1:  # set by torchrun and by Lightning's launcher (every rank)
+        return None
+    if "RANK" in os.environ:  # torchrun
+        return int(os.environ["RANK"])
+    return int(os.environ.get("SLURM_PROCID") or os.environ.get("LOCAL_RANK") or 0)
+
+
+def prefix_ranks() -> None:
+    """Install `RankPrefix` on every handler of the root logger (idempotent; called as a launch begins and
+    once it trains, when train.log's handler is attached)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RankPrefix) for f in handler.filters):
+            handler.addFilter(RankPrefix())
