@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TINY, run_cli
+from conftest import ROOT, TINY, run_cli
 
 from lmlab.config import run_name_from_overrides
 
@@ -60,6 +60,9 @@ def test_help_lists_the_config_groups(tmp_path):
     assert result.returncode == 0
     for group in ("task:", "model:", "data:", "trainer:", "logger:", "experiment:", "debug:"):
         assert group in result.stdout
+    header = result.stdout.split("==")[0]  # the description above Hydra's list of groups
+    for task in sorted((ROOT / "conf" / "task").glob("*.yaml")):
+        assert f"task={task.stem}" in header, task.stem
 
 
 BAD_INPUTS = [

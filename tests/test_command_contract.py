@@ -156,20 +156,22 @@ EVAL = [  # (arguments given the classification run, what the one line says)
 ]
 GENERATE = [  # (arguments given the CLM run, what the one line says)
     (lambda r, b: [str(r)], "no prompts"),
-    (lambda r, b: [str(r), "hi", "--sample", "--temperature", "nan"], "--temperature=nan must be a positive"),
-    (lambda r, b: [str(r), "hi", "--sample", "--temperature", "0"], "--temperature=0.0 must be a positive"),
-    (lambda r, b: [str(r), "hi", "--max-new-tokens", "0"], "--max-new-tokens=0 must be positive"),
-    (lambda r, b: [str(r), "hi", "--max-new-tokens", "600"], "--max-new-tokens=600 leaves no room"),
-    (lambda r, b: [str(r), "hi", "--top-p", "1.5"], "--top-p=1.5 must be in (0, 1]"),
-    (lambda r, b: [str(r), "hi", "--top-p", "nan"], "--top-p=nan must be in (0, 1]"),
-    (lambda r, b: [str(r), "hi", "--top-k", "0"], "--top-k=0 must be positive"),
-    (lambda r, b: [str(r), "hi", "--device", "toaster"], "--device='toaster' is not a device"),
-    (lambda r, b: [str(r), "hi", "--out", str(b)], "is a directory"),
-    (lambda r, b: [str(r), "--file", str(b / "missing.txt")], "does not exist"),
-    (lambda r, b: [str(r), "--file", str(b / "prompts.jsonl")], "must be a JSON object with a 'prompt'"),
+    (lambda r, b: [str(r), "hi", "sample=true", "temperature=nan"], "temperature=nan must be a positive"),
+    (lambda r, b: [str(r), "hi", "sample=true", "temperature=0"], "temperature=0.0 must be a positive"),
+    (lambda r, b: [str(r), "hi", "max_new_tokens=0"], "max_new_tokens=0 must be positive"),
+    (lambda r, b: [str(r), "hi", "max_new_tokens=600"], "max_new_tokens=600 leaves no room"),
+    (lambda r, b: [str(r), "hi", "top_p=1.5"], "top_p=1.5 must be in (0, 1]"),
+    (lambda r, b: [str(r), "hi", "top_p=nan"], "top_p=nan must be in (0, 1]"),
+    (lambda r, b: [str(r), "hi", "top_k=0"], "top_k=0 must be positive"),
+    (lambda r, b: [str(r), "hi", "device=toaster"], "device='toaster' is not a device"),
+    (lambda r, b: [str(r), "hi", f"out={b}"], "is a directory"),
+    (lambda r, b: [str(r), f"file={b / 'missing.txt'}"], "does not exist"),
+    (lambda r, b: [str(r), f"file={b / 'prompts.jsonl'}"], "must be a JSON object with a 'prompt'"),
     (lambda r, b: [str(b / "nowhere"), "hi"], "does not exist"),
     (lambda r, b: [str(r / "metrics.csv"), "hi"], "is a file but not a checkpoint of an lmlab run"),
     (lambda r, b: [str(b), "hi"], "is not an lmlab run directory"),
+    (lambda r, b: [str(r), "hi", "max_new_tokens=many"], "max_new_tokens='many' is not an integer"),
+    (lambda r, b: [str(r), "hi", "temprature=2"], "unknown key 'temprature'"),
 ]
 COMPARE = [  # (arguments given the CLM run, what the one line says)
     (lambda r, b: [str(b / "no_label")], "no run directories in"),
@@ -249,7 +251,7 @@ def test_every_command_refuses_a_damaged_checkpoint_naming_the_previous_good_one
     out = tmp_path / "generated.jsonl"
     commands = [
         ("lmlab.evaluate", [f"ckpt_path={copies['classify'] / 'checkpoints' / 'last.ckpt'}"], "ckpt_path", "classify"),
-        ("lmlab.generate", [str(copies["clm"]), "hi", "--out", str(out)], "source", "clm"),
+        ("lmlab.generate", [str(copies["clm"]), "hi", f"out={out}"], "source", "clm"),
         ("lmlab.generate", [str(copies["clm"] / "checkpoints" / "last.ckpt"), "hi"], "source", "clm"),
         ("lmlab.train", [*CLM, f"run_dir={tmp_path / 'resumed'}", f"paths.cache_dir={cache_dir}",
                          f"ckpt_path={copies['clm'] / 'checkpoints' / 'last.ckpt'}"], "ckpt_path", "clm"),

@@ -46,6 +46,7 @@ def test_a_source_with_only_the_required_members_gets_the_defaults():
             return []
 
     assert Lines().size_hint("train") is None and Lines().check_text() is None
+    assert Lines().more_text("validation", "data.source") == "give data.source more text"
     assert Rows().label_names() is None and Rows().check_text() is None
 
 

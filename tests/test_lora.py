@@ -152,7 +152,7 @@ def test_lora_checkpoint_is_small_and_kill_and_resume_is_bitwise_exact(tmp_path,
     answers = []
     for source in (reference / "checkpoints" / "last.ckpt", reference / "hf"):
         out = tmp_path / f"{source.name}.jsonl"
-        result = run_cli([str(source), "upper abc", "upper xyzw", "--max-new-tokens", "6", "--out", str(out)],
+        result = run_cli([str(source), "upper abc", "upper xyzw", "max_new_tokens=6", f"out={out}"],
                          tmp_path, module="lmlab.generate")
         assert result.returncode == 0, result.stderr[-2000:]
         answers.append([json.loads(line)["completion"] for line in out.read_text().splitlines()])

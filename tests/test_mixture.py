@@ -114,3 +114,46 @@ def test_mixture_resumes_at_the_same_samples_after_sigkill_and_on_fewer_processe
     step, logged = metric_series(reference, "data/tokens/text")[-1]
     text_rows = [source_of_row[row] for s, rows in expected.items() if s <= step for row in rows].count(1)
     assert logged == text_rows * block_size
+
+
+def mixture_of(text_glob: str, cache: Path, block_size: int = 128):
+    from lmlab.data import MixtureDataModule, TextFiles
+
+    sources = {name: {"weight": weight, "source": TextFiles(train=text_glob)} for name, weight in
+               (("code", 0.75), ("text", 0.25))}
+    return MixtureDataModule(sources=sources, vocab_size=300, block_size=block_size, batch_size=4,
+                             cache_dir=str(cache))
+
+
+def test_a_mixture_of_three_small_files_holds_out_the_last_lines_of_every_file(tmp_path):
+    """The issue's case: 3 files of about 50 KB, 5% held out. Whole files by path hash gave validation none."""
+    from lmlab.data import TextFiles
+
+    directory = tmp_path / "text"
+    directory.mkdir()
+    rng = random.Random(1)
+    for i in range(3):
+        lines = (f"{i} {' '.join(rng.choices(['river', 'stone', 'light'], k=10))}.\n" for _ in range(700))
+        (directory / f"notes-{i}.txt").write_text("".join(lines))
+    source = TextFiles(train=str(directory / "*.txt"))
+    validation = ["".join(d) for d in source.documents("validation")]
+    train = ["".join(d) for d in source.documents("train")]
+    assert len(validation) == 3 and all(v.count("\n") == 35 for v in validation)  # 5% of each file's 700 lines
+    whole = [p.read_text() for p in sorted(directory.iterdir())]
+    assert [t + v for t, v in zip(train, validation, strict=True)] == whole
+    data = mixture_of(str(directory / "*.txt"), tmp_path / "cache")
+    data.prepare_data()
+    data.setup()
+    assert len(data.datasets["validation"]) > 0
+
+
+def test_a_validation_split_shorter_than_a_block_names_the_keys_that_fix_it(tmp_path):
+    from lmlab.errors import LmlabError
+
+    (tmp_path / "short.txt").write_text("".join(f"line {i} of a short file.\n" for i in range(100)))
+    with pytest.raises(LmlabError) as error:
+        mixture_of(str(tmp_path / "short.txt"), tmp_path / "cache").prepare_data()
+    message = str(error.value)
+    assert message.startswith("the code validation split has ") and "fewer than data.block_size=128" in message
+    assert "raise data.sources.code.source.validation_fraction (now 0.05)" in message
+    assert "data.sources.code.source.validation='<glob>'" in message and "lower data.block_size to " in message

@@ -72,6 +72,18 @@ def test_a_relaunched_study_continues_to_n_trials_in_total_and_keeps_every_trial
     assert "3 of 5 trials done" in result.stdout
 
 
+def test_a_study_stopped_after_two_trials_and_relaunched_twice_samples_six_distinct_parameter_sets(tmp_path):
+    """A seeded sampler created again by each launch must not replay earlier trials (nor the enqueued one)."""
+    sweep = tmp_path / "quad"
+    enqueue = "hydra.sweeper.enqueue=[{+x:1.5,+y:0.5}]"
+    for n_trials in (2, 4, 6):
+        result = search_quadratic(sweep, f"hydra.sweeper.n_trials={n_trials}", enqueue)
+        assert result.returncode == 0, result.stderr[-3000:]
+    params = [(t.params["+x"], t.params["+y"]) for t in load_study(sweep).trials]
+    assert len(params) == 6 and len(set(params)) == 6, params
+    assert params[0] == (1.5, 0.5)
+
+
 def test_a_multi_objective_search_reports_its_pareto_front(tmp_path):
     sweep = tmp_path / "quad"
     result = search_quadratic(sweep, "hydra.sweeper.n_trials=8", "hydra.sweeper.objectives={loss:min,speed:max}")

@@ -173,3 +173,26 @@ def test_validation_interval_counts_optimizer_steps_under_accumulation():
     apply_global_batch_size(cfg)
     validate_every_n_steps(cfg)
     assert cfg.trainer.accumulate_grad_batches == 2 and cfg.trainer.val_check_interval == 10  # micro-batches
+
+
+def test_resume_force_that_finds_nothing_says_so_in_one_line_naming_where_it_looked(tmp_path, caplog):
+    from lmlab.runs.resume import report
+
+    save(tmp_path / "debug-fast" / "checkpoints" / "last.ckpt", 10)  # the run the user meant
+    run_dir = tmp_path / "debug-fast_on_budget_change-continue"
+    plan = plan_resume(cfg_for(run_dir, resume="force"), run_dir)
+    assert plan.ckpt_path is None and plan.forced_fresh
+    with caplog.at_level("INFO", logger="lmlab.runs.resume"):
+        report(plan, run_dir)
+    [line] = caplog.messages
+    assert "resume=force found no checkpoint" in line and str(run_dir / "checkpoints") in line
+    assert "new run, trained from step 0" in line and "debug-fast (continue one with run_name=" in line
+    assert not plan_resume(cfg_for(run_dir), run_dir).forced_fresh  # resume=auto starting afresh is the usual case
+
+
+def test_resume_loads_last_ckpt_when_the_best_checkpoint_is_of_the_same_step(tmp_path):
+    """docs/resume.md: a relaunch continues from last.ckpt (the best one, written after it at the same step, ties)."""
+    last = save(tmp_path / "checkpoints" / "last.ckpt", 20)
+    save(tmp_path / "checkpoints" / "step000020.ckpt", 20)
+    save(tmp_path / "checkpoints" / "best-step000020.ckpt", 20)
+    assert plan_resume(cfg_for(tmp_path), tmp_path).ckpt_path == str(last)

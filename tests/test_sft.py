@@ -145,7 +145,7 @@ def test_sft_learns_held_out_task_and_generate_answers_it(tmp_path, cache_dir):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(held_out["prompt"]) + "\n")
     out = tmp_path / "answers.jsonl"
-    result = run_cli([str(run_dir), "--file", str(prompts), "--out", str(out), "--max-new-tokens", "12"], tmp_path,
+    result = run_cli([str(run_dir), f"file={prompts}", f"out={out}", "max_new_tokens=12"], tmp_path,
                      module="lmlab.generate")
     assert result.returncode == 0, result.stderr[-2000:]
     records = [json.loads(line) for line in out.read_text().splitlines()]
@@ -164,7 +164,7 @@ def test_generate_on_a_clm_run_is_plain_transformers_greedy(tmp_path, cache_dir)
     cfg, _ = train_in_process(tmp_path, cache_dir, [*TINY, "trainer.max_steps=4", "callbacks.samples=null"])
     hf = Path(cfg.paths.run_dir) / "hf"
     out = tmp_path / "clm.jsonl"
-    result = run_cli([str(hf.parent), "def ", "import", "--max-new-tokens", "8", "--out", str(out)], tmp_path,
+    result = run_cli([str(hf.parent), "def ", "import", "max_new_tokens=8", f"out={out}"], tmp_path,
                      module="lmlab.generate")
     assert result.returncode == 0, result.stderr[-2000:]
     records = [json.loads(line) for line in out.read_text().splitlines()]
@@ -175,8 +175,8 @@ def test_generate_on_a_clm_run_is_plain_transformers_greedy(tmp_path, cache_dir)
         want = model.generate(ids, do_sample=False, max_new_tokens=8, pad_token_id=tokenizer.pad_token_id)
         assert record["completion"] == tokenizer.decode(want[0, ids.shape[1]:], skip_special_tokens=True)
 
-    sampled = [run_cli([str(hf), "def ", "--sample", "--temperature", "1.5", "--top-k", "50", "--seed", "3",
-                        "--max-new-tokens", "8", "--out", str(tmp_path / f"s{i}.jsonl")], tmp_path,
+    sampled = [run_cli([str(hf), "def ", "sample=true", "temperature=1.5", "top_k=50", "seed=3",
+                        "max_new_tokens=8", f"out={tmp_path / f's{i}.jsonl'}"], tmp_path,
                        module="lmlab.generate") for i in range(2)]
     assert all(r.returncode == 0 for r in sampled), sampled[0].stderr[-2000:]
     assert (tmp_path / "s0.jsonl").read_text() == (tmp_path / "s1.jsonl").read_text()

@@ -119,12 +119,13 @@ def test_a_sharded_checkpoint_is_read_by_generate_and_converted_to_one_file(tmp_
     assert sharded.is_dir() and (run_dir / "hf" / "model.safetensors").is_file()
     assert [line.split(":")[0] for line in (run_dir / "samples.txt").read_text().splitlines()] == ["step 4"] * 2
 
-    out = run_dir / "checkpoints" / "consolidated.ckpt"
+    out = tmp_path / "elsewhere" / "consolidated.ckpt"  # outside the run: it carries its run's config and tokenizer
+    out.parent.mkdir()
     result = subprocess.run([sys.executable, "-m", "lmlab.parallel.consolidate", str(sharded), str(out)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     whole = torch.load(out, map_location="cpu", weights_only=False)
-    assert whole["global_step"] == 4 and (run_dir / "checkpoints" / "consolidated.ckpt.sha256").is_file()
+    assert whole["global_step"] == 4 and out.with_name("consolidated.ckpt.sha256").is_file()
     a = final_weights(run_dir)
     assert a.keys() <= whole["state_dict"].keys() and all(torch.equal(a[k], whole["state_dict"][k]) for k in a)
     again = subprocess.run([sys.executable, "-m", "lmlab.parallel.consolidate", str(sharded), str(out)],
@@ -133,7 +134,7 @@ def test_a_sharded_checkpoint_is_read_by_generate_and_converted_to_one_file(tmp_
 
     def generate(source: Path) -> list[dict]:
         result = subprocess.run([sys.executable, "-m", "lmlab.generate", str(source), "def main", "import os",
-                                 "--max-new-tokens", "8", "--device", "cpu", "--cache-dir", str(cache_dir)],
+                                 "max_new_tokens=8", "device=cpu", f"cache_dir={cache_dir}"],
                                 capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
         return result.stdout
@@ -142,6 +143,6 @@ def test_a_sharded_checkpoint_is_read_by_generate_and_converted_to_one_file(tmp_
 
     flip(sharded / "__0_0.distcp")
     result = subprocess.run([sys.executable, "-m", "lmlab.generate", str(sharded), "def main",
-                             "--max-new-tokens", "4", "--device", "cpu"], capture_output=True, text=True, cwd=tmp_path)
+                             "max_new_tokens=4", "device=cpu"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
     assert "__0_0.distcp" in result.stderr

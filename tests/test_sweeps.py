@@ -185,3 +185,20 @@ def test_config_dir_adds_the_users_config_groups(tmp_path):
     result = run_cli(["--config-dir", str(conf), "data=mine", "--cfg", "job"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert yaml.safe_load(result.stdout)["data"]["source"]["_target_"] == "lmlab.data.TextFiles"
+
+
+def test_a_failed_sweep_job_ends_with_the_summary_and_its_traceback_stays_in_its_error_file(tmp_path):
+    """Two jobs refused by validation (cheap): the console ends with lmlab's summary; Hydra's "Error executing job
+    ... Traceback ... HYDRA_FULL_ERROR" is not printed (the traceback is in each job's error.txt)."""
+    result = run_cli(["-m", "optimizer.lr=-1e-3,-2e-3", "sweep_name=bad", f"paths.cache_dir={tmp_path / 'cache'}"],
+                     cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    for hydra_line in ("Error executing job", "Traceback", "HYDRA_FULL_ERROR"):
+        assert hydra_line not in result.stdout + result.stderr, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    sweep = tmp_path / "outputs" / "clm" / "multirun" / "bad"
+    assert lines[-4] == f"Sweep {sweep}: 0 of 2 runs finished, 2 failed"
+    for line, (job, lr) in zip(lines[-3:-1], ((0, -0.001), (1, -0.002)), strict=True):
+        assert line.startswith(f"  FAILED #{job}: LmlabError: optimizer.lr={lr} must be a positive learning rate")
+        assert line.endswith(f"(details: {sweep / str(job) / 'error.txt'})")
+    assert "Traceback" in (sweep / "0" / "error.txt").read_text()

@@ -5,17 +5,33 @@ from __future__ import annotations
 
 import re
 
-# Keys (or key prefixes) that say where a run lives, how it was launched or how it is watched, not what
-# it trains: left out of run names, never reported as changes on resume, never a column of lmlab-compare.
-UNTRAINED_KEYS = ("paths.", "hydra.", "run_name", "run_dir", "sweep_name", "resume", "ckpt_path", "logger",
-                  "data.cache_dir", "data.num_workers", "callbacks.progress_bar", "callbacks.model_summary",
-                  "trainer.enable_progress_bar", "trainer.enable_model_summary")
+# Keys (or key prefixes) that say where a run lives, how it was launched, watched or saved, not what it
+# trains: left out of run names, never reported as changes on resume, never a column of lmlab-compare.
+UNTRAINED_KEYS = (
+    "paths.", "hydra.", "run_name", "run_dir", "sweep_name", "resume", "ckpt_path", "print_config", "logger",
+    "data.cache_dir", "data.num_workers",
+    # callbacks that save, watch or report (early_stopping decides when training ends: it trains)
+    "callbacks.model_checkpoint", "callbacks.last_checkpoint", "callbacks.preemption", "callbacks.rng_state",
+    "callbacks.lr_monitor", "callbacks.model_summary", "callbacks.progress_bar", "callbacks.speed_monitor",
+    "callbacks.run_summary", "callbacks.optuna_pruning", "callbacks.export_hf", "callbacks.mixture_tokens",
+    "callbacks.samples", "callbacks.early_stopping.verbose",
+    # the trainer's output, logging and checkpoint writing
+    "trainer.default_root_dir", "trainer.plugins", "trainer.enable_progress_bar", "trainer.enable_model_summary",
+    "trainer.log_every_n_steps", "trainer.num_sanity_val_steps",
+)
 # The budget: how long a run trains, not which run it is. Out of run names, so that `resume=force` with a
 # larger budget continues the same run (resume reports a budget change in one line, not as a config change).
 BUDGET_KEYS = ("trainer.max_steps", "trainer.max_epochs")
-# Also out of run names: `experiment` is already the run directory's parent (experiment_name), and a run
-# resumed on another number of devices or nodes must find its own directory again.
-OUT_OF_RUN_NAME = (*UNTRAINED_KEYS, *BUDGET_KEYS, "experiment", "trainer.devices", "trainer.num_nodes")
+# What a continued run does with a new budget: out of run names (the relaunch that sets it must find the run)
+# and said in resume's budget line, not reported as a config change.
+BUDGET_POLICY_KEYS = ("scheduler.on_budget_change",)
+# Out of run names but reported on resume and shown by lmlab-compare: `experiment` is already the run
+# directory's parent; a run resumed on other devices, nodes or sharding must find its own directory again;
+# how often and on how much it is validated changes its metrics, not its weights.
+PLACEMENT_KEYS = ("experiment", "trainer.devices", "trainer.num_nodes", "trainer.accelerator", "trainer.strategy",
+                  "trainer.val_check_interval", "trainer.check_val_every_n_epoch", "trainer.limit_val_batches",
+                  "callbacks.downstream_eval")
+OUT_OF_RUN_NAME = (*UNTRAINED_KEYS, *BUDGET_KEYS, *BUDGET_POLICY_KEYS, *PLACEMENT_KEYS)
 
 # Hydra's override_dirname joins `key=value` items with ","; a value (a list) may hold commas itself.
 _ITEM_START = re.compile(r",(?=[+~]*[A-Za-z_][\w.@/-]*=)")
@@ -29,6 +45,11 @@ def override_key(override: str) -> str:
 def is_untrained(key: str) -> bool:
     """True for a key that does not change what is trained (see UNTRAINED_KEYS)."""
     return key.lstrip("+~").startswith(UNTRAINED_KEYS)
+
+
+def is_config_change(key: str) -> bool:
+    """Whether resume reports a changed `key` as a config change (the budget has its own line)."""
+    return not key.startswith((*UNTRAINED_KEYS, *BUDGET_KEYS, *BUDGET_POLICY_KEYS))
 
 
 def in_run_name(override: str) -> bool:

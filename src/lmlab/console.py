@@ -11,6 +11,7 @@ across processes (lmlab's validation metrics), once per metric.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import warnings
@@ -41,8 +42,15 @@ def _not_an_enum_registration(record: logging.LogRecord) -> bool:
     return "is an Enum subclass" not in record.getMessage()
 
 
-def _not_a_tip(record: logging.LogRecord) -> bool:
-    return "💡 Tip" not in record.getMessage()  # Lightning's advertisement, printed on every run
+# Lightning's lines that say nothing a user can act on: an advertisement, hardware lmlab does not use, lmlab's
+# own summary callback replacing Lightning's, and (on every resume) its wish that checkpoints go elsewhere.
+LIGHTNING_NOISE = ("💡 Tip", "TPU available", "HPU available", "Trainer already configured with model summary",
+                   "exists and is not empty")
+
+
+def _not_lightning_noise(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not any(noise in message for noise in LIGHTNING_NOISE)
 
 
 def quiet_warnings() -> None:
@@ -50,8 +58,14 @@ def quiet_warnings() -> None:
     anything imports them (idempotent)."""
     warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # Lightning's resume under weights_only=False (lmlab's checkpoints hold RNG states: it is lmlab's choice)
+    warnings.filterwarnings("ignore", message=r".*weights_only")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     logging.getLogger("torch.utils._pytree").addFilter(_not_an_enum_registration)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_lightning_noise)
+    # torchao (imported by transformers wherever installed): its kernels missing on this machine (no Triton, no
+    # CUDA build) matter only to model.fp8, which fails with its own error
+    logging.getLogger("torchao").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna's database migrations, when a search starts
 
 
@@ -72,3 +86,37 @@ def quiet_third_party() -> None:
         except ImportError:
             return
         datasets.disable_progress_bars()
+
+
+class RankPrefix(logging.Filter):
+    """Under DDP/FSDP every process writes to the same console: each of its lines says whose it is (`[rank 1] `).
+    Installed on the root logger's handlers; the first handler that sees a record prefixes it, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "lmlab_rank_prefixed", False):
+            record.lmlab_rank_prefixed = True
+            if (rank := process_rank()) is not None:
+                record.msg = f"[rank {rank}] {record.msg}"
+        return True
+
+
+def process_rank() -> int | None:
+    """This process's global rank when several processes train together; None when it trains alone."""
+    if "torch.distributed" in sys.modules:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank() if dist.get_world_size() > 1 else None
+    if int(os.environ.get("WORLD_SIZE") or 1) <= 1:  # set by torchrun and by Lightning's launcher (every rank)
+        return None
+    if "RANK" in os.environ:  # torchrun
+        return int(os.environ["RANK"])
+    return int(os.environ.get("SLURM_PROCID") or os.environ.get("LOCAL_RANK") or 0)
+
+
+def prefix_ranks() -> None:
+    """Install `RankPrefix` on every handler of the root logger (idempotent; called as a launch begins and
+    once it trains, when train.log's handler is attached)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RankPrefix) for f in handler.filters):
+            handler.addFilter(RankPrefix())

@@ -35,6 +35,11 @@ class TextSource(Source, Protocol):
         """About the characters of a split, for the progress display's ETA; None (the default): unknown."""
         return None
 
+    def more_text(self, split: str, key: str) -> str:
+        """How to give `split` more text, naming this source's keys under `key` (`data.source`), for the error
+        when a split is shorter than one block; by default: more text."""
+        return f"give {key} more text"
+
 
 class ExampleSource(Source, Protocol):
     """Labelled examples or conversations (`data.source` of classification and SFT): a `datasets.Dataset` per

@@ -43,6 +43,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
 
 def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
+    from lmlab.models.checkpoint_description import run_config
     from lmlab.models.locate import is_lmlab_run
     from lmlab.runs.checkpoint_load import load_module, read_checkpoint
 
@@ -50,11 +51,11 @@ def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
     ckpt = Path(source).expanduser()
     if ckpt.is_dir() and is_lmlab_run(ckpt):
         ckpt = ckpt / "checkpoints" / "last.ckpt"
-    run_dir = ckpt.parent.parent
-    if ckpt.suffix != ".ckpt" or not ckpt.exists() or not is_lmlab_run(run_dir):
+    if ckpt.suffix != ".ckpt" or not ckpt.exists():
         raise LmlabError(f"source={source!r} is not a classification run or its checkpoint "
-                         "(<run dir>/checkpoints/*.ckpt); a language model needs tasks=[...] (lm-eval tasks)")
-    run_cfg = OmegaConf.load(run_dir / "config.yaml")
+                         "(a .ckpt file); a language model needs tasks=[...] (lm-eval tasks)")
+    run_cfg = run_config(ckpt, key)  # the copy inside the checkpoint: it loads wherever it lies
+    run_dir = ckpt.parent.parent if is_lmlab_run(ckpt.parent.parent) else None
     from lmlab.modules import SequenceClassificationModule
 
     if not issubclass(hydra.utils.get_class(run_cfg.task.module._target_), SequenceClassificationModule):
@@ -87,7 +88,7 @@ def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
     metrics = {k: float(v) for k, v in metrics.items()}
     report = per_class_report(probs.argmax(-1), labels, names)
 
-    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else run_dir / "eval"
+    out_dir = Path(cfg.output_dir) if cfg.get("output_dir") else (run_dir or Path.cwd()) / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{cfg.split}_metrics.json").write_text(json.dumps(
         {"ckpt_path": str(ckpt), "step": step, "epoch": epoch, **metrics, **report}, indent=2))

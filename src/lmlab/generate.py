@@ -1,69 +1,77 @@
-"""`lmlab-generate SOURCE [PROMPT ...]`: complete prompts with a run's model, streamed to the console.
+"""`lmlab-generate SOURCE [PROMPT ...] [key=value ...]`: complete prompts with a run's model, streamed to the console.
 
-SOURCE is an lmlab run directory (its `hf/` export, else `checkpoints/last.ckpt`), an lmlab checkpoint,
-a Hugging Face model directory or a hub name. A model whose tokenizer has a chat template (every SFT
-run's has) gets each prompt as a user message with the template applied (`--no-chat`: the raw text).
-Greedy by default; `--sample` draws with --temperature/--top-k/--top-p under --seed. `--out FILE` also
-writes one JSON line per prompt.
+SOURCE (or `source=`) is an lmlab run directory (its `hf/` export, else `checkpoints/last.ckpt`), an lmlab
+checkpoint, a Hugging Face model directory or a hub name. A model whose tokenizer has a chat template (every SFT
+run's has) gets each prompt as a user message with the template applied (`chat=false`: the raw text). Greedy by
+default; `sample=true` draws with `temperature`, `top_k`, `top_p` under `seed`. `out=FILE` also writes one JSON
+line per prompt. Arguments are `key=value` as for `lmlab-train` and `lmlab-eval` (`lmlab-generate --help` lists
+the keys); the old `--flags` still work, with a deprecation line.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmlab.errors import LmlabError
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="lmlab-generate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", help="run directory, checkpoint (.ckpt), Hugging Face directory or hub name")
-    parser.add_argument("prompts", nargs="*", help="prompts (or use --file)")
-    parser.add_argument("--file", type=Path, help="a file of prompts, one per line (.jsonl: a 'prompt' field)")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--top-p", type=float, default=None)
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (each prompt starts from it)")
-    parser.add_argument("--chat", action=argparse.BooleanOptionalAction, default=None,
-                        help="apply the chat template (default: when the tokenizer has one)")
-    parser.add_argument("--out", type=Path, help="write {prompt, completion, ...} JSON lines here")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    parser.add_argument("--cache-dir", default=None, help="where a run's tokenizer is cached (default: the run's own)")
-    return parser.parse_args(argv)
+@dataclass
+class GenerateArgs:
+    """What `lmlab-generate` was asked: one field per `key=value` (SOURCE and the prompts also by position)."""
+
+    source: str = field(default="", metadata={"help": "run directory, checkpoint (.ckpt), HF directory or hub name"})
+    prompt: list[str] = field(default_factory=list, metadata={"help": "a prompt (repeatable; or after SOURCE)"})
+    file: Path | None = field(default=None, metadata={"help": "prompts, one per line (.jsonl: a 'prompt' field)"})
+    max_new_tokens: int = field(default=64, metadata={"help": "tokens to generate per prompt"})
+    sample: bool = field(default=False, metadata={"help": "sample instead of greedy decoding"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    top_k: int | None = field(default=None, metadata={"help": "sample from the k most likely tokens"})
+    top_p: float | None = field(default=None, metadata={"help": "sample from the top-p probability mass"})
+    seed: int = field(default=0, metadata={"help": "sampling seed (each prompt starts from it)"})
+    chat: bool | None = field(default=None, metadata={"help": "apply the chat template (null: if there is one)"})
+    out: Path | None = field(default=None, metadata={"help": "write {prompt, completion, ...} JSON lines here"})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1 ... (auto: cuda if available)"})
+    cache_dir: str | None = field(default=None, metadata={"help": "a run's tokenizer cache (null: the run's own)"})
 
 
-def read_prompts(args: argparse.Namespace) -> list[str]:
-    prompts = list(args.prompts)
+def parse_args(argv: list[str] | None = None) -> GenerateArgs:
+    from lmlab.utils.key_values import parse_key_values
+
+    return parse_key_values(sys.argv[1:] if argv is None else argv, GenerateArgs, ("source", "prompt"),
+                            "lmlab-generate", __doc__.split("\n\n")[0].split(": ", 1)[1])
+
+
+def read_prompts(args: GenerateArgs) -> list[str]:
+    prompts = list(args.prompt)
     if args.file:
         if not args.file.is_file():
-            raise LmlabError(f"--file={str(args.file)!r} does not exist")
+            raise LmlabError(f"file={str(args.file)!r} does not exist")
         lines = [line for line in args.file.read_text().splitlines() if line.strip()]
         if args.file.suffix == ".jsonl":
             try:
                 lines = [json.loads(line)["prompt"] for line in lines]
             except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise LmlabError(f"--file={str(args.file)!r}: every line must be a JSON object with a 'prompt'") from e
+                raise LmlabError(f"file={str(args.file)!r}: every line must be a JSON object with a 'prompt'") from e
         prompts += lines
     if not prompts:
-        raise LmlabError("no prompts: give them after SOURCE or with --file")
+        raise LmlabError("no prompts: give them after SOURCE, as prompt=TEXT or in file=PATH")
     return prompts
 
 
-def check_sampling(args: argparse.Namespace) -> None:
+def check_sampling(args: GenerateArgs) -> None:
     if args.max_new_tokens <= 0:
-        raise LmlabError(f"--max-new-tokens={args.max_new_tokens} must be positive")
+        raise LmlabError(f"max_new_tokens={args.max_new_tokens} must be positive")
     if not math.isfinite(args.temperature) or args.temperature <= 0:
-        raise LmlabError(f"--temperature={args.temperature} must be a positive number (greedy is the default "
-                         "without --sample)")
+        raise LmlabError(f"temperature={args.temperature} must be a positive number (greedy is the default "
+                         "without sample=true)")
     if args.top_p is not None and not (math.isfinite(args.top_p) and 0 < args.top_p <= 1):
-        raise LmlabError(f"--top-p={args.top_p} must be in (0, 1]")
+        raise LmlabError(f"top_p={args.top_p} must be in (0, 1]")
     if args.top_k is not None and args.top_k <= 0:
-        raise LmlabError(f"--top-k={args.top_k} must be positive")
+        raise LmlabError(f"top_k={args.top_k} must be positive")
 
 
 def load_model(source: str, cache_dir: str | None):
@@ -90,7 +98,7 @@ def check_length(model, max_new_tokens: int) -> None:
 
     limit = context_length(model.config)
     if limit and max_new_tokens >= limit:
-        raise LmlabError(f"--max-new-tokens={max_new_tokens} leaves no room for the prompt in the model's "
+        raise LmlabError(f"max_new_tokens={max_new_tokens} leaves no room for the prompt in the model's "
                          f"{limit} positions: ask for fewer")
 
 
@@ -102,17 +110,17 @@ def pick_device(name: str):
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise LmlabError(f"--device={name!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+        raise LmlabError(f"device={name!r} is not a device (cpu, cuda, cuda:1, ...)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise LmlabError(f"--device={name!r}: no CUDA device on this machine")
+        raise LmlabError(f"device={name!r}: no CUDA device on this machine")
     return device
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def run(args: GenerateArgs) -> list[dict]:
     prompts = read_prompts(args)
     check_sampling(args)
     if args.out and args.out.is_dir():
-        raise LmlabError(f"--out={str(args.out)!r} is a directory: name a file for the JSON lines")
+        raise LmlabError(f"out={str(args.out)!r} is a directory: name a file for the JSON lines")
     device = pick_device(args.device)
     model, tokenizer = load_model(args.source, args.cache_dir)
     check_length(model, args.max_new_tokens)
@@ -125,7 +133,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     model.to(device)
     chat = bool(tokenizer.chat_template) if args.chat is None else args.chat
     if chat and not tokenizer.chat_template:
-        raise LmlabError(f"--chat: the tokenizer of {args.source!r} has no chat template")
+        raise LmlabError(f"chat=true: the tokenizer of {args.source!r} has no chat template")
     sampling = Sampling(max_new_tokens=args.max_new_tokens, do_sample=args.sample, temperature=args.temperature,
                         top_k=args.top_k, top_p=args.top_p)
     records = []
@@ -143,8 +151,10 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
     try:
+        args = parse_args(argv)
+        if not args.source:
+            raise LmlabError("no model: give a run directory, checkpoint or model first (lmlab-generate SOURCE ...)")
         run(args)
     except LmlabError as e:
         print(f"error: {e}", file=sys.stderr)

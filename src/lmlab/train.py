@@ -16,6 +16,7 @@ from lmlab.runs.command import run_command
 from lmlab.runs.lock import launch_rank_zero
 from lmlab.runs.redact import mask_console
 from lmlab.runs.run import Run
+from lmlab.runs.sweeps import job_failures_in_the_summary
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -25,6 +26,7 @@ def train(cfg: DictConfig) -> float | None:
 
     import lightning as L
 
+    from lmlab.callbacks import RunDescription
     from lmlab.callbacks.data_position import DataPosition
     from lmlab.callbacks.lora_checkpoint import LoraCheckpoints
     from lmlab.console import quiet_third_party
@@ -32,6 +34,7 @@ def train(cfg: DictConfig) -> float | None:
     from lmlab.runs.hydra_ddp import use_job_overrides_for_ddp_children
     from lmlab.utils.allocator import keep_freed_memory
     from lmlab.utils.instantiate import instantiate_named
+    from lmlab.utils.provenance import resolved_config
 
     keep_freed_memory()  # before training allocates: no page faults on each step's large tensors
     if cfg.model.get("compile"):
@@ -59,7 +62,8 @@ def train(cfg: DictConfig) -> float | None:
         _convert_="all",  # plain containers in hparams, so checkpoints load with torch's weights_only
     )
     run.start()  # from here this launch writes into the run directory
-    callbacks = [*instantiate_named(cfg.get("callbacks")), RunGuard(run.run_dir), DataPosition()]
+    callbacks = [*instantiate_named(cfg.get("callbacks")), RunGuard(run.run_dir), DataPosition(),
+                 RunDescription(resolved_config(cfg))]  # checkpoints that load wherever they are copied
     if cfg.get("peft"):
         callbacks.append(LoraCheckpoints())  # adapter-only checkpoints of a pretrained base
     loggers = instantiate_named(cfg.get("logger"))
@@ -87,7 +91,8 @@ def main() -> None:
     mask_console(sys.argv[1:])  # secrets masked in all Hydra prints, too
     register_resolvers()  # before Hydra composes; a sweep job in another process gets them with Hydra's state
     check_overrides("train", sys.argv[1:])  # a bad override: one line, status 2
-    _hydra_main()
+    with job_failures_in_the_summary(sys.argv[1:]):  # a failed sweep job: its traceback in its error.txt
+        _hydra_main()
 
 
 if __name__ == "__main__":

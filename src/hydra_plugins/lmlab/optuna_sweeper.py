@@ -1,13 +1,15 @@
 """A Hydra sweeper on current Optuna: samplers and pruners from the config, a study that a relaunch continues.
 
 Each trial is one job of the sweep, numbered as its trial (job directory `<sweep dir>/<trial number>`), so a
-relaunch never reuses a finished trial's directory; a trial that a killed launch left running is run again
+relaunch never reuses a finished trial's directory and never samples a finished trial's parameters again (its
+sampler's seed comes from the study's trial count); a trial that a killed launch left running is run again
 in its own directory, where the run resumes from its last checkpoint. Pruning happens inside each trial
 (`lmlab.callbacks.OptunaPruning`); the trial's `pruned.json` tells this sweeper to record it as pruned.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,9 +59,9 @@ class OptunaSweeper(Sweeper):
         distributions, fixed = search_space(self.params, arguments)
         study = optuna.create_study(study_name=study_name, storage=storage, sampler=self.sampler, pruner=self.pruner,
                                     directions=[DIRECTIONS[d] for d in self.objectives.values()], load_if_exists=True)
-        if not study.trials:
-            for params in self.enqueue:
-                study.enqueue_trial(params)
+        study.sampler = self._continued_sampler(study.sampler, len(study.trials))
+        for params in self.enqueue:  # a relaunch adds the ones it lacks, never one a launch already ran
+            study.enqueue_trial(params, skip_if_exists=True)
         log.info("Study %s in %s: %d of %d trials done, sampler %s, pruner %s", study_name, storage,
                  _count_done(study), self.n_trials, type(study.sampler).__name__, type(study.pruner).__name__)
         # The study's place, passed to every trial (its pruning callback reports there); not part of run names.
@@ -89,6 +91,23 @@ class OptunaSweeper(Sweeper):
                 for job in returns:
                     _ = job.return_value  # raises the failure, with its traceback
         self._report(study, fixed, sweep_dir)
+
+    def _continued_sampler(self, sampler: Any, trials: int) -> Any:
+        """The sampler of a relaunch (the study holds `trials`) with its seed derived from the seed and `trials`.
+
+        A seeded sampler created again starts its random sequence again: a relaunched study would sample the
+        parameters of its first trials again. A seed derived from the study's trial count continues with new
+        ones and stays reproducible (the same launches give the same trials). Unseeded samplers are random anyway.
+        """
+        node = OmegaConf.select(self.config, "hydra.sweeper.sampler")
+        seed = node.get("seed") if isinstance(node, DictConfig) else None
+        if not trials or seed is None:
+            return sampler
+        from hydra.utils import instantiate
+
+        derived = int(hashlib.sha256(f"{seed}:{trials}".encode()).hexdigest()[:8], 16)
+        log.info("The study holds %d trials: sampler seed %d for this launch (from seed %s)", trials, derived, seed)
+        return instantiate(node, seed=derived)
 
     def _tell(self, study, number: int, job: JobReturn) -> bool:
         """Record a trial's result in the study; False when the job failed."""

@@ -9,6 +9,7 @@ from lmlab.callbacks.optuna_pruning import OptunaPruning
 from lmlab.callbacks.preemption import PreemptionCheckpoint
 from lmlab.callbacks.progress import ProgressBar
 from lmlab.callbacks.rng_state import RNGStateCheckpoint
+from lmlab.callbacks.run_description import RunDescription
 from lmlab.callbacks.samples import SampleContinuations
 from lmlab.callbacks.speed import SpeedMonitor
 from lmlab.callbacks.summary import RunSummary
@@ -17,6 +18,6 @@ from lmlab.callbacks.text_progress import TextProgress, progress_bar
 __all__ = [
     "DownstreamEval", "ExportHuggingFace", "LastCheckpoint", "MixtureTokens",
     "ModelSummary", "OptunaPruning", "PreemptionCheckpoint", "ProgressBar", "RNGStateCheckpoint",
-    "RunSummary",
+    "RunDescription", "RunSummary",
     "SampleContinuations", "SpeedMonitor", "TextProgress", "progress_bar",
 ]

@@ -30,12 +30,12 @@ def cached_dir(cache_dir: str | Path, key: str, build: Callable[[Path], None], w
     cache_dir = Path(cache_dir)
     target = cache_dir / key
     if target.is_dir():
-        log.info("Reusing cached %s: %s", what, target)
+        _reusing(what, target)
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache_dir / f"{key}.lock")):
         if target.is_dir():  # another process built it while we waited
-            log.info("Reusing cached %s: %s", what, target)
+            _reusing(what, target)
             return target
         for stale in cache_dir.glob(f"{key}.tmp-*"):  # left by a build that was killed: we hold the lock now
             log.info("Removing %s, left by an interrupted build", stale)
@@ -48,4 +48,14 @@ def cached_dir(cache_dir: str | Path, key: str, build: Callable[[Path], None], w
             os.rename(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    _ANNOUNCED.add(target)  # built here: said once ("Building ..."), not again when read
     return target
+
+
+_ANNOUNCED: set[Path] = set()  # the entries this process has named once (prepare_data, then setup, read each)
+
+
+def _reusing(what: str, target: Path) -> None:
+    if target not in _ANNOUNCED:
+        _ANNOUNCED.add(target)
+        log.info("Reusing cached %s: %s", what, target)

@@ -134,10 +134,21 @@ class PretrainDataModule(L.LightningDataModule, DataModule):
                                       num_proc=self.num_proc, shard_bytes=self.shard_bytes,
                                       total_chars=self.size_hint(split, source), description=f"Tokenizing {what}")
             if meta["num_blocks"] == 0:
-                raise LmlabError(f"the {what} split has {meta['num_tokens']} tokens, fewer than "
-                                 f"data.block_size={self.block_size}: use more text or a smaller block_size")
+                raise LmlabError(self._too_short(split, source, name, meta["num_tokens"]))
 
         return cached_dir(self.cache_dir / "packed", self.split_key(split, source), build, f"tokenized {what} split")
+
+    def _too_short(self, split: str, source, name: str, tokens: int) -> str:
+        """The error for a split shorter than one block, with the fixes that give it a block."""
+        key = f"data.sources.{name}.source" if name else "data.source"
+        fixes = [(source or self.source).more_text(split, key)]
+        if self.max_documents is not None:
+            fixes.append(f"raise data.max_documents (now {self.max_documents})")
+        if tokens > 0:
+            fixes.append(f"lower data.block_size to {tokens} or less")
+        what = f"{name} {split}" if name else split
+        return (f"the {what} split has {tokens} tokens, fewer than data.block_size={self.block_size}: "
+                f"{', '.join(fixes[:-1]) + ' or ' if len(fixes) > 1 else ''}{fixes[-1]}")
 
     def prepare_data(self) -> None:
         for split in SPLITS:

@@ -198,6 +198,10 @@ class StdlibCorpus(TextSource):
     def size_hint(self, split: str) -> int:
         return sum(p.stat().st_size for p in self.files(split))
 
+    def more_text(self, split: str, key: str) -> str:
+        return f"raise {key}.validation_fraction (now {self.validation_fraction})" if split == "validation" else \
+            f"give {key} more text"
+
     def documents(self, split: str) -> Iterator[str]:
         for path in self.files(split):
             yield _read(path)
@@ -205,9 +209,11 @@ class StdlibCorpus(TextSource):
 
 @dataclass
 class TextFiles(TextSource):
-    """Local text files by glob. Without a `validation` glob, files are split by a hash of their path;
-    a single file is split by lines, its last `validation_fraction` becoming the validation text. A single
-    file, and any file over `STREAM_BYTES`, is streamed in chunks (it may be bigger than memory)."""
+    """Local text files by glob. Without a `validation` glob, many files (at least 1 / `validation_fraction`)
+    are split by a hash of their path, at least one file to each split; fewer files are each split by lines, the
+    last `validation_fraction` of every file's lines becoming the validation text (a whole file would be more
+    than that share, and a per-file hash would often pick none). A single file, and any file over
+    `STREAM_BYTES`, is streamed in chunks (it may be bigger than memory)."""
 
     train: str
     validation: str | None = None
@@ -232,7 +238,20 @@ class TextFiles(TextSource):
             paths += self._glob(self.validation, "data.source.validation")
         # a single file is cut at its "\n" lines found in its bytes, read as a stream (once: read as lines)
         single = ":bytes-stream" if len(paths) == 1 and not self.validation else ""
-        return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}:{self.errors}{single}")
+        how = "" if self.validation else {"lines": ":lines-per-file", "files+1": ":first-hash-file"}.get(
+            self._split_by(paths)[0], "")
+        return _files_fingerprint(paths, f"files:{self.validation_fraction}:{self.encoding}:{self.errors}{single}{how}")
+
+    def _split_by(self, paths: list[Path]) -> tuple[str, set[Path]]:
+        """How several files without a `validation` glob are split, and the validation files when whole:
+        "lines" (each file by lines), "files" (by path hash) or "files+1" (none hashed there: the lowest hash)."""
+        if len(paths) * self.validation_fraction < 1:
+            return "lines", set()
+        held_out = {p for p in paths if _in_validation(p.name, self.validation_fraction)}
+        if held_out and len(held_out) < len(paths):
+            return "files", held_out
+        ranked = sorted(paths, key=lambda p: zlib.crc32(p.name.encode()))
+        return "files+1", {ranked[0]} if not held_out else set(ranked[:-1])
 
     def check_text(self) -> None:
         """Decode every file now, so an undecodable one or an empty corpus fails before the run starts."""
@@ -257,12 +276,20 @@ class TextFiles(TextSource):
                 yield _document(path, self.encoding, self.errors)
             return
         paths = self._train_paths()
-        if len(paths) == 1:
-            yield _split_of_one_file(paths[0], split, self.validation_fraction, self.encoding, self.errors)
-            return
+        how, held_out = self._split_by(paths)
         for path in paths:
-            if _in_validation(path.name, self.validation_fraction) == (split == "validation"):
+            if how == "lines":  # one file, or a few: each gives its last lines to validation
+                yield _split_of_one_file(path, split, self.validation_fraction, self.encoding, self.errors)
+            elif (path in held_out) == (split == "validation"):
                 yield _document(path, self.encoding, self.errors)
+
+    def more_text(self, split: str, key: str) -> str:
+        if split == "train":
+            return f"give {key}.train more text"
+        if self.validation:
+            return f"give {key}.validation more text"
+        return (f"raise {key}.validation_fraction (now {self.validation_fraction}) or give {key}.validation="
+                "'<glob>' files of its own")
 
 
 @dataclass

@@ -19,12 +19,14 @@ def run_tokenizer(run_dir: Path, run_cfg, cache_dir: str | Path | None = None):
 
 def checkpoint_model(ckpt_path: Path, cache_dir: str | Path | None = None, key: str = "source"):
     """An lmlab checkpoint as the plain transformers model its run exports to `hf/` (`checkpoint_weights`), and the
-    run's tokenizer."""
-    from omegaconf import OmegaConf
+    tokenizer it was trained with: the one inside the checkpoint, else its run's (older checkpoints)."""
+    from lmlab.models.checkpoint_description import embedded_tokenizer, run_config
 
     model = checkpoint_weights(ckpt_path, key)
-    run_dir = ckpt_path.parent.parent
-    return model, run_tokenizer(run_dir, OmegaConf.load(run_dir / "config.yaml"), cache_dir)
+    tokenizer = embedded_tokenizer(ckpt_path, key)
+    if tokenizer is None:
+        tokenizer = run_tokenizer(ckpt_path.parent.parent, run_config(ckpt_path, key), cache_dir)
+    return model, tokenizer
 
 
 def checkpoint_weights(ckpt_path: Path, key: str = "source"):
@@ -32,14 +34,13 @@ def checkpoint_weights(ckpt_path: Path, key: str = "source"):
     mode: the module rebuilt from the checkpoint's hyperparameters (a LoRA base from `model.pretrained` or from the
     checkpoint itself), the adapter merged, the vocabulary's pad rows sliced off."""
     import hydra
-    from omegaconf import OmegaConf
 
+    from lmlab.models.checkpoint_description import run_config
     from lmlab.models.lora import merged
     from lmlab.models.vocab_padding import unpadded
     from lmlab.runs.checkpoint_load import intact_checkpoint, load_module
 
     intact_checkpoint(ckpt_path, key)  # a damaged file: one line naming `key`, before Lightning's import
-    run_cfg = OmegaConf.load(ckpt_path.parent.parent / "config.yaml")
-    module_class = hydra.utils.get_class(run_cfg.task.module._target_)
+    module_class = hydra.utils.get_class(run_config(ckpt_path, key).task.module._target_)
     module = load_module(module_class, ckpt_path, key)
     return unpadded(merged(module.model), module.hparams.get("vocab_size")).eval()

@@ -16,16 +16,18 @@ def locate_model(source: str, key: str) -> Path | str:
     """The lmlab checkpoint (a `Path`) or the Hugging Face directory or hub name (a `str`) that `source` names.
 
     `source` is an lmlab run directory (its `hf/` export, else its last checkpoint), an lmlab checkpoint
-    file, a Hugging Face model directory or a hub name; `key` names the setting in errors.
+    (in its run's `checkpoints/`, or anywhere: it carries its run's config and tokenizer), a Hugging Face model
+    directory or a hub name; `key` names the setting in errors.
     """
     path = Path(source).expanduser()
-    if path.is_file():
-        if path.suffix != ".ckpt" or not is_lmlab_run(path.parent.parent):
-            raise LmlabError(f"{key}={source!r} is a file but not a checkpoint of an lmlab run "
-                             "(<run dir>/checkpoints/*.ckpt)")
+    if path.is_file() and path.suffix != ".ckpt":
+        raise LmlabError(f"{key}={source!r} is a file but not a checkpoint of an lmlab run (a .ckpt file)")
+    if path.suffix == ".ckpt" and path.exists():  # a file, or a sharded checkpoint's directory (trainer=fsdp)
+        if not is_lmlab_run(path.parent.parent):
+            from lmlab.models.checkpoint_description import run_config
+
+            run_config(path, key)  # outside its run: it must carry its run's config (one line if damaged)
         return path
-    if path.is_dir() and path.suffix == ".ckpt" and is_lmlab_run(path.parent.parent):
-        return path  # a sharded checkpoint (trainer=fsdp)
     if path.is_dir():
         if is_lmlab_run(path):
             if (path / "hf" / "config.json").is_file():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,9 +32,14 @@ def run_command(task_fn, cfg: DictConfig) -> float | None:
     environ = dict(os.environ)
     try:
         return task_fn(cfg)
-    except (LmlabError, OSError) as e:
+    except Exception as e:
+        if multirun:  # Hydra records it for this job (its error.txt) and runs the others; train.log keeps it too
+            log_to_files(log, logging.ERROR, mask("".join(traceback.format_exception(e)).rstrip()))
+            raise
+        if not isinstance(e, LmlabError | OSError):
+            raise
         error = e if isinstance(e, LmlabError) else environment_error(e, OmegaConf.select(cfg, "paths.run_dir"))
-        if multirun or error is None:
+        if error is None:
             raise
         log_to_files(log, logging.ERROR, f"error: {mask(str(error))}")  # train.log of a launch that trained
         print(f"error: {mask(str(error))}", file=sys.stderr)

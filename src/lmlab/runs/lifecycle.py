@@ -18,6 +18,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from lmlab.console import prefix_ranks
 from lmlab.errors import LmlabError
 from lmlab.runs.lock import acquire_run_lock, launch_rank_zero, release_run_locks
 from lmlab.runs.logfile import attach_file_logging, defer_file_logging, drop_file_logging
@@ -42,6 +43,7 @@ def begin_launch(cfg: DictConfig) -> None:
         plain = OmegaConf.to_container(cfg, resolve=False)
     remember([*secrets_in(plain), *secrets_in_overrides(overrides)])
     redact_logging()
+    prefix_ranks()
 
 
 def claim_run_dir(run_dir: Path) -> None:
@@ -56,6 +58,7 @@ def start_training(run_dir: Path, resumed_step: int) -> None:
     _training = True
     attach_file_logging()
     redact_logging()
+    prefix_ranks()
     if not launch_rank_zero():
         return
     if dropped := drop_rows_after(run_dir, resumed_step):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from lmlab.config_keys import BUDGET_KEYS, is_untrained
+from lmlab.config_keys import BUDGET_KEYS, is_config_change
 from lmlab.errors import LmlabError
 from lmlab.runs.position import check_global_batch
 
@@ -45,6 +45,7 @@ class ResumePlan:
     budget_changes: list[str] = field(default_factory=list)  # `trainer.max_steps 10 -> 20`
     budget: dict = field(default_factory=dict)  # this launch's BUDGET_KEYS, kept in resumes.jsonl
     on_budget_change: str = "replan"  # what happens to the LR schedule then (lmlab.modules.schedule)
+    forced_fresh: bool = False  # resume=force found nothing to continue: said in one line, not silently
 
 
 def resume_mode(value: object) -> str:
@@ -74,16 +75,20 @@ def checkpoint_step(path: Path) -> int:
 
 
 def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, int, list[str]]:
-    """The checkpoint with the highest step (newest file on ties) that loads, its step, and the ones skipped."""
+    """The checkpoint with the highest step that loads, its step, and the ones skipped.
+
+    On a tie `last.ckpt` wins (docs/resume.md promises it; the best checkpoint of the same step holds the same
+    weights, but a user reading the log looks for last), then the newest file.
+    """
     candidates, skipped = [], []
     for path in checkpoint_files(run_dir):
         try:
-            candidates.append((checkpoint_step(path), path.stat().st_mtime, path))
+            candidates.append((checkpoint_step(path), path.name == "last.ckpt", path.stat().st_mtime, path))
         except Exception as e:  # noqa: BLE001 - any failure to load means "not usable"
             skipped.append(f"{path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
     if not candidates:
         return None, 0, skipped
-    step, _, newest = max(candidates)
+    step, _, _, newest = max(candidates)
     return newest, step, skipped
 
 
@@ -107,7 +112,7 @@ def config_changes(saved: dict, current: dict, keys: tuple[str, ...] | None = No
     old, new = _flatten(saved), _flatten(current)
     changes = []
     for key in sorted(old.keys() | new.keys()):
-        wanted = key.startswith(keys) if keys else not (is_untrained(key) or key.startswith(BUDGET_KEYS))
+        wanted = key.startswith(keys) if keys else is_config_change(key)
         if not wanted or old.get(key, "<unset>") == new.get(key, "<unset>"):
             continue
         changes.append(f"{key}: {old.get(key, '<unset>')!r} -> {new.get(key, '<unset>')!r}")
@@ -118,6 +123,12 @@ def _flatten(node: object, prefix: str = "") -> dict[str, object]:
     if isinstance(node, dict):
         return {k: v for key, value in node.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
     return {prefix.rstrip("."): node}
+
+
+def runs_with_checkpoints(parent: Path, exclude: Path, most: int = 3) -> list[str]:
+    """The names of (at most `most`) run directories in `parent` that hold checkpoints, newest first."""
+    runs = [d for d in parent.glob("*") if d != exclude and d.is_dir() and checkpoint_files(d)]
+    return [d.name for d in sorted(runs, key=lambda d: d.stat().st_mtime, reverse=True)[:most]]
 
 
 def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
@@ -143,6 +154,7 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
                              "pick a new run_name= or run_dir=, or resume it with resume=auto")
         if mode != "never" and newest is not None:
             plan.ckpt_path, plan.step = str(newest), step
+        plan.forced_fresh = mode == "force" and newest is None
     if plan.ckpt_path:
         require_sharding_strategy(cfg, Path(plan.ckpt_path))
         check_global_batch(cfg, plan.ckpt_path)
@@ -165,6 +177,11 @@ def report(plan: ResumePlan, run_dir: Path) -> None:
                  run_dir, plan.finished.get("global_step"), run_dir / FINISHED_MARKER)
     elif plan.ckpt_path:
         log.info("Resuming from %s", plan.ckpt_path)
+    elif plan.forced_fresh:
+        beside = runs_with_checkpoints(run_dir.parent, exclude=run_dir)
+        hint = f"; runs beside it with checkpoints: {', '.join(beside)} (continue one with run_name=<name>)"
+        log.warning("resume=force found no checkpoint to continue in %s or %s: this is a new run, trained from "
+                    "step 0%s", run_dir / "checkpoints", run_dir / "hpc_ckpt_*.ckpt", hint if beside else "")
     if plan.ckpt_path and plan.budget_changes:
         schedule = {"replan": "re-planned for the new budget", "continue": "continued as first planned"}
         log.info("Continuing this run from step %d with another budget (%s); the LR schedule is %s "

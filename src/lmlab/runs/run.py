@@ -74,8 +74,8 @@ class Run:
 
         if rank_zero_only.rank != 0:
             return
-        if not HydraConfig.initialized() or HydraConfig.get().job.get("num", 0) == 0:
-            print_config_tree(self.cfg)  # a sweep prints its config tree once; every run has its config.yaml
+        if prints_config(self.cfg.get("print_config", "sweep")):
+            print_config_tree(self.cfg)
         overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         if self.plan.ckpt_path and (self.run_dir / "config.yaml").is_file():
             record_resume(self.run_dir, overrides, self.plan)  # keeps the first launch's config.yaml and run.json
@@ -98,3 +98,14 @@ class Run:
         if trainer.state.status == TrainerStatus.FINISHED and trainer.is_global_zero:
             mark_finished(self.run_dir, trainer.global_step, metric)
         return metric
+
+
+def prints_config(mode: bool | str) -> bool:
+    """Whether this launch prints its config tree (`print_config`): true: always; sweep (the default): a sweep's
+    first job only; false: never. Every run has it in its config.yaml, so a single run's console stays short."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if mode is True or mode is False:
+        return mode
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN and HydraConfig.get().job.num == 0

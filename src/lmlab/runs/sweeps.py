@@ -8,8 +8,11 @@ of the whole sweep printed when the process ends (also when Hydra exits on the f
 from __future__ import annotations
 
 import atexit
+import contextlib
+import os
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ from omegaconf import DictConfig
 
 from lmlab.runs.redact import mask, redact_overrides, remember, secrets_in, secrets_in_overrides
 from lmlab.runs.status import ERROR_FILE, run_status
+
+_failed: list[BaseException] = []  # the failures of this process's jobs, each in its error.txt
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -76,6 +81,42 @@ class SweepReport(Callback):
         overrides = " ".join(redact_overrides(job_return.overrides or []))
         details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         (job_dir / ERROR_FILE).write_text(mask(f"{type(error).__name__}: {error}\noverrides: {overrides}\n\n{details}"))
+        _failed.append(error)
+
+
+@contextlib.contextmanager
+def job_failures_in_the_summary(argv: list[str]) -> Iterator[None]:
+    """A multirun whose job failed ends with lmlab's summary (at exit), not Hydra's traceback of that job ahead
+    of it: the traceback is in the job's error.txt and train.log. Any other error is shown as Hydra shows it."""
+    if not {"-m", "--multirun"} & set(argv):
+        yield
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing: the job's error is judged here
+    stderr, sys.stderr = sys.stderr, _WithoutHydraJobLine(sys.stderr)
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - a job's failure ends the sweep quietly; others are printed
+        if not any(error is failed for failed in _failed):
+            traceback.print_exc()
+        sys.exit(1)
+    finally:
+        sys.stderr = stderr
+        os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+class _WithoutHydraJobLine:
+    """stderr without Hydra's "Error executing job with overrides: [...]" (the summary names the failed jobs)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if isinstance(text, str) and text.startswith("Error executing job with overrides:"):
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def mask_multirun_yaml(sweep_dir: Path, config: DictConfig) -> None:

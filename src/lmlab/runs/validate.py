@@ -74,6 +74,7 @@ OFFLOAD_NEEDS_GPU = ("trainer.strategy.cpu_offload=true needs a GPU (FSDP pins h
 # key → (check, what a good value is); a key absent from the config is not checked.
 CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "seed": (lambda v: _int(v, 0), "must be a non-negative integer"),
+    "print_config": (lambda v: v is True or v is False or v == "sweep", "must be true, false or sweep"),
     "global_batch_size": (lambda v: _int(v, 1, (None,)), "must be a positive integer (or null)"),
     "trainer.max_steps": (lambda v: _int(v, 1, (-1,)), "must be a positive integer (-1: no limit)"),
     "trainer.max_epochs": (lambda v: _int(v, 1, (-1, None)), "must be a positive integer (-1 or null: no limit)"),
