@@ -13,7 +13,8 @@ import pytest
 
 
 @pytest.mark.parametrize(("module", "distribution"),
-                         [("lightning", "lightning"), ("submitit", "submitit"), ("torch_dcp", "torch")])
+                         [("lightning", "lightning"), ("submitit", "submitit"), ("torch_dcp", "torch"),
+                          ("lm_eval", "lm_eval")])
 def test_installed_version_is_the_checked_one(module, distribution):
     compat = importlib.import_module(f"lmlab.compat.{module}")
     assert version(distribution).split("+")[0] == compat.CHECKED_VERSION, (
@@ -67,3 +68,16 @@ def test_dcp_whole_load_reads_back_what_dcp_saved(tmp_path):
     dcp.save(state, checkpoint_id=tmp_path, no_dist=True)
     loaded = load_whole(dcp.FileSystemReader(tmp_path))
     assert torch.equal(loaded["state_dict"]["w"], state["state_dict"]["w"]) and loaded["optimizer_0"] == {"step": 3}
+
+
+def test_lm_eval_asks_its_evaluator_for_the_git_hash_and_the_quiet_probe_says_nothing(tmp_path, capfd, monkeypatch):
+    import lm_eval.evaluator
+
+    from lmlab.compat.lm_eval import install_quiet_git_hash, quiet_git_hash
+
+    assert callable(lm_eval.evaluator.get_git_commit_hash)  # what install_quiet_git_hash replaces
+    monkeypatch.chdir(tmp_path)  # not a git checkout
+    monkeypatch.setattr(lm_eval.evaluator, "get_git_commit_hash", lm_eval.evaluator.get_git_commit_hash)
+    install_quiet_git_hash()
+    assert lm_eval.evaluator.get_git_commit_hash() is None and quiet_git_hash() is None
+    assert "fatal" not in capfd.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def evaluate_tasks(cfg: DictConfig, source: str) -> dict[str, dict[str, float]]:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.accelerator == "auto" else cfg.accelerator
     model.to(device)
     log.info("Evaluating %s%s on %s", source, "" if step is None else f" (step {step})", ", ".join(spec.tasks))
-    results = evaluate_model(model, tokenizer, spec)
+    results = evaluate_model(model, tokenizer, spec, progress=sys.stderr.isatty())
     print(make_table(results), flush=True)
     out_dir = output_dir(cfg, source)
     out_dir.mkdir(parents=True, exist_ok=True)

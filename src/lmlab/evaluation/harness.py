@@ -75,10 +75,12 @@ def task_manager(include_path: Sequence[str]):
     return _task_managers[key]
 
 
-def evaluate_model(model, tokenizer, spec: HarnessSpec) -> dict[str, Any]:
+def evaluate_model(model, tokenizer, spec: HarnessSpec, progress: bool = False) -> dict[str, Any]:
     """lm-eval's `simple_evaluate` on `model` in place (its device, its dtype, eval mode for the call):
     lm-eval's results dict, without per-sample logs. Deterministic: lm-eval seeds Python's, NumPy's and torch's
-    generators; their states are restored afterwards, so a training run's random stream is left as it was."""
+    generators; their states are restored afterwards, so a training run's random stream is left as it was.
+    `progress`: lm-eval's progress bars (off during training: they would fill its log)."""
+    import os
     import random
 
     import numpy as np
@@ -86,6 +88,9 @@ def evaluate_model(model, tokenizer, spec: HarnessSpec) -> dict[str, Any]:
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
+    from lmlab.compat.lm_eval import install_quiet_git_hash
+
+    install_quiet_git_hash()  # no `fatal: not a git repository` outside a checkout
     logging.getLogger("lm_eval").setLevel(logging.WARNING)  # its per-task INFO lines; warnings still show
     for name in ("lm_eval.models.huggingface", "lm_eval.api.task"):
         if not any(isinstance(f, ExpectedWarnings) for f in logging.getLogger(name).filters):
@@ -93,6 +98,9 @@ def evaluate_model(model, tokenizer, spec: HarnessSpec) -> dict[str, Any]:
     was_training = model.training
     model.eval()
     python_state, numpy_state = random.getstate(), np.random.get_state()
+    tqdm_disable = os.environ.get("TQDM_DISABLE")
+    if not progress:
+        os.environ["TQDM_DISABLE"] = "1"  # tqdm reads its defaults from TQDM_* variables
     try:
         with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=spec.batch_size)
@@ -100,6 +108,10 @@ def evaluate_model(model, tokenizer, spec: HarnessSpec) -> dict[str, Any]:
                                       limit=spec.limit, task_manager=task_manager(spec.include_path),
                                       log_samples=False, bootstrap_iters=spec.bootstrap_iters, verbosity="WARNING")
     finally:
+        if tqdm_disable is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = tqdm_disable
         model.train(was_training)
         random.setstate(python_state)
         np.random.set_state(numpy_state)
