@@ -78,7 +78,7 @@ def test_reverse_sort(sweep):
 
 
 def test_main_writes_csv_markdown_and_a_png_with_one_curve_per_run_with_metrics(sweep, tmp_path, capsys):
-    main([str(sweep), "--sort", "val/loss"])
+    main([str(sweep), "sort=val/loss"])
     printed = capsys.readouterr().out
     assert "4 runs, sorted by best val/loss" in printed and "must be a positive learning rate" in printed
     with open(sweep / "compare.csv", newline="") as f:
@@ -93,7 +93,7 @@ def test_main_writes_csv_markdown_and_a_png_with_one_curve_per_run_with_metrics(
 
 
 def test_run_dirs_can_be_given_one_by_one(sweep, tmp_path):
-    main([str(sweep / "0"), str(sweep / "1"), "--out", str(tmp_path / "out")])
+    main([str(sweep / "0"), str(sweep / "1"), f"out={tmp_path / 'out'}"])
     with open(tmp_path / "out" / "compare.csv", newline="") as f:
         assert [r["run"] for r in csv.DictReader(f)] == ["1", "0"]
 
@@ -124,21 +124,21 @@ def classify_sweep(tmp_path) -> Path:
 
 @pytest.mark.parametrize(("args", "order", "best"), [
     ([], ["1", "0", "2"], "0.8"),                                     # the monitored metric, its mode (max)
-    (["--sort", "val/f1_macro"], ["1", "0", "2"], "0.7"),             # not monitored: max from the name
-    (["--sort", "val/loss"], ["2", "0", "1"], "0.7"),                 # min from the name
-    (["--sort", "val/accuracy", "--mode", "min"], ["2", "0", "1"], "0.5"),  # --mode wins
+    (["sort=val/f1_macro"], ["1", "0", "2"], "0.7"),                  # not monitored: max from the name
+    (["sort=val/loss"], ["2", "0", "1"], "0.7"),                      # min from the name
+    (["sort=val/accuracy", "mode=min"], ["2", "0", "1"], "0.5"),      # mode= wins
 ])
 def test_sort_picks_the_best_by_the_metrics_mode(classify_sweep, args, order, best):
     main([str(classify_sweep), *args])
     with open(classify_sweep / "compare.csv", newline="") as f:
         table = list(csv.DictReader(f))
-    metric = args[1] if args else "val/accuracy"
+    metric = args[0].split("=", 1)[1] if args else "val/accuracy"
     assert [r["run"] for r in table] == order
     assert table[0][f"best {metric}"] == best
 
 
 def test_several_metrics_each_get_final_and_best_columns_and_a_panel(classify_sweep, tmp_path):
-    main([str(classify_sweep), "--metric", "val/accuracy", "--metric", "val/loss", "--out", str(tmp_path / "o")])
+    main([str(classify_sweep), "metric=val/accuracy", "metric=val/loss", f"out={tmp_path / 'o'}"])
     with open(tmp_path / "o" / "compare.csv", newline="") as f:
         table = {r["run"]: r for r in csv.DictReader(f)}
     assert (table["0"]["best val/accuracy"], table["0"]["best val/loss"], table["0"]["final val/loss"]) == \
@@ -163,8 +163,8 @@ def test_plot_steps_count_steps_done_as_the_table_does(sweep, tmp_path, monkeypa
 def test_a_table_printed_to_a_file_is_not_cut_to_80_columns(classify_sweep):
     long = "a-very-long-override-value-that-would-be-squeezed-into-an-ellipsis-at-80-columns"
     (classify_sweep / "0" / "overrides.yaml").write_text(f"- task=classify\n- optimizer.lr={long}\n")
-    result = subprocess.run([sys.executable, "-m", "lmlab.compare", str(classify_sweep), "--metric", "val/accuracy",
-                             "--metric", "val/loss", "--metric", "val/f1_macro"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "lmlab.compare", str(classify_sweep), "metric=val/accuracy",
+                             "metric=val/loss", "metric=val/f1_macro"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert long in result.stdout and "…" not in result.stdout
 
@@ -175,7 +175,7 @@ def test_two_sweeps_name_rows_by_sweep_and_job_and_warn_when_their_data_differ(s
               summary={"global_step": 10, "tokens_per_sec": 98765.4, "wall_time_s": 3.25})
     for run, vocab in ((sweep / "0", 512), (sweep / "1", 512), (sweep / "2", 512), (other / "0", 2048)):
         (run / "config.yaml").write_text(f"monitor:\n  metric: val/loss\n  mode: min\ndata:\n  vocab_size: {vocab}\n")
-    main([str(sweep), str(other), "--out", str(tmp_path / "out")])
+    main([str(sweep), str(other), f"out={tmp_path / 'out'}"])
     with open(tmp_path / "out" / "compare.csv", newline="") as f:
         header, *rows = list(csv.reader(f))
     by_run = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
@@ -244,3 +244,11 @@ def test_the_curves_of_a_20_trial_search_and_of_two_sweeps_stay_readable(sweeps,
     assert all(len(line) <= 28 for label in layout.labels for line in label.splitlines())
     if sweeps == 2:
         assert "#search0/0 " in text and "#search1/9 " in text
+
+
+def test_old_flags_still_work_with_one_line_naming_the_new_spelling(classify_sweep, capsys):
+    main([str(classify_sweep), "--sort", "val/loss", "--reverse"])
+    assert "lmlab-compare: --sort val/loss --reverse: --flags are deprecated, write sort=val/loss reverse=true" in (
+        capsys.readouterr().err)
+    with open(classify_sweep / "compare.csv", newline="") as f:
+        assert [r["run"] for r in csv.DictReader(f)] == ["1", "0", "2"]

@@ -175,6 +175,6 @@ def test_a_sweep_logs_to_one_mlflow_experiment_and_a_relaunch_continues_its_runs
     sweep = jobs[0].parent
     tables = {}
     for source in ("csv", "mlflow"):
-        compare([str(sweep), "--source", source, "--out", str(tmp_path / source)])
+        compare([str(sweep), f"source={source}", f"out={tmp_path / source}"])
         tables[source] = (tmp_path / source / "compare.csv").read_text()
     assert tables["mlflow"] == tables["csv"]

@@ -6,7 +6,6 @@ works on a sweep that is still running or partly failed. Imports neither torch n
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -20,6 +19,7 @@ from lmlab.config_keys import is_untrained
 from lmlab.runs.search import trial_pruned
 from lmlab.runs.status import ERROR_FILE, run_status
 
+SOURCES = ("csv", "wandb", "mlflow", "tensorboard")  # where a run's metrics are read (lmlab.runs.tracker_stores)
 RUN_FILES = ("config.yaml", "overrides.yaml", "run.json", "metrics.csv", "summary.json", "error.txt")
 # What a run was trained and evaluated on: runs that differ here have losses on different tokens.
 DATA_KEYS = ("data.source", "data.tokenizer", "data.vocab_size", "data.max_documents")
@@ -363,29 +363,47 @@ def print_table(header: list[str], rows: list[list[str]], common: dict[str, str]
         console.print(failure, style="red", markup=False, highlight=False)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="lmlab-compare",
-        description="Compare runs from their directories: a table (also CSV and Markdown) and a PNG of the "
-                    "validation curves. Give a sweep directory (outputs/<experiment>/multirun/<sweep>) or run dirs.")
-    parser.add_argument("paths", nargs="+", type=Path, help="sweep or run directories")
-    parser.add_argument("--metric", action="append", default=None,
-                        help="a metric to show (repeat for several; default: the runs' monitored metric)")
-    parser.add_argument("--sort", default=None, help="metric to sort by, best first (default: the first --metric)")
-    parser.add_argument("--mode", choices=("min", "max"), default=None,
-                        help="whether lower or higher is better for --sort (default: the runs' monitor.mode for "
-                             "their monitored metric, else from the name: loss, ppl -> min; accuracy, f1 -> max)")
-    parser.add_argument("--reverse", action="store_true", help="sort the other way round")
-    parser.add_argument("--source", choices=("csv", "wandb", "mlflow", "tensorboard"), default="csv",
-                        help="where each run's metrics are read: its metrics.csv (default), or what a tracker holds "
-                             "of it, read from the tracker's own store (W&B offline files, the MLflow store named "
-                             "in config.yaml, TensorBoard event files): to check a tracker without its server")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where compare.csv/.md/.png go (default: the directory given, or the current one)")
-    args = parser.parse_args(argv)
+@dataclass
+class CompareArgs:
+    """What `lmlab-compare` was asked: one field per `key=value` (the directories also by position)."""
 
+    paths: list[Path] = field(default_factory=list, metadata={"help": "sweep or run directories"})
+    metric: list[str] = field(default_factory=list,
+                              metadata={"help": "a metric to show (repeat for several; default: the monitored one)"})
+    sort: str | None = field(default=None, metadata={"help": "metric to sort by, best first (default: the first)"})
+    mode: str | None = field(default=None, metadata={
+        "help": "min or max: which is better for sort (default: the runs' monitor.mode, else from the name)"})
+    reverse: bool = field(default=False, metadata={"help": "sort the other way round"})
+    source: str = field(default="csv", metadata={
+        "help": "csv (metrics.csv), or wandb, mlflow, tensorboard: what that tracker's own store holds"})
+    out: Path | None = field(default=None, metadata={"help": "where compare.csv/.md/.png go (default: the "
+                                                             "directory given, or the current one)"})
+
+
+def parse_args(argv: list[str]) -> CompareArgs:
+    from lmlab.errors import LmlabError
+    from lmlab.utils.key_values import parse_key_values
+
+    about = ("Compare runs from their directories: a table (also CSV and Markdown) and a PNG of the validation "
+             "curves. Give a sweep directory (outputs/<experiment>/multirun/<sweep>) or run directories.")
+    try:
+        args = parse_key_values(argv, CompareArgs, ("paths",), "lmlab-compare", about)
+    except LmlabError as e:
+        fail(str(e))
+    if not args.paths:
+        fail("give a sweep or run directory (lmlab-compare outputs/clm/multirun/<sweep>; see --help)")
+    if args.mode not in (None, "min", "max"):
+        fail(f"mode={args.mode!r} must be min or max")
+    if args.source not in SOURCES:
+        fail(f"source={args.source!r} must be one of {', '.join(SOURCES)}")
+    args.paths = [Path(p) for p in args.paths]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
     from lmlab.errors import LmlabError
 
+    args = parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
         runs = [load_run(path, args.source) for path in find_runs(args.paths)]
     except LmlabError as e:
@@ -393,11 +411,11 @@ def main(argv: list[str] | None = None) -> None:
     if not runs:
         fail(f"no run directories in {' '.join(map(str, args.paths))} (a run holds config.yaml or metrics.csv)")
     label_runs(runs)
-    metrics = args.metric or [args.sort or runs[0].monitor]
+    metrics = list(args.metric) or [args.sort or runs[0].monitor]
     sort = args.sort or metrics[0]
     metrics = [sort, *(m for m in metrics if m != sort)]
     if missing := unlogged([m for m in metrics if m in (args.metric or []) + [args.sort]], runs):
-        fail(f"--metric/--sort {', '.join(missing)}: logged by none of the {len(runs)} runs")
+        fail(f"metric=/sort= {', '.join(missing)}: logged by none of the {len(runs)} runs")
     out = args.out or (args.paths[0] if len(args.paths) == 1 and not is_run_dir(args.paths[0]) else Path.cwd())
     out.mkdir(parents=True, exist_ok=True)
 

@@ -1,6 +1,6 @@
 """What a tracker holds of a run, read from the tracker's own store, as `metrics.csv`-like rows.
 
-`lmlab-compare --source wandb|mlflow|tensorboard` shows these instead of `metrics.csv`, so a user can check what
+`lmlab-compare source=wandb|mlflow|tensorboard` shows these instead of `metrics.csv`, so a user can check what
 a tracker holds without its server: W&B's offline `.wandb` files (parsed with W&B's own protobuf), the MLflow
 run through `MlflowClient` on its store, TensorBoard's event files through its `EventAccumulator`.
 """
@@ -15,8 +15,6 @@ from lmlab.runs.tracker_history import STEP_KEY, offline_files, wandb_row_points
 from lmlab.runs.wandb_records import history_rows
 
 Points = dict[tuple[int, str], list]  # (step, metric) -> every value logged there, in order
-
-SOURCES = ("csv", "wandb", "mlflow", "tensorboard")
 
 
 def wandb_points(run_dir: Path) -> Points:
@@ -50,7 +48,7 @@ def tensorboard_points(run_dir: Path) -> Points:
     try:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     except ImportError as e:
-        raise LmlabError("--source tensorboard reads the event files with TensorBoard's own reader: "
+        raise LmlabError("source=tensorboard reads the event files with TensorBoard's own reader: "
                          "pip install tensorboard") from e
     accumulator = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
     accumulator.Reload()
