@@ -202,3 +202,16 @@ def test_a_failed_sweep_job_ends_with_the_summary_and_its_traceback_stays_in_its
         assert line.startswith(f"  FAILED #{job}: LmlabError: optimizer.lr={lr} must be a positive learning rate")
         assert line.endswith(f"(details: {sweep / str(job) / 'error.txt'})")
     assert "Traceback" in (sweep / "0" / "error.txt").read_text()
+
+
+@pytest.mark.parametrize(("override", "says"), [
+    ("hydra.sweeper.sampler._target_=optuna.samplers.TPESamplr",
+     "hydra.sweeper.sampler._target_='optuna.samplers.TPESamplr' names nothing importable"),
+    ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 must be a positive number of trials"),
+])
+def test_a_bad_search_setting_is_one_line_before_any_job(override, says, tmp_path):
+    result = run_cli(["-m", "hparams_search=clm_optuna", "debug=fast", override, f"paths.root_dir={tmp_path}"],
+                     cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {says}"), result.stderr
+    assert not (tmp_path / "outputs").exists()

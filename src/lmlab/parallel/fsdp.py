@@ -16,8 +16,8 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 
 from lmlab.errors import LmlabError
 from lmlab.models.blocks import transformer_blocks
+from lmlab.parallel.fsdp_config import OFFLOAD_NEEDS_GPU, SHARDING
 
-SHARDING = ("full", "hybrid", "grad_op")
 
 
 class FSDPStrategy(ModelParallelStrategy):
@@ -44,8 +44,6 @@ class FSDPStrategy(ModelParallelStrategy):
         # data parallel over every process (lmlab's samplers split each global batch over all of them)
         self._data_parallel_size, self._tensor_parallel_size = self.num_nodes * self.num_processes, 1
         if self.cpu_offload and self.root_device.type == "cpu":  # trainer.accelerator=auto on a machine without GPU
-            from lmlab.runs.validate import OFFLOAD_NEEDS_GPU
-
             raise LmlabError(OFFLOAD_NEEDS_GPU)
         super().setup_environment()
 

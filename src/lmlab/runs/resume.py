@@ -98,7 +98,7 @@ def require_sharding_strategy(cfg: DictConfig, ckpt_path: Path) -> None:
 
     if not is_sharded_checkpoint(ckpt_path):
         return
-    from lmlab.runs.validate import FSDP_STRATEGY
+    from lmlab.parallel.fsdp_config import FSDP_STRATEGY
 
     if OmegaConf.select(cfg, "trainer.strategy._target_", default=None) != FSDP_STRATEGY:
         raise LmlabError(f"{ckpt_path} is a sharded checkpoint (written by trainer=fsdp): resume it with trainer=fsdp "

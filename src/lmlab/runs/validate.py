@@ -68,9 +68,6 @@ def _codec(value: object) -> bool:
     return True
 
 
-FSDP_STRATEGY = "lmlab.parallel.fsdp.FSDPStrategy"
-OFFLOAD_NEEDS_GPU = ("trainer.strategy.cpu_offload=true needs a GPU (FSDP pins host memory to copy each block to "
-                     "the device); on the CPU the parameters are in host memory already: drop it")
 # key → (check, what a good value is); a key absent from the config is not checked.
 CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "seed": (lambda v: _int(v, 0), "must be a non-negative integer"),
@@ -90,6 +87,7 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "trainer.precision": (lambda v: str(v) in PRECISIONS, f"must be one of {', '.join(PRECISIONS[2:8])}"),
     "callbacks.downstream_eval.every_n_steps": (lambda v: _int(v, 1), "must be a positive integer"),
     "data.batch_size": (lambda v: _int(v, 1), "must be a positive integer"),
+    "data.document_masking": (lambda v: isinstance(v, bool), "must be true or false"),
     "data.eval_batch_size": (lambda v: _int(v, 1, (None,)), "must be a positive integer (or null)"),
     "data.block_size": (lambda v: _int(v, 2, (None,)), "must be an integer of at least 2 (an input and its label)"),
     "data.max_length": (lambda v: _int(v, 2, (None,)), "must be an integer of at least 2"),
@@ -157,16 +155,17 @@ def _model_problems(cfg: DictConfig) -> list[str]:
 
 
 def _strategy_problems(cfg: DictConfig) -> list[str]:
-    """FSDP options that cannot run on the configured accelerator, and what FSDP cannot run."""
+    """What the strategy's own module says of its keys (`lmlab.parallel.fsdp_config`)."""
+    from lmlab.parallel import fsdp_config
+
     def select(key: str) -> object:
         return OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
 
-    problems = []
-    if select("trainer.strategy.cpu_offload") is True and select("trainer.accelerator") == "cpu":
-        problems.append(OFFLOAD_NEEDS_GPU)
-    if select("trainer.strategy._target_") == FSDP_STRATEGY and select("task.module.fused_loss") is True:
-        problems.append("task.module.fused_loss=true does not run under trainer=fsdp (it multiplies by the head's "
-                        "weight outside the model's forward, where FSDP has not gathered it): drop it")
+    problems = fsdp_config.check(select)
+    interval, every_epochs = select("trainer.val_check_interval"), select("trainer.check_val_every_n_epoch")
+    if isinstance(interval, float) and every_epochs is None:
+        problems.append(f"trainer.val_check_interval={interval} is a fraction of an epoch, which needs "
+                        "trainer.check_val_every_n_epoch=1 (or give a number of steps: trainer.val_check_interval=25)")
     return problems
 
 

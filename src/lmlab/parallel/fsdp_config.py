@@ -1,0 +1,31 @@
+"""What `trainer=fsdp`'s keys may be, checked with every other config error before anything runs.
+
+Light on purpose (no torch, no Lightning): `lmlab.runs.validate` calls `check` before the run directory is
+claimed; `FSDPStrategy` reads the same names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+FSDP_STRATEGY = "lmlab.parallel.fsdp.FSDPStrategy"  # the `_target_` of lmlab's FSDP strategy (conf/trainer/fsdp.yaml)
+SHARDING = ("full", "hybrid", "grad_op")
+OFFLOAD_NEEDS_GPU = ("trainer.strategy.cpu_offload=true needs a GPU (FSDP pins host memory to copy each block to "
+                     "the device); on the CPU the parameters are in host memory already: drop it")
+
+
+def check(select: Callable[[str], object]) -> list[str]:
+    """One line per problem of the FSDP keys; `select(key)` reads the composed config."""
+    problems = []
+    if select("trainer.strategy.cpu_offload") is True and select("trainer.accelerator") == "cpu":
+        problems.append(OFFLOAD_NEEDS_GPU)
+    if select("trainer.strategy._target_") != FSDP_STRATEGY:
+        return problems
+    if (sharding := select("trainer.strategy.sharding")) not in SHARDING:
+        problems.append(f"trainer.strategy.sharding={sharding!r} must be one of {', '.join(SHARDING)}")
+    if (offload := select("trainer.strategy.cpu_offload")) not in (True, False, None):
+        problems.append(f"trainer.strategy.cpu_offload={offload!r} must be true or false")
+    if select("task.module.fused_loss") is True:
+        problems.append("task.module.fused_loss=true does not run under trainer=fsdp (it multiplies by the head's "
+                        "weight outside the model's forward, where FSDP has not gathered it): drop it")
+    return problems
