@@ -19,7 +19,6 @@ from lmlab.models.blocks import transformer_blocks
 from lmlab.parallel.fsdp_config import OFFLOAD_NEEDS_GPU, SHARDING
 
 
-
 class FSDPStrategy(ModelParallelStrategy):
     """Fully sharded data parallel over every process, one FSDP unit per transformer block.
 
