@@ -32,13 +32,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "parabolas (Approach 2) to runs, and propose the compute-optimal model for a budget. "
                     "C = 6ND throughout. docs/scaling.md")
     parser.add_argument("paths", nargs="+", type=Path,
-                        help="sweep or run directories, or one CSV with columns params,tokens,loss (or params,flops,loss)")
+                        help="sweep or run directories, or one CSV with columns params,tokens,loss "
+                             "(or params,flops,loss)")
     parser.add_argument("--params", choices=COUNTS, default="non_embedding",
                         help="N of a run directory: non-embedding (default; Kaplan et al.) or total parameters "
                              "(Hoffmann et al.). A CSV's params column is taken as it is")
     parser.add_argument("--metric", default="val/loss", help="the runs' final value of this metric is L")
     parser.add_argument("--budget", type=float, default=None,
-                        help="training FLOPs to plan for: compute-optimal N and D, predicted loss, lmlab-train overrides")
+                        help="training FLOPs to plan for: compute-optimal N and D, predicted loss, "
+                             "lmlab-train overrides")
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the intervals (0: none)")
     parser.add_argument("--confidence", type=float, default=0.95, help="of the intervals")
     parser.add_argument("--exclude-highest", type=int, default=0, metavar="K",
