@@ -108,7 +108,8 @@ def _between(low_high: tuple[float, float] | list[float] | None) -> str:
 def report(result: dict) -> None:
     fit = result["approach3"]
     ci = fit.get("intervals", {})
-    print(f"{result['points']} runs, N = {result['params'].replace('_', ' ')} parameters, C = 6ND")
+    count = "the CSV's params" if result["params"] == "as given" else f"{result['params'].replace('_', ' ')} parameters"
+    print(f"{result['points']} runs, N = {count}, C = 6ND")
     print(f"Approach 3: L(N, D) = E + A/N^alpha + B/D^beta  ({result['confidence']:.0%} intervals over "
           f"{fit['bootstrap']} bootstrap resamples)")
     for name in FIELDS:

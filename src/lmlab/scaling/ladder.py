@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.config_keys import BUDGET_KEYS, is_untrained
 from lmlab.scaling.params import count_params
-from lmlab.scaling.points import Point
+
+if TYPE_CHECKING:
+    from lmlab.scaling.points import Point
 
 # Also set a run's budget: the IsoFLOP preset's FLOPs (conf/experiment/isoflop_ladder.yaml).
 LADDER_BUDGET_KEYS = (*BUDGET_KEYS, "scaling.flops")
