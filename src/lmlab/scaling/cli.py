@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         approach3["intervals"] = {k: interval([getattr(b, k) for b in laws], args.confidence) for k in FIELDS}
     isoflops = fit_isoflops(params, flops, loss, [p.budget for p in points])
     count = "as given" if args.paths[0].is_file() else args.params  # a CSV's params column is taken as it is
-    result = {"points": len(points), "params": count, "metric": args.metric, "confidence": args.confidence,
+    result = {"points": len(points), "params": count, "metric": "loss" if count == "as given" else args.metric,
+              "confidence": args.confidence,
               "excluded_highest": args.exclude_highest, "left_out": skipped, "approach3": approach3,
               "approach2": isoflops.to_dict() if isoflops else None,
               "runs": [{"name": p.name, "params": p.params, "tokens": p.tokens, "flops": p.flops, "loss": p.loss,

@@ -21,6 +21,7 @@ def plot_fit(path: Path, points: list[Point], law: Law, isoflops: IsoFlopFit | N
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
+    n_label = "N (the CSV's params)" if count == "as given" else f"N ({count.replace('_', ' ')} parameters)"
     params = np.array([p.params for p in points])
     flops = np.array([p.flops for p in points])
     loss = np.array([p.loss for p in points])
@@ -28,7 +29,7 @@ def plot_fit(path: Path, points: list[Point], law: Law, isoflops: IsoFlopFit | N
 
     dots = left.scatter(flops, loss, c=params, cmap="viridis", norm=LogNorm(), s=18, edgecolors="black",
                         linewidths=0.3)
-    fig.colorbar(dots, ax=left, label=f"N ({count.replace('_', ' ')} parameters)")
+    fig.colorbar(dots, ax=left, label=n_label)
     high = max(flops.max(), budget[0] if budget else 0) * 2
     frontier = np.geomspace(flops.min() / 2, high, 100)
     left.plot(frontier, law.loss(*law.optimum(frontier)), color="crimson",
@@ -39,7 +40,7 @@ def plot_fit(path: Path, points: list[Point], law: Law, isoflops: IsoFlopFit | N
                       capsize=4, label=f"--budget {c:.3g}: {value:.4g} [{low:.4g}, {up:.4g}]")
     left.set(xscale="log", yscale="log", xlabel="training FLOPs C = 6ND", ylabel="final validation loss",
              title="Loss against compute (Approach 3)")
-    left.legend(fontsize="small")
+    left.legend(fontsize="small", loc="upper right")
 
     colors = plt.cm.plasma(np.linspace(0, 0.85, max(1, len(isoflops.parabolas) if isoflops else 1)))
     groups = ([(p.flops, np.array(p.params), np.array(p.losses), p) for p in isoflops.parabolas] if isoflops else
@@ -54,7 +55,7 @@ def plot_fit(path: Path, points: list[Point], law: Law, isoflops: IsoFlopFit | N
     title = "IsoFLOP curves (Approach 2: parabolas, x their minima; dotted: Approach 3)"
     if isoflops:
         title += f"\nN_opt ∝ C^{isoflops.params_exponent:.3f}, D_opt ∝ C^{isoflops.tokens_exponent:.3f}"
-    right.set(xscale="log", xlabel=f"N ({count.replace('_', ' ')} parameters)", ylabel="final validation loss",
+    right.set(xscale="log", xlabel=n_label, ylabel="final validation loss",
               title=title)
     right.title.set_fontsize("small")
     if groups:
