@@ -39,6 +39,9 @@ def build_model(spec: Mapping[str, Any], auto_class, vocab_size: int | None = No
         if spec.get("bias") is False:
             raise LmlabError("model.bias=false is for models built from a config: a pretrained model's biases "
                              "are trained; set model.bias=true")
+        if spec.get("mup"):
+            raise LmlabError("model.mup=true is for models built from a config: a pretrained model was not trained "
+                             "with μP; set model.mup=false or model.pretrained=null")
         model = load_pretrained(auto_class, str(spec["pretrained"]), attn_implementation=attn, **config_overrides)
         if vocab_size and model.get_input_embeddings().num_embeddings < vocab_size:
             model.resize_token_embeddings(vocab_size)

@@ -15,8 +15,10 @@ VOCAB = 256
 ACTIVATIONS = ("embeddings", "attention", "mlp", "logits")
 
 
-def tiny_spec(family: str, width: int, mup: bool, base_width: int, layers: int = 2) -> dict[str, Any]:
-    """A model node (as conf/model's) of `layers` blocks `width` wide with 4 heads, for the check."""
+def tiny_spec(family: str, width: int, mup: bool, base_width: int, layers: int = 2, bias: bool = True
+              ) -> dict[str, Any]:
+    """A model node (as conf/model's) of `layers` blocks `width` wide with 4 heads, for the check; `bias`:
+    GPT-2's biases (model.bias)."""
     if family == "gpt2":
         config = {"_target_": "transformers.GPT2Config", "n_layer": layers, "n_head": 4, "n_embd": width,
                   "n_positions": 64, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
@@ -24,7 +26,7 @@ def tiny_spec(family: str, width: int, mup: bool, base_width: int, layers: int =
         config = {"_target_": "transformers.LlamaConfig", "num_hidden_layers": layers, "num_attention_heads": 4,
                   "num_key_value_heads": 4, "hidden_size": width, "intermediate_size": 4 * width,
                   "max_position_embeddings": 64, "tie_word_embeddings": True}
-    return {"config": config, "mup": mup, "mup_base_width": base_width, "pad_vocab_multiple": None}
+    return {"config": config, "mup": mup, "mup_base_width": base_width, "pad_vocab_multiple": None, "bias": bias}
 
 
 def _blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -53,15 +55,18 @@ def mean_activations(model: torch.nn.Module, input_ids: torch.Tensor) -> dict[st
 
 
 def coordinate_check(family: str, widths: list[int], mup: bool, base_width: int = 64, steps: int = 5,
-                     lr: float = 1e-2, seed: int = 0) -> dict[int, dict[str, float]]:
-    """Per width: the mean |activation| of each layer after `steps` AdamW steps at `lr` on one fixed batch."""
+                     lr: float = 1e-2, seed: int = 0, bias: bool = True, batch_shape: tuple[int, int] = (8, 64)
+                     ) -> dict[int, dict[str, float]]:
+    """Per width: the mean |activation| of each layer after `steps` AdamW steps at `lr` on one fixed batch of
+    random tokens (`batch_shape`: sequences × length)."""
     from transformers import AutoModelForCausalLM
 
-    batch = torch.randint(0, VOCAB, (8, 64), generator=torch.Generator().manual_seed(seed))
+    batch = torch.randint(0, VOCAB, batch_shape, generator=torch.Generator().manual_seed(seed))
     results = {}
     for width in widths:
         torch.manual_seed(seed)
-        model = build_model(tiny_spec(family, width, mup, base_width), AutoModelForCausalLM, vocab_size=VOCAB)
+        model = build_model(tiny_spec(family, width, mup, base_width, bias=bias), AutoModelForCausalLM,
+                            vocab_size=VOCAB)
         groups = [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": 0.0}]
         if mup:
             groups = mup_param_groups(model, groups, lr, model.config.mup_width_multiplier)

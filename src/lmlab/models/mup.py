@@ -58,10 +58,8 @@ def _scale_output(multiplier: float):
 
 
 def apply_mup(model: torch.nn.Module, spec: Mapping[str, Any]) -> float:
-    """Re-initialise `model` (freshly built from its config) for μP, scale its attention and logits; returns m."""
-    if spec.get("pretrained"):
-        raise LmlabError("model.mup=true is for models built from a config: a pretrained model was not trained "
-                         "with μP; set model.mup=false or model.pretrained=null")
+    """Re-initialise `model` (freshly built from its config: `build_model` refuses a pretrained one) for μP, scale
+    its attention and logits; returns m."""
     family = _family(model)
     m = width_multiplier(model, spec.get("mup_base_width"))
     if getattr(model.config, "scale_attn_by_inverse_layer_idx", False):
