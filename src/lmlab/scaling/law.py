@@ -53,10 +53,15 @@ class Law:
         return self.E + self.A / np.power(params, self.alpha) + self.B / np.power(tokens, self.beta)
 
     def optimum(self, flops: np.ndarray | float) -> tuple[np.ndarray | float, np.ndarray | float]:
-        """The N and D that minimise L(N, D) under 6·N·D = `flops` (Hoffmann et al., eq. 4)."""
-        g = (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
-        params = g * np.power(np.asarray(flops, dtype=float) / 6, self.beta / (self.alpha + self.beta))
-        return params, np.asarray(flops, dtype=float) / (6 * params)
+        """The N and D that minimise L(N, D) under 6·N·D = `flops` (Hoffmann et al., eq. 4); NaN when the law has
+        no minimum there (an exponent ≤ 0, as a bootstrap resample of few runs can give)."""
+        flops = np.asarray(flops, dtype=float)
+        if self.alpha <= 0 or self.beta <= 0:
+            return np.full_like(flops, np.nan), np.full_like(flops, np.nan)
+        with np.errstate(over="ignore"):
+            g = (self.alpha * self.A / (self.beta * self.B)) ** (1 / (self.alpha + self.beta))
+            params = g * np.power(flops / 6, self.beta / (self.alpha + self.beta))
+        return params, flops / (6 * params)
 
     @property
     def params_exponent(self) -> float:
@@ -135,7 +140,7 @@ def bootstrap(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, law: Law
 
 
 def interval(values: np.ndarray | list[float], confidence: float) -> tuple[float, float]:
-    """The central `confidence` percentile interval of bootstrap values."""
+    """The central `confidence` percentile interval of bootstrap values (NaNs, resamples without a value, left out)."""
     tail = 50 * (1 - confidence)
-    low, high = np.percentile(np.asarray(values, dtype=float), [tail, 100 - tail])
+    low, high = np.nanpercentile(np.asarray(values, dtype=float), [tail, 100 - tail])
     return float(low), float(high)
