@@ -192,3 +192,10 @@ def test_the_command_imports_neither_torch_nor_lightning():
              "print(sorted({'torch', 'lightning', 'transformers'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_a_law_without_a_minimum_has_no_optimum_and_intervals_skip_it():
+    """A bootstrap resample of few runs can fit an exponent <= 0 (seen on a real 10-run sweep): no optimum."""
+    flat = Law(E=1.0, A=10.0, B=10.0, alpha=-0.1, beta=0.3)
+    assert all(np.isnan(x) for x in flat.optimum(1e20))
+    assert interval([1.0, 2.0, float("nan"), 3.0], 0.5) == pytest.approx((1.5, 2.5))
