@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.optimize import minimize
-from threadpoolctl import threadpool_limits
 
 HUBER_DELTA = 1e-3
 # Chinchilla's grid of starting points (a, b, e, α, β), as Epoch AI's replication runs it.
@@ -99,6 +98,8 @@ def grid_points(grid: tuple[np.ndarray, ...] = CHINCHILLA_GRID) -> np.ndarray:
 
 
 def _lbfgs(start: np.ndarray, data: tuple[np.ndarray, ...], delta: float):
+    from threadpoolctl import threadpool_limits  # here: importing it sets KMP_DUPLICATE_LIB_OK in the environment
+
     # One BLAS thread: L-BFGS-B's tiny products spend longer waking threads than computing (6x slower on 2 cores).
     with threadpool_limits(limits=1, user_api="blas"):
         return minimize(objective, start, args=(*data, delta), jac=True, method="L-BFGS-B")
