@@ -73,3 +73,18 @@ def test_coordinate_check(family):
     mup = ratios(family, True, seeds=3)
     assert max(mup.values()) < 1.5, mup
     assert ratios(family, False, seeds=1)["logits"] > 3
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_an_export_is_a_standard_model_with_the_same_logits(family, tmp_path):
+    from lmlab.models.mup import folded
+
+    model = built(family, 128, mup=True)
+    ids = torch.randint(0, 256, (2, 16))
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+        folded(model).save_pretrained(tmp_path)
+        loaded = AutoModelForCausalLM.from_pretrained(tmp_path)  # knows nothing of μP
+        assert torch.allclose(loaded(input_ids=ids).logits, expected, atol=1e-5)
+        assert torch.equal(model(input_ids=ids).logits, expected)  # the trained model itself is unchanged
+    assert not hasattr(loaded.config, "mup_width_multiplier")

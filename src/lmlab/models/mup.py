@@ -9,11 +9,13 @@ With m = width / base_width, for Adam (the practitioners' form of Cerebras' guid
 - the logits are multiplied by 1/m: the final norm's output is, so the tied output layer, the fused loss
   (`lmlab.modules.losses`) and generation all see it;
 - attention scores are scaled by 1/d_head instead of 1/√d_head.
-At m = 1 this differs from standard parametrisation only in the attention's scale.
+At m = 1 this differs from standard parametrisation only in the attention's scale. An export is `folded`: a
+standard model computing the same logits, for loaders that know nothing of μP.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -87,3 +89,36 @@ def mup_param_groups(model: torch.nn.Module, groups: list[dict[str, Any]], lr: f
             if params:
                 split.append({**group, "params": params, "lr": lr / multiplier if in_hidden else lr})
     return split
+
+
+def _query_weights(attention: torch.nn.Module) -> list[torch.Tensor]:
+    """The weights (and bias) that make an attention module's queries: Llama's q_proj, GPT-2's first third of
+    c_attn (a Conv1D: its columns are the outputs)."""
+    if hasattr(attention, "q_proj"):
+        return [p for p in (attention.q_proj.weight, attention.q_proj.bias) if p is not None]
+    width = attention.embed_dim
+    return [attention.c_attn.weight[:, :width], attention.c_attn.bias[:width]]
+
+
+def folded(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of a μP model as a standard `transformers` model with the same logits (for an `hf/` export): the
+    1/m multiplier moved into the final norm's gain (and bias), the attention's 1/d_head into the queries (times
+    1/√d_head, the standard scale supplying the rest). A model without μP is returned as it is."""
+    multiplier = getattr(model.config, "mup_width_multiplier", None)
+    if multiplier is None:
+        return model
+    plain = copy.deepcopy(model)
+    norm = plain.get_submodule(FAMILIES[_family(plain)][1])
+    norm._forward_hooks.clear()  # the copy's own: the model trained on keeps its hook
+    with torch.no_grad():
+        for p in (norm.weight, getattr(norm, "bias", None)):
+            if p is not None:
+                p.mul_(1.0 / multiplier)
+        for module in plain.modules():
+            if hasattr(module, "scaling") and hasattr(module, "head_dim"):
+                module.scaling = module.head_dim**-0.5
+                for p in _query_weights(module):
+                    p.mul_(module.head_dim**-0.5)
+    del plain.config.mup_width_multiplier
+    return plain
+
