@@ -58,7 +58,8 @@ def test_override_dirname_splits_at_items_not_at_commas_inside_values():
 
 # The keys of the scheduler, callbacks, logger and trainer groups that change the trained weights: each names
 # the run. Every other key of these groups (any option's) must stay out of the run name (lmlab.config_keys).
-TRAINED = {"scheduler._target_", "scheduler.name", "scheduler.num_warmup_steps",
+TRAINED = {"scheduler._target_", "scheduler.name", "scheduler.num_warmup_steps", "scheduler.decay_fraction",
+           "scheduler.decay_type", "scheduler.warmup_type", "scheduler.min_lr_ratio",
            "trainer._target_", "trainer.precision", "trainer.limit_train_batches", "trainer.gradient_clip_val",
            "trainer.accumulate_grad_batches", "trainer.deterministic",
            "callbacks.early_stopping._target_", "callbacks.early_stopping.monitor", "callbacks.early_stopping.mode",

@@ -99,12 +99,14 @@ def register_resolvers() -> None:
     from hydra.types import RunMode
 
     from lmlab.runs.tracking import wandb_group, wandb_run_name
+    from lmlab.scaling.ladder import isoflop_steps
 
     resolvers = {
         "lmlab.run_name": run_name_from_overrides,
         "lmlab.run_dir": run_dir,
         "lmlab.minilm_path": minilm_path,
         "lmlab.unless_epochs": unless_epochs,
+        "lmlab.isoflop_steps": isoflop_steps,  # conf/experiment/isoflop_ladder.yaml: a budget's steps
         # `${hydra:runtime.cwd}` is unset in a multirun's launching process, where the sweep dir is resolved.
         "lmlab.cwd": os.getcwd,
         "lmlab.wandb_name": wandb_run_name,

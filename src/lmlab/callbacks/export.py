@@ -55,6 +55,10 @@ class ExportHuggingFace(L.Callback):
 
     def export(self, model, pl_module: L.LightningModule, vocab_size: int | None = None) -> None:
         require_finite(model.named_parameters(), f"the export {self.dirpath}")  # never NaN weights in hf/
+        if pl_module.hparams.get("model", {}).get("mup") and pl_module.hparams.get("peft") is None:
+            from lmlab.models.mup import folded
+
+            model = folded(model)  # a standard model with μP's logits, for loaders that know nothing of μP
         save_model(model, self.dirpath, vocab_size)
         if pl_module.tokenizer is not None:
             pl_module.tokenizer.save_pretrained(self.dirpath)

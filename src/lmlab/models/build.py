@@ -10,6 +10,7 @@ A `model` node (conf/model/*.yaml) has:
   bias:        false: every bias zero and frozen, a bias-free model (lmlab.models.bias); default true
   activation_checkpointing: none | full | selective (every `activation_checkpointing_every`-th block)
                recomputes blocks' activations in the backward (lmlab.models.blocks)
+  mup:         true: μP relative to a model `mup_base_width` wide (GPT-2, Llama; lmlab.models.mup)
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def build_model(spec: Mapping[str, Any], auto_class, vocab_size: int | None = No
         if spec.get("bias") is False:
             raise LmlabError("model.bias=false is for models built from a config: a pretrained model's biases "
                              "are trained; set model.bias=true")
+        if spec.get("mup"):
+            raise LmlabError("model.mup=true is for models built from a config: a pretrained model was not trained "
+                             "with μP; set model.mup=false or model.pretrained=null")
         model = load_pretrained(auto_class, str(spec["pretrained"]), attn_implementation=attn, **config_overrides)
         if vocab_size and model.get_input_embeddings().num_embeddings < vocab_size:
             model.resize_token_embeddings(vocab_size)
@@ -48,6 +52,10 @@ def build_model(spec: Mapping[str, Any], auto_class, vocab_size: int | None = No
         if vocab_size:
             config.vocab_size = padded_vocab_size(vocab_size, spec.get("pad_vocab_multiple"))
         model = auto_class.from_config(config, attn_implementation=attn)
+    if spec.get("mup"):  # before anything wraps the modules: μP re-initialises and scales them
+        from lmlab.models.mup import apply_mup
+
+        apply_mup(model, spec)
     # KV caching only serves generation; in training it costs memory and ~10% of step time.
     model.config.use_cache = False
     if spec.get("fused_activations", True):

@@ -95,7 +95,12 @@ class HFModelModule(L.LightningModule):
     def configure_optimizers(self):
         optimizer_cfg = dict(self.hparams.optimizer)
         weight_decay = optimizer_cfg.pop("weight_decay", 0.0)
-        optimizer = instantiate(optimizer_cfg, _partial_=True)(weight_decay_groups(self.model, weight_decay))
+        groups = weight_decay_groups(self.model, weight_decay)
+        if self.hparams.model.get("mup"):  # hidden matrices at lr / m (lmlab.models.mup)
+            from lmlab.models.mup import mup_param_groups
+
+            groups = mup_param_groups(self.model, groups, optimizer_cfg["lr"], self.model.config.mup_width_multiplier)
+        optimizer = instantiate(optimizer_cfg, _partial_=True)(groups)
         if not self.hparams.scheduler:
             return optimizer
         scheduler_cfg = dict(self.hparams.scheduler)

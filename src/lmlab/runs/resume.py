@@ -9,7 +9,8 @@ same command again (by hand, or a SLURM requeue) finds its checkpoints. `resume`
 - `never` (`false`): start from scratch; refused when the run directory already holds checkpoints, so
   an earlier run is never overwritten.
 
-`ckpt_path=<file>` resumes from that file whatever `resume` says.
+`ckpt_path=<file>` resumes from that file whatever `resume` says. `branch_from=<file>` starts a run without
+checkpoints of its own from another run's (a cool-down branch: `lmlab.runs.branch`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ResumePlan:
     budget: dict = field(default_factory=dict)  # this launch's BUDGET_KEYS, kept in resumes.jsonl
     on_budget_change: str = "replan"  # what happens to the LR schedule then (lmlab.modules.schedule)
     forced_fresh: bool = False  # resume=force found nothing to continue: said in one line, not silently
+    branch: dict | None = None  # a cool-down branch's first launch: its parent and step (lmlab.runs.branch)
 
 
 def resume_mode(value: object) -> str:
@@ -154,7 +156,11 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
                              "pick a new run_name= or run_dir=, or resume it with resume=auto")
         if mode != "never" and newest is not None:
             plan.ckpt_path, plan.step = str(newest), step
-        plan.forced_fresh = mode == "force" and newest is None
+        elif cfg.get("branch_from"):  # read until the branch has checkpoints of its own
+            from lmlab.runs.branch import branch_start
+
+            plan.ckpt_path, plan.step, plan.branch = branch_start(Path(cfg.branch_from))
+        plan.forced_fresh = mode == "force" and plan.ckpt_path is None
     if plan.ckpt_path:
         require_sharding_strategy(cfg, Path(plan.ckpt_path))
         check_global_batch(cfg, plan.ckpt_path)

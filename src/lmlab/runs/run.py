@@ -81,6 +81,10 @@ class Run:
             record_resume(self.run_dir, overrides, self.plan)  # keeps the first launch's config.yaml and run.json
         else:
             write_provenance(self.cfg, self.run_dir, overrides)
+        if self.plan.branch:
+            from lmlab.runs.branch import write_branch
+
+            write_branch(self.run_dir, self.plan.branch)
         config = {**resolved_config(self.cfg), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
         log_config(loggers, config, derived_hparams)
         if self.plan.ckpt_path:

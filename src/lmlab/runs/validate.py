@@ -28,6 +28,8 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
               "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
               "warmup_stable_decay", "greedy")
+# scheduler=wsd's decay and warmup shapes (lmlab.modules.wsd.SHAPES, which imports transformers)
+WSD_SHAPES = ("linear", "cosine", "1-sqrt")
 # Sizes of a model's config (GPT-2's and BERT/Llama's names): positive integers when set.
 MODEL_SIZES = ("n_layer", "n_head", "n_embd", "n_positions", "n_inner", "num_hidden_layers", "num_attention_heads",
                "num_key_value_heads", "hidden_size", "intermediate_size", "max_position_embeddings", "vocab_size",
@@ -115,6 +117,10 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "scheduler.name": (lambda v: v in SCHEDULERS, f"must be one of {', '.join(SCHEDULERS)}"),
     "scheduler.num_warmup_steps": (lambda v: _int(v, 0), "must be a non-negative integer"),
     "scheduler.on_budget_change": (lambda v: v in ("replan", "continue"), "must be replan or continue"),
+    "scheduler.decay_fraction": (lambda v: _non_negative_number(v) and v <= 1,
+                                 "must be a fraction of the run between 0 and 1 (e.g. 0.2)"),
+    "scheduler.decay_type": (lambda v: v in WSD_SHAPES, f"must be one of {', '.join(WSD_SHAPES)}"),
+    "scheduler.warmup_type": (lambda v: v in WSD_SHAPES, f"must be one of {', '.join(WSD_SHAPES)}"),
     **{f"model.config.{key}": (lambda v: _int(v, 1, (None,)), "must be a positive integer") for key in MODEL_SIZES},
 }
 # `lmlab-eval`'s keys.

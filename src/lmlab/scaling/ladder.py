@@ -1,0 +1,45 @@
+"""A model ladder at fixed compute: how many steps a run of a given model gets from its FLOPs (the resolver an
+IsoFLOP preset uses), and which model of a finished ladder to train at a new budget."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lmlab.config_keys import BUDGET_KEYS, is_untrained
+from lmlab.scaling.params import count_params
+
+if TYPE_CHECKING:
+    from lmlab.scaling.points import Point
+
+# Also set a run's budget: the IsoFLOP preset's FLOPs (conf/experiment/isoflop_ladder.yaml).
+LADDER_BUDGET_KEYS = (*BUDGET_KEYS, "scaling.flops")
+
+
+def isoflop_steps(flops: float, model_config: Mapping[str, Any] | DictConfig, block_size: int, batch_size: int,
+                  global_batch_size: int | None = None) -> int:
+    """`trainer.max_steps` that spends `flops` = 6·N·D on the model, N its non-embedding parameters and D the
+    tokens of that many steps of `global_batch_size` (else `batch_size`) blocks of `block_size` tokens."""
+    if isinstance(model_config, DictConfig):
+        model_config = OmegaConf.to_container(model_config, resolve=True)
+    params = count_params(model_config, None, "non_embedding")
+    tokens_per_step = int(block_size) * int(global_batch_size or batch_size)
+    return max(1, round(float(flops) / (6 * params * tokens_per_step)))
+
+
+def nearest_model(points: list[Point], params: float) -> Point | None:
+    """The run whose N is nearest `params` (on a log scale) among runs launched from a command line."""
+    candidates = [p for p in points if p.overrides and p.tokens_per_step]
+    return min(candidates, key=lambda p: abs(math.log(p.params / params)), default=None)
+
+
+def train_overrides(run: Point, tokens: float, flops: float) -> list[str]:
+    """The run's own overrides with its budget replaced: `trainer.max_steps` for `tokens` (and `scaling.flops`
+    for `flops`, when the run had it)."""
+    kept = [f"{k}={v}" for k, v in run.overrides.items() if k not in LADDER_BUDGET_KEYS and not is_untrained(k)]
+    if "scaling.flops" in run.overrides:
+        kept.append(f"scaling.flops={flops:.3g}")
+    return [*kept, f"trainer.max_steps={math.ceil(tokens / run.tokens_per_step)}"]

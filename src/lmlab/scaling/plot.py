@@ -1,0 +1,65 @@
+"""The figure of a fit: loss against training FLOPs with the law's compute-optimal frontier, and the IsoFLOP
+curves (each budget's runs, its parabola, the law's prediction at that budget)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lmlab.scaling.isoflop import IsoFlopFit, group_budgets
+from lmlab.scaling.law import Law
+from lmlab.scaling.points import Point
+
+
+def plot_fit(path: Path, points: list[Point], law: Law, isoflops: IsoFlopFit | None, count: str,
+             budget: tuple[float, float, float, float] | None = None) -> None:
+    """`budget`: (FLOPs, predicted loss, interval low, interval high), drawn as a point with an error bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    n_label = "N (the CSV's params)" if count == "as given" else f"N ({count.replace('_', ' ')} parameters)"
+    params = np.array([p.params for p in points])
+    flops = np.array([p.flops for p in points])
+    loss = np.array([p.loss for p in points])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+
+    dots = left.scatter(flops, loss, c=params, cmap="viridis", norm=LogNorm(), s=18, edgecolors="black",
+                        linewidths=0.3)
+    fig.colorbar(dots, ax=left, label=n_label)
+    high = max(flops.max(), budget[0] if budget else 0) * 2
+    frontier = np.geomspace(flops.min() / 2, high, 100)
+    left.plot(frontier, law.loss(*law.optimum(frontier)), color="crimson",
+              label=f"compute-optimal: L = {law.E:.3g} + {law.A:.3g}/N^{law.alpha:.3f} + {law.B:.3g}/D^{law.beta:.3f}")
+    if budget:
+        c, value, low, up = budget
+        left.errorbar([c], [value], yerr=[[value - low], [up - value]], fmt="*", color="crimson", markersize=12,
+                      capsize=4, label=f"--budget {c:.3g}: {value:.4g} [{low:.4g}, {up:.4g}]")
+    left.set(xscale="log", yscale="log", xlabel="training FLOPs C = 6ND", ylabel="final validation loss",
+             title="Loss against compute (Approach 3)")
+    left.legend(fontsize="small", loc="upper right")
+
+    colors = plt.cm.plasma(np.linspace(0, 0.85, max(1, len(isoflops.parabolas) if isoflops else 1)))
+    groups = ([(p.flops, np.array(p.params), np.array(p.losses), p) for p in isoflops.parabolas] if isoflops else
+              [(c, params[idx], loss[idx], None) for c, idx in group_budgets(flops).items() if len(idx) >= 3][:8])
+    for color, (c, n, values, parabola) in zip(colors, groups, strict=False):
+        right.scatter(n, values, color=color, s=18, label=f"C = {c:.2g}")
+        grid = np.geomspace(n.min() / 1.5, n.max() * 1.5, 60)
+        right.plot(grid, law.loss(grid, c / (6 * grid)), color=color, linestyle=":", linewidth=1)
+        if parabola:
+            right.plot(grid, np.polyval(parabola.coefficients, np.log(grid)), color=color)
+            right.scatter([parabola.optimal_params], [parabola.min_loss], color=color, marker="x", s=60)
+    title = "IsoFLOP curves (Approach 2: parabolas, x their minima; dotted: Approach 3)"
+    if isoflops:
+        title += f"\nN_opt ∝ C^{isoflops.params_exponent:.3f}, D_opt ∝ C^{isoflops.tokens_exponent:.3f}"
+    right.set(xscale="log", xlabel=n_label, ylabel="final validation loss",
+              title=title)
+    right.title.set_fontsize("small")
+    if groups:
+        right.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,201 @@
+"""lmlab-scaling (issue 33): the laws it fits are the ones in the data, on synthetic points and on Chinchilla's."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import ROOT
+
+from lmlab.scaling.cli import main
+from lmlab.scaling.isoflop import fit_isoflops
+from lmlab.scaling.ladder import isoflop_steps
+from lmlab.scaling.law import Law, bootstrap, fit_law, interval
+from lmlab.scaling.params import count_params
+
+CHINCHILLA = Law(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)  # Hoffmann et al.'s published fit
+EPOCH_CSV = ROOT.parent / "shared" / "data" / "scaling" / "chinchilla_epoch_extracted.csv"
+
+
+def noisy_grid(law: Law, seed: int = 0, sizes: int = 20, noise: float = 0.01):
+    """Losses of `law` on a sizes × sizes grid of N in [1e6, 1e11] and D in [1e8, 1e13], times 1 + N(0, noise)."""
+    n, d = (x.ravel() for x in np.meshgrid(np.geomspace(1e6, 1e11, sizes), np.geomspace(1e8, 1e13, sizes)))
+    return n, d, law.loss(n, d) * (1 + np.random.default_rng(seed).normal(0, noise, n.size))
+
+
+def test_known_law_is_recovered_within_3_percent_with_intervals_that_cover_it():
+    n, d, loss = noisy_grid(CHINCHILLA)
+    law, _ = fit_law(n, d, loss)
+    laws = bootstrap(n, d, loss, law, samples=100, seed=0)
+    for name in ("E", "alpha", "beta"):
+        true, fitted = getattr(CHINCHILLA, name), getattr(law, name)
+        assert abs(fitted / true - 1) < 0.03, (name, fitted, true)
+        low, high = interval([getattr(b, name) for b in laws], 0.95)
+        assert low <= true <= high, (name, low, high, true)
+
+
+def epoch_points() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Epoch AI's points from Chinchilla's figure 4, D = FLOP / 6N, the 5 highest-loss runs left out as they do."""
+    if not EPOCH_CSV.is_file():
+        pytest.skip(f"{EPOCH_CSV} is absent")
+    with open(EPOCH_CSV, newline="") as f:
+        rows = list(csv.DictReader(f))
+    n = np.array([float(r["Model Size"]) for r in rows])
+    flops = np.array([float(r["Training FLOP"]) for r in rows])
+    loss = np.array([float(r["loss"]) for r in rows])
+    keep = np.argsort(loss)[: len(loss) - 5]
+    return n[keep], flops[keep] / (6 * n[keep]), loss[keep]
+
+
+def test_epoch_ai_replication_of_chinchilla_is_reproduced_within_2_percent():
+    law, _ = fit_law(*epoch_points())
+    for name, published in (("E", 1.82), ("alpha", 0.348), ("beta", 0.366)):
+        assert abs(getattr(law, name) / published - 1) < 0.02, (name, getattr(law, name), published)
+
+
+def test_one_start_at_the_grid_corner_reaches_the_grids_fit():
+    """Where Epoch AI's notebook, minimising the undivided objective, stopped at beta = 0.31 (law.py)."""
+    corner = tuple(np.array([x]) for x in (0.0, 0.0, -1.0, 0.0, 0.0))
+    law, _ = fit_law(*epoch_points(), grid=corner)
+    assert abs(law.beta / 0.366 - 1) < 0.02, law
+
+
+def test_isoflop_parabolas_find_the_laws_compute_optimal_exponent():
+    """Noise-free IsoFLOP curves of a known law: their minima scale as N_opt ∝ C^(beta / (alpha + beta))."""
+    budgets = np.array([1e18, 1e19, 1e20, 1e21])
+    params = np.concatenate([np.geomspace(*CHINCHILLA.optimum(c)[0] * np.array([0.3, 3.0]), 9) for c in budgets])
+    flops = np.repeat(budgets, 9)
+    fit = fit_isoflops(params, flops, CHINCHILLA.loss(params, flops / (6 * params)))
+    assert len(fit.parabolas) == 4
+    assert fit.params_exponent == pytest.approx(CHINCHILLA.params_exponent, abs=0.01)
+    assert fit.params_exponent + fit.tokens_exponent == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("model", [
+    {"_target_": "transformers.GPT2Config", "n_layer": 2, "n_embd": 48, "n_head": 2, "n_positions": 64},
+    {"_target_": "transformers.GPT2Config", "n_layer": 1, "n_embd": 32, "n_head": 2, "n_inner": 80,
+     "n_positions": 32, "tie_word_embeddings": False},
+    {"_target_": "transformers.LlamaConfig", "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+     "num_key_value_heads": 2, "intermediate_size": 96, "tie_word_embeddings": True},
+    {"_target_": "transformers.LlamaConfig", "num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
+     "intermediate_size": 64, "attention_bias": True, "mlp_bias": True},
+])
+def test_parameter_counts_match_the_built_model(model):
+    import transformers
+
+    config = getattr(transformers, model["_target_"].split(".")[1])(
+        vocab_size=100, **{k: v for k, v in model.items() if k != "_target_"})
+    built = transformers.AutoModelForCausalLM.from_config(config)
+    embeddings = {id(p) for m in built.modules() if isinstance(m, __import__("torch").nn.Embedding)
+                  for p in m.parameters()} | {id(built.get_output_embeddings().weight)}
+    total = sum(p.numel() for p in built.parameters())
+    blocks = sum(p.numel() for p in built.parameters() if id(p) not in embeddings)
+    assert count_params(model, 100, "total") == total
+    assert count_params(model, 100, "non_embedding") == blocks
+    assert count_params(config.to_dict(), 100, "total") == total  # as an export's config.json says it
+
+
+def test_isoflop_steps_spend_the_budget():
+    model = {"_target_": "transformers.GPT2Config", "n_layer": 2, "n_embd": 32, "n_head": 2}
+    steps = isoflop_steps(1e10, model, 64, 16)
+    assert steps == round(1e10 / (6 * count_params(model, None, "non_embedding") * 64 * 16))
+    assert isoflop_steps(1e10, model, 64, 16, global_batch_size=32) == round(steps / 2)
+
+
+def write_csv(path: Path, n: np.ndarray, d: np.ndarray, loss: np.ndarray) -> Path:
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([("params", "tokens", "loss"), *zip(n, d, loss, strict=True)])
+    return path
+
+
+def test_cli_on_a_csv_writes_the_fit_and_a_budget_plan(tmp_path, capsys):
+    n, d, loss = noisy_grid(CHINCHILLA, sizes=8)
+    main([str(write_csv(tmp_path / "runs.csv", n, d, loss)), "--budget", "1e21", "--bootstrap", "20",
+          "--out", str(tmp_path / "out")])
+    result = json.loads((tmp_path / "out" / "scaling.json").read_text())
+    assert (tmp_path / "out" / "scaling.png").stat().st_size > 10_000
+    assert result["points"] == 64 and result["approach3"]["bootstrap"] == 20
+    plan = result["budget"]
+    assert plan["params"] * plan["tokens"] * 6 == pytest.approx(1e21)
+    assert plan["loss_interval"][0] <= plan["loss"] <= plan["loss_interval"][1]
+    assert "nearest_run" not in plan  # a CSV has no ladder
+    assert "bootstrap 20/20" in capsys.readouterr().err
+
+
+def fake_run(run_dir: Path, width: int, flops: float, loss: float, tokens_per_step: int = 1024) -> None:
+    """What a finished run of conf/experiment/isoflop_ladder.yaml leaves that lmlab-scaling reads."""
+    run_dir.mkdir(parents=True)
+    model = {"_target_": "transformers.GPT2Config", "n_layer": 2, "n_embd": width, "n_head": 2}
+    steps = isoflop_steps(flops, model, 64, tokens_per_step // 64)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": {"config": model}, "data": {"vocab_size": 512},
+                                                          "scaling": {"flops": flops},
+                                                          "monitor": {"metric": "val/loss", "mode": "min"}}))
+    (run_dir / "overrides.yaml").write_text(yaml.safe_dump(
+        ["experiment=isoflop_ladder", f"model.config.n_embd={width}", f"scaling.flops={flops}", "paths.root_dir=/x"]))
+    (run_dir / "summary.json").write_text(json.dumps({"monitor": "val/loss", "final": loss, "global_step": steps,
+                                                      "tokens_seen": steps * tokens_per_step}))
+
+
+def test_cli_on_a_ladder_sweep_proposes_its_nearest_model_with_the_budgets_steps(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    job = 0
+    for flops in (1e10, 3e10, 1e11, 3e11):
+        for width in (16, 24, 32, 48, 64):
+            model = {"_target_": "transformers.GPT2Config", "n_layer": 2, "n_embd": width}
+            n = count_params(model, None, "non_embedding")
+            fake_run(sweep / str(job), width, flops, float(CHINCHILLA.loss(n, flops / (6 * n))))
+            job += 1
+    (sweep / str(job)).mkdir()  # a job that has written nothing yet
+    main([str(sweep), "--budget", "3e11", "--bootstrap", "0"])
+    result = json.loads((sweep / "scaling.json").read_text())
+    assert result["points"] == 20 and result["params"] == "non_embedding"
+    assert len(result["approach2"]["budgets"]) == 4  # grouped by the runs' own scaling.flops
+    plan = result["budget"]
+    n = plan["nearest_run"]["params"]
+    assert abs(np.log(n / plan["params"])) == min(abs(np.log(p["params"] / plan["params"])) for p in result["runs"])
+    width = [o for o in plan["overrides"] if o.startswith("model.config.n_embd=")][0].split("=")[1]
+    model = {"_target_": "transformers.GPT2Config", "n_layer": 2, "n_embd": int(width), "n_head": 2}
+    steps = int(plan["overrides"][-1].removeprefix("trainer.max_steps="))
+    assert abs(steps - isoflop_steps(3e11, model, 64, 16)) <= 1  # the budget's steps, as the preset derives them
+    assert plan["overrides"][:3] == ["experiment=isoflop_ladder", f"model.config.n_embd={width}", "scaling.flops=3e+11"]
+    assert "paths.root_dir=/x" not in plan["overrides"]
+    assert "left out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["missing.csv"], "does not exist"),
+    (["bad.csv"], "expected the columns params,tokens,loss"),
+    (["few.csv"], "needs at least 6"),
+    (["few.csv", "--budget", "-1"], "--budget=-1.0: expected a positive number"),
+    (["nan.csv"], "line 2: loss=nan must be a positive number"),
+])
+def test_bad_input_is_one_error_line_and_status_2(tmp_path, args, message):
+    (tmp_path / "bad.csv").write_text("n,d,l\n1,2,3\n")
+    write_csv(tmp_path / "few.csv", np.array([1e6, 1e7]), np.array([1e9, 1e9]), np.array([3.0, 2.9]))
+    (tmp_path / "nan.csv").write_text("params,tokens,loss\n1e6,1e9,nan\n")
+    result = subprocess.run([sys.executable, "-m", "lmlab.scaling.cli", *args], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "scaling.json").exists()
+
+
+def test_the_command_imports_neither_torch_nor_lightning():
+    probe = ("import sys, lmlab.scaling.cli, lmlab.scaling.plot; "
+             "print(sorted({'torch', 'lightning', 'transformers'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_a_law_without_a_minimum_has_no_optimum_and_intervals_skip_it():
+    """A bootstrap resample of few runs can fit an exponent <= 0 (seen on a real 10-run sweep): no optimum."""
+    flat = Law(E=1.0, A=10.0, B=10.0, alpha=-0.1, beta=0.3)
+    assert all(np.isnan(x) for x in flat.optimum(1e20))
+    assert interval([1.0, 2.0, float("nan"), 3.0], 0.5) == pytest.approx((1.5, 2.5))
