@@ -10,6 +10,7 @@ import torch
 
 from lmlab.models.vocab_padding import pad_token_ids
 from lmlab.parallel.sharding import is_sharded
+from lmlab.runs.loggers import SAMPLES_KEY, StepsDoneWandbLogger, samples_table
 
 log = logging.getLogger(__name__)
 
@@ -57,5 +58,7 @@ class SampleContinuations(L.Callback):
             with self.output_file.open("a") as f:
                 f.writelines(f"step {trainer.global_step}: {text!r}\n" for text in texts)
         for logger in trainer.loggers:
-            if hasattr(logger, "log_text"):
-                logger.log_text("samples", columns=["step", "text"], data=[[trainer.global_step, t] for t in texts])
+            if isinstance(logger, StepsDoneWandbLogger):  # at this validation's step, in that step's row
+                logger.log_points(trainer.global_step, {SAMPLES_KEY: samples_table(trainer.global_step, texts)})
+            elif hasattr(logger, "log_text"):
+                logger.log_text(SAMPLES_KEY, columns=["step", "text"], data=[[trainer.global_step, t] for t in texts])

@@ -9,6 +9,7 @@ directories (lm-eval's format, e.g. with local `data_files`: offline).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ EMBEDDED_TASKS = Path(__file__).parent / "tasks"
 # lm-eval's warnings about what lmlab does on purpose: an in-memory model, a task built by a function
 EXPECTED_WARNINGS = ("`pretrained` model kwarg is not of type `str`", "Passed an already-initialized model",
                      "Custom kwargs can be passed to `--metadata`")
+
+
+PROGRESS = re.compile(r"\d+%\||\d+/\d+ \[")  # a tqdm bar: `100%|####| 16/16 [00:00<...]`
 
 
 class ExpectedWarnings(logging.Filter):
@@ -80,8 +84,10 @@ def evaluate_model(model, tokenizer, spec: HarnessSpec, progress: bool = False) 
     lm-eval's results dict, without per-sample logs. Deterministic: lm-eval seeds Python's, NumPy's and torch's
     generators; their states are restored afterwards, so a training run's random stream is left as it was.
     `progress`: lm-eval's progress bars (off during training: they would fill its log)."""
-    import os
+    import contextlib
+    import io
     import random
+    import sys
 
     import numpy as np
     import torch
@@ -98,20 +104,18 @@ def evaluate_model(model, tokenizer, spec: HarnessSpec, progress: bool = False) 
     was_training = model.training
     model.eval()
     python_state, numpy_state = random.getstate(), np.random.get_state()
-    tqdm_disable = os.environ.get("TQDM_DISABLE")
-    if not progress:
-        os.environ["TQDM_DISABLE"] = "1"  # tqdm reads its defaults from TQDM_* variables
+    bars = None if progress else io.StringIO()  # lm-eval's tqdm bars write to sys.stderr; logging keeps its stream
     try:
-        with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+        with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []), (
+                contextlib.redirect_stderr(bars) if bars is not None else contextlib.nullcontext()):
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=spec.batch_size)
             results = simple_evaluate(model=lm, tasks=list(spec.tasks), num_fewshot=spec.num_fewshot,
                                       limit=spec.limit, task_manager=task_manager(spec.include_path),
                                       log_samples=False, bootstrap_iters=spec.bootstrap_iters, verbosity="WARNING")
     finally:
-        if tqdm_disable is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = tqdm_disable
+        if bars is not None:  # what was not a progress bar is shown after all
+            rest = [line for line in re.split(r"[\r\n]", bars.getvalue()) if line.strip() and not PROGRESS.search(line)]
+            sys.stderr.writelines(f"{line}\n" for line in rest)
         model.train(was_training)
         random.setstate(python_state)
         np.random.set_state(numpy_state)

@@ -52,7 +52,7 @@ def claim_run_dir(run_dir: Path) -> None:
 
 def start_training(run_dir: Path, resumed_step: int) -> None:
     """Attach `train.log`; drop the metrics rows a resumed run logs again (all of them when starting over)."""
-    from lmlab.runs.metrics import drop_rows_after  # imports Lightning: kept off the `--help` path
+    from lmlab.runs.metrics import drop_rows_after, drop_samples_after  # imports Lightning: off the `--help` path
 
     global _training
     _training = True
@@ -63,6 +63,7 @@ def start_training(run_dir: Path, resumed_step: int) -> None:
         return
     if dropped := drop_rows_after(run_dir, resumed_step):
         log.info("Dropped %d rows of metrics.csv logged after step %d, where this run resumes", dropped, resumed_step)
+    drop_samples_after(run_dir, resumed_step)
     clear_partial_writes(run_dir)
 
 
@@ -72,7 +73,7 @@ def clear_partial_writes(run_dir: Path) -> None:
     live process is writing them."""
     import shutil
 
-    patterns = ("*.ckpt.tmp-*", "*.ckpt.sha256.tmp-*", "metrics.csv.tmp-*", "checkpoints/*.tmp-*",
+    patterns = ("*.ckpt.tmp-*", "*.ckpt.sha256.tmp-*", "metrics.csv.tmp-*", "samples.txt.tmp-*", "checkpoints/*.tmp-*",
                 "checkpoints/*.ckpt.old-*")
     for leftover in [p for pattern in patterns for p in run_dir.glob(pattern)]:
         if leftover.is_dir():

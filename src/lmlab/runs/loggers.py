@@ -10,12 +10,15 @@ holds (`TrackerLedger`). docs/tracking.md says what each tracker does.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 STEP_KEY = "trainer/global_step"  # Lightning's W&B step metric
+SAMPLES_KEY = "samples"  # W&B's table of generated samples (lmlab.callbacks.SampleContinuations)
+SAMPLES_FILE = "samples.txt"  # the same samples, durable: `step N: 'text'` lines in the run directory
 
 Points = Sequence[tuple[int, Mapping[str, float]]]  # (step, {metric: value}) in the order logged
 
@@ -146,11 +149,18 @@ class StepsDoneWandbLogger(ContinuedTracker, WandbLogger):
         self._row = {}
 
     def continue_run(self, step: int, points: Points) -> int:
+        """Also the tables of samples a kill cost W&B, from `samples.txt` (written when they were generated)."""
         if self.online:  # the server's copy is not read back: it holds the run up to its summary's last step
             self.ledger.held_until = int(self.experiment.summary.get(STEP_KEY, -1))
-        logged = 0
+        rows: dict[int, dict[str, Any]] = {}
         for s, metrics in points:
-            new = self.ledger.new(s, metrics)
+            rows.setdefault(s, {}).update(metrics)
+        for s, texts in read_samples(Path(self.save_dir) / SAMPLES_FILE).items():
+            if s <= step and (s, SAMPLES_KEY) not in self.ledger.held and s > self.ledger.held_until:
+                rows.setdefault(s, {})[SAMPLES_KEY] = samples_table(s, texts)
+        logged = 0
+        for s in sorted(rows):
+            new = self.ledger.new(s, rows[s])
             logged += self.log_points(s, new)
             self.ledger.held.update((s, key) for key in new)
         self.flush()
@@ -163,6 +173,28 @@ class StepsDoneWandbLogger(ContinuedTracker, WandbLogger):
 
     def log_hyperparams(self, params: Any) -> None:
         pass
+
+
+def samples_table(step: int, texts: Sequence[str]):
+    import wandb
+
+    return wandb.Table(columns=["step", "text"], data=[[step, text] for text in texts])
+
+
+def read_samples(path: Path) -> dict[int, list[str]]:
+    """{step: texts} of a `samples.txt` (a resumed launch drops its lines after the resumed step first:
+    `lmlab.runs.metrics.drop_samples_after`)."""
+    import ast
+
+    samples: dict[int, list[str]] = {}
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        head, sep, text = line.partition(": ")
+        if sep and head.startswith("step ") and head[5:].isdigit():
+            try:
+                samples.setdefault(int(head[5:]), []).append(ast.literal_eval(text))
+            except (ValueError, SyntaxError):  # a line cut short by a kill
+                continue
+    return samples
 
 
 def continue_trackers(loggers: Sequence[Any], step: int, points: Points) -> dict[str, int]:

@@ -107,3 +107,20 @@ def log_step_row_now(trainer) -> None:
         del connector.update_train_step_metrics  # back to the class's method for the next step
 
     connector.update_train_step_metrics = skip_once
+
+
+def drop_samples_after(run_dir: Path, step: int) -> None:
+    """Drop the lines of `<run_dir>/samples.txt` generated after `step`, which a run resumed from `step` generates
+    again (W&B's tables of samples are re-logged from this file after a kill); written whole, then renamed."""
+    from lmlab.runs.loggers import SAMPLES_FILE
+
+    path = run_dir / SAMPLES_FILE
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not (line.startswith("step ") and line[5:].split(":", 1)[0].isdigit()
+                                            and int(line[5:].split(":", 1)[0]) > step)]
+    if len(kept) != len(lines):
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)

@@ -55,13 +55,19 @@ def sweep_summary(sweep_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def print_sweep_summary(sweep_dir: Path) -> None:
+    """The summary at exit, when the sweep ran a job (a sweep refused before its first job has nothing to compare)."""
+    if sweep_dir.is_dir() and job_dirs(sweep_dir):
+        print(sweep_summary(sweep_dir), file=sys.stderr)
+
+
 class SweepReport(Callback):
     """Writes `error.txt` into each failed job's directory and prints the sweep summary at exit."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra's sweepers raise on a failed job before `on_multirun_end`; exit handlers run either way.
         sweep_dir = Path(config.hydra.sweep.dir)
-        atexit.register(lambda: print(sweep_summary(sweep_dir), file=sys.stderr))
+        atexit.register(print_sweep_summary, sweep_dir)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         # A re-launched sweep (same sweep_name) retries its jobs: a stale error must not outlive a success.
