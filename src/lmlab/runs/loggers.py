@@ -109,7 +109,7 @@ class StepsDoneWandbLogger(ContinuedTracker, WandbLogger):
     dropped. The points of one step go to W&B as one row, when the next step begins or the run ends.
 
     `held`: the (step, metric) points the run's earlier launches wrote (offline: read from their `.wandb`
-    files, `lmlab.runs.wandb_history`); online, the resumed run's summary says up to which step the server
+    files, `lmlab.runs.tracker_history`); online, the resumed run's summary says up to which step the server
     holds the run. `lmlab.runs.tracking.log_config` records lmlab's resolved config, and the module's
     hyperparameters that are not config keys under `module`; Lightning would add the module's hyperparameters
     a second time, with the config's nodes rewritten.
