@@ -50,3 +50,11 @@ def reference_logits(policy: torch.nn.Module, reference: FrozenReference | None,
     disabled = policy.disable_adapter() if reference is None and is_peft(policy) else contextlib.nullcontext()
     with torch.no_grad(), disabled:
         return (reference(**inputs) if reference is not None else policy(**inputs).logits).detach()
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    """Every dropout of `model` off (TRL's default for preference training): a response's log-probability, or
+    its reward, is then one number, and the policy's equals the reference's at the first step."""
+    for layer in model.modules():
+        if isinstance(layer, torch.nn.Dropout):
+            layer.p = 0.0

@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from lmlab.models.reference import FrozenReference, reference_logits
+from lmlab.models.reference import disable_dropout as without_dropout
 from lmlab.modules.base import HFModelModule
 from lmlab.modules.pair_metrics import PairSums, log_pair_means
 from lmlab.modules.preference_losses import REFERENCE_FREE, PreferenceLoss, preference_loss, sequence_logps
@@ -41,10 +42,8 @@ class DPOModule(HFModelModule):
         self.loss_type, self.beta = loss_type, beta
         self.label_smoothing, self.simpo_gamma = label_smoothing, simpo_gamma
         self.max_new_tokens = max_new_tokens
-        if disable_dropout:  # TRL's default: the policy's log-probs at step 0 are the reference's, not noisier
-            for layer in self.model.modules():
-                if isinstance(layer, torch.nn.Dropout):
-                    layer.p = 0.0
+        if disable_dropout:
+            without_dropout(self.model)
         needs_copy = loss_type not in REFERENCE_FREE and not self.hparams.get("peft")
         self.reference = FrozenReference(self.model) if needs_copy else None
         self.train_pairs, self.val_pairs = PairSums(), PairSums()

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForSequenceClassification
 
 from lmlab.data.preference_batch import split_pairs
+from lmlab.models.reference import disable_dropout as without_dropout
 from lmlab.modules.base import HFModelModule
 from lmlab.modules.pair_metrics import PairSums, log_pair_means
 from lmlab.modules.step_loss import ends_optimizer_step
@@ -25,8 +26,8 @@ class RewardModule(HFModelModule):
     peft_task_type = "SEQ_CLS"
     batch_keys = ("input_ids", "attention_mask")
 
-    def __init__(self, model: Mapping[str, Any], *args, cache_dir: str = "outputs/.cache", tokenizer=None,
-                 **kwargs):
+    def __init__(self, model: Mapping[str, Any], *args, disable_dropout: bool = True, cache_dir: str = "outputs/.cache",
+                 tokenizer=None, **kwargs):
         from lmlab.models.init_from import with_init_from
 
         kwargs.pop("num_labels", None)  # one score; present when reloading hparams
@@ -34,6 +35,8 @@ class RewardModule(HFModelModule):
         if tokenizer is not None and tokenizer.pad_token_id is not None:
             # a decoder (GPT-2, Llama) scores its last token that is not padding: it must know the collator's pad
             self.model.config.pad_token_id = tokenizer.pad_token_id
+        if disable_dropout:
+            without_dropout(self.model)
         self.train_pairs, self.val_pairs = PairSums(), PairSums()
 
     def pair_metrics(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
