@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 SFT = [*SFT_TINY, "data.generation_examples=200", "optimizer.lr=5e-3", "trainer.max_steps=300",
        "trainer.val_check_interval=300"]
 DPO = ["task=dpo", *SFT_TINY[1:], "data.generation_examples=200", "data.batch_size=32", "task.module.beta=1.0",
-       "optimizer.lr=2e-4", "trainer.max_steps=60", "trainer.val_check_interval=30"]
+       "optimizer.lr=2e-4", "trainer.max_steps=60", "trainer.val_check_interval=60"]
 
 
 def test_dpo_after_sft_prefers_the_right_answers_and_keeps_exact_match(tmp_path, cache_dir):
