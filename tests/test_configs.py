@@ -24,6 +24,8 @@ REQUIRED = {
     ("data", "imdb_local"): ["data.source.path=/data/imdb", "task=classify"],
     ("data", "sft"): ["data.source={_target_:lmlab.data.SyntheticInstructions}", "task=sft"],
     ("data", "sft_local"): ["data.source.path=/data/sft", "task=sft"],
+    ("data", "preference"): ["data.source={_target_:lmlab.data.SyntheticPreferences}", "task=dpo"],
+    ("data", "preference_local"): ["data.source.path=/data/preference", "task=dpo"],
     ("data", "local"): [f"data.source.path={ROOT.parent / 'shared' / 'data' / 'sst2'}", "task=classify",
                         "data.source.files.validation=dev.tsv", "data.source.files.test=null"],
     ("experiment", "minilm_sst2"): [f"data.source.path={ROOT.parent / 'shared' / 'data' / 'sst2'}"],

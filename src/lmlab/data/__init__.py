@@ -9,9 +9,10 @@ from importlib import import_module
 _MODULES = {
     "ClassificationDataModule": "classification", "HubSplits": "classification_sources",
     "LocalSplits": "classification_sources", "MixtureDataModule": "mixture", "PretrainDataModule": "pretrain",
-    "RemoteDataModule": "remote_module",
+    "PreferenceDataModule": "preference", "RemoteDataModule": "remote_module",
     "SFTDataModule": "sft", "HubDataset": "sources", "StdlibCorpus": "sources", "TextFiles": "sources",
     "StdlibFunctions": "stdlib_functions", "SyntheticInstructions": "synthetic_instructions",
+    "SyntheticPreferences": "synthetic_preferences",
 }
 __all__ = sorted(_MODULES)
 

@@ -30,6 +30,8 @@ SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constan
               "warmup_stable_decay", "greedy")
 # scheduler=wsd's decay and warmup shapes (lmlab.modules.wsd.SHAPES, which imports transformers)
 WSD_SHAPES = ("linear", "cosine", "1-sqrt")
+# lmlab.modules.preference_losses.LOSS_TYPES, without importing torch (tests/test_dpo.py keeps them equal).
+PREFERENCE_LOSSES = ("sigmoid", "hinge", "ipo", "simpo")
 # Sizes of a model's config (GPT-2's and BERT/Llama's names): positive integers when set.
 MODEL_SIZES = ("n_layer", "n_head", "n_embd", "n_positions", "n_inner", "num_hidden_layers", "num_attention_heads",
                "num_key_value_heads", "hidden_size", "intermediate_size", "max_position_embeddings", "vocab_size",
@@ -116,6 +118,9 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "optimizer.eps": (_positive_number, "must be a positive number"),
     "scheduler.name": (lambda v: v in SCHEDULERS, f"must be one of {', '.join(SCHEDULERS)}"),
     "scheduler.num_warmup_steps": (lambda v: _int(v, 0), "must be a non-negative integer"),
+    "task.module.loss_type": (lambda v: v in PREFERENCE_LOSSES, f"must be one of {', '.join(PREFERENCE_LOSSES)}"),
+    "task.module.beta": (_positive_number, "must be a positive number (e.g. task.module.beta=0.1)"),
+    "task.module.label_smoothing": (lambda v: _non_negative_number(v) and v < 0.5, "must be in [0, 0.5)"),
     "scheduler.on_budget_change": (lambda v: v in ("replan", "continue"), "must be replan or continue"),
     "scheduler.decay_fraction": (lambda v: _non_negative_number(v) and v <= 1,
                                  "must be a fraction of the run between 0 and 1 (e.g. 0.2)"),

@@ -1,0 +1,55 @@
+"""Acceptance 4 of issue 34 through the CLI: a DPO run SIGKILLed after a checkpoint resumes to the uninterrupted
+run's weights and metrics exactly (its reference rebuilt from the start, not from the resumed policy), and 2
+processes (DDP, gloo) log and train what 1 process does with the same global batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import metric_series, run_cli
+from resume_helpers import assert_same_params, completed_run, final_params
+from test_resume_e2e import TEST_CALLBACKS
+
+pytestmark = pytest.mark.slow
+
+# 64 pairs, 8 a step: epochs of 8 steps, 10 steps in all; a checkpoint every step, validation every 5.
+DPO_RUN = ["task=dpo", "data.source.train_examples=64", "data.source.validation_examples=12",
+           "data.generation_examples=0", "data.batch_size=8", "data.eval_batch_size=5", "global_batch_size=8",
+           "model.config.n_layer=2", "model.config.n_embd=64", "model.config.n_head=2", "model.config.n_positions=64",
+           "optimizer.lr=2e-3", "trainer.max_steps=10", "trainer.val_check_interval=5", "trainer.log_every_n_steps=1",
+           "trainer.accelerator=cpu", "callbacks.last_checkpoint.every_n_train_steps=1", "callbacks.export_hf=null",
+           "callbacks.model_summary=null", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
+METRICS = ("train/loss", "train/rewards/chosen", "train/rewards/margins", "train/rewards/accuracies",
+           "train/logps/rejected", "val/loss", "val/rewards/margins", "val/rewards/accuracies")
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, cache_dir) -> Path:
+    return completed_run(tmp_path_factory.mktemp("single"), DPO_RUN, cache_dir)
+
+
+def test_sigkill_after_a_checkpoint_then_resume_is_exact(single, tmp_path, cache_dir):
+    run = [*DPO_RUN, f"run_dir={tmp_path / 'run'}", f"paths.cache_dir={cache_dir}"]
+    kill = ["+callbacks.kill._target_=signal_at_step.SigkillAfterStep", "+callbacks.kill.step=6"]
+    killed = run_cli([*run, *kill], tmp_path, env=TEST_CALLBACKS)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    resumed = run_cli(run, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming from" in (tmp_path / "run" / "train.log").read_text()
+    assert_same_params(single, tmp_path / "run")
+    assert not any(k.startswith("reference.") for k in final_params(single))  # the policy only
+    for metric in METRICS:  # after the kill too: the same reference as the uninterrupted run
+        assert metric_series(tmp_path / "run", metric) == metric_series(single, metric), metric
+
+
+def test_two_processes_equal_one(single, tmp_path, cache_dir):
+    two = completed_run(tmp_path, [*DPO_RUN, "trainer=ddp"], cache_dir)
+    for metric in METRICS:
+        one, other = metric_series(single, metric), metric_series(two, metric)
+        assert [s for s, _ in one] == [s for s, _ in other] and one, metric
+        assert torch.allclose(torch.tensor([v for _, v in one]), torch.tensor([v for _, v in other]), rtol=0,
+                              atol=1e-5), (metric, one, other)
+    a, b = final_params(single), final_params(two)
+    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
