@@ -53,3 +53,20 @@ def test_two_processes_equal_one(single, tmp_path, cache_dir):
                               atol=1e-5), (metric, one, other)
     a, b = final_params(single), final_params(two)
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+
+
+def test_fsdp_on_two_processes_trains_and_resumes_on_one(tmp_path, cache_dir):
+    """trainer=fsdp: 2 CPU processes (gloo) train 4 steps with sharded checkpoints; the run resumes on 1 process
+    (the same global batch by accumulation) to step 6, its reference rebuilt, and DPO's metrics go on."""
+    run = [*DPO_RUN, "trainer=fsdp", "trainer.accelerator=cpu", "trainer.precision=32-true",
+           "callbacks.last_checkpoint.every_n_train_steps=2", "trainer.val_check_interval=2",
+           f"run_dir={tmp_path / 'run'}", f"paths.cache_dir={cache_dir}"]
+    two = run_cli([*run, "trainer.devices=2", "trainer.max_steps=4"], tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = run_cli([*run, "trainer.devices=1", "trainer.max_steps=6", "resume=force"], tmp_path)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert "Resuming from" in (tmp_path / "run" / "train.log").read_text()
+    losses = metric_series(tmp_path / "run", "val/loss")
+    assert [step for step, _ in losses] == [2, 4, 6] and losses[-1][1] < losses[0][1]
+    accuracies = metric_series(tmp_path / "run", "val/rewards/accuracies")
+    assert len(accuracies) == 3 and all(0 <= value <= 1 for _, value in accuracies)
