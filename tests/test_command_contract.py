@@ -185,7 +185,7 @@ COMPARE = [  # (arguments given the CLM run, what the one line says)
     (lambda r, b: [str(r), "sort=val/bogus"], "metric=/sort= val/bogus: logged by none"),
     (lambda r, b: [str(r), "mode=median"], "mode='median' must be min or max"),
     (lambda r, b: [str(r), "source=neptune"], "source='neptune' must be one of csv, wandb, mlflow, tensorboard"),
-    (lambda r, b: [str(r), "source=mlflow"], "has no MLflow run"),
+    (lambda r, b: [str(r), "source=mlflow"], "(it was not run with logger=mlflow)"),
     (lambda r, b: [str(r), "metrc=val/loss"], "unknown key 'metrc'"),
 ]
 

@@ -86,6 +86,9 @@ def test_second_datamodule_reuses_the_cache(tmp_path, corpus, caplog):
     first.prepare_data()
     first.setup()
     caplog.clear()
+    from lmlab.data.cache import new_launch
+
+    new_launch()  # as the next run of a sweep in this process: its reuse is said once
     with caplog.at_level("INFO"):
         second = make_datamodule(tmp_path, corpus)
         second.prepare_data()

@@ -52,7 +52,12 @@ def cached_dir(cache_dir: str | Path, key: str, build: Callable[[Path], None], w
     return target
 
 
-_ANNOUNCED: set[Path] = set()  # the entries this process has named once (prepare_data, then setup, read each)
+_ANNOUNCED: set[Path] = set()  # the entries this launch has named once (prepare_data, then setup, read each)
+
+
+def new_launch() -> None:
+    """A new run in this process (the next job of a sweep) names the cache entries it reuses again, once."""
+    _ANNOUNCED.clear()
 
 
 def _reusing(what: str, target: Path) -> None:

@@ -33,8 +33,11 @@ _training = False  # set by `start_training`
 def begin_launch(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from lmlab.data.cache import new_launch
+
     global _training
     _training = False
+    new_launch()  # the next job of a sweep says which cache entries it reuses, once
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     defer_file_logging()
     try:
