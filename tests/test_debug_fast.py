@@ -20,19 +20,20 @@ pytestmark = pytest.mark.slow
 
 FAST_CUT = 200  # conf/debug/fast.yaml: data.max_documents
 # Data options that read the Hugging Face hub or object storage, and base configs a data set config starts from.
-NEEDS_NETWORK = {"alpaca", "hub", "imdb", "sst2", "wikitext2", "wikitext103", "remote"}
-BASES = {"classification", "sft"}
+NEEDS_NETWORK = {"alpaca", "hub", "imdb", "sst2", "wikitext2", "wikitext103", "remote", "ultrafeedback", "hh_rlhf"}
+BASES = {"classification", "sft", "preference"}
 CASES = {  # data option → the tasks it serves
     "stdlib": ["clm", "mlm"], "files": ["clm", "mlm"], "mixture": ["clm"],
     "stdlib-functions": ["classify"], "local": ["classify"], "sst2_local": ["classify"],
     "imdb_local": ["classify"],
     "synthetic_instructions": ["sft"], "sft_local": ["sft"],
+    "synthetic_preferences": ["dpo", "reward"], "preference_local": ["dpo"],
 }
 GPT2 = ["model.config.n_layer=1", "model.config.n_embd=64", "model.config.n_head=2"]
 BERT = ["model.config.num_hidden_layers=1", "model.config.hidden_size=64", "model.config.num_attention_heads=2",
         "model.config.intermediate_size=128"]
 MODEL = {"clm": [*GPT2, "callbacks.samples=null"], "sft": [*GPT2, "data.generation_examples=2"],
-         "mlm": BERT, "classify": BERT}
+         "mlm": BERT, "classify": BERT, "dpo": [*GPT2, "data.generation_examples=2"], "reward": GPT2}
 SHORT = ["trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
          "data.vocab_size=300", "data.batch_size=4", "data.eval_batch_size=4", "callbacks.model_summary=null",
          "trainer.enable_progress_bar=false"]  # honoured alone: lmlab adds no progress callback then
@@ -72,6 +73,11 @@ def local_data(option: str, directory) -> list[str]:
             labels = ["pos" if i % 2 else "neg" for i in range(n)]
             datasets.Dataset.from_dict({"text": texts, "label": labels}).to_parquet(directory / f"{split}.parquet")
         return [f"data.source.path={directory}"]
+    if option == "preference_local":
+        for split, n in (("train", 60), ("validation", 10)):
+            rows = [json.dumps({"prompt": f"upper ab{i}", "chosen": f"AB{i}", "rejected": f"ab{i}"}) for i in range(n)]
+            (directory / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
+        return [f"data.source.path={directory}"]
     if option == "sft_local":
         for split, n in (("train", 60), ("validation", 10)):
             rows = [json.dumps({"prompt": f"upper ab{i}", "response": f"AB{i}"}) for i in range(n)]
@@ -83,11 +89,14 @@ def local_data(option: str, directory) -> list[str]:
 def train_split_size(datamodule) -> int:
     """Documents (pretraining: of the first source, for a mixture) or examples of the training split."""
     from lmlab.data import MixtureDataModule, PretrainDataModule
+    from lmlab.data.preference import PreferenceDataModule
 
     if isinstance(datamodule, MixtureDataModule):
         return sum(1 for _ in datamodule.documents("train", datamodule.source.sources["code"]))
     if isinstance(datamodule, PretrainDataModule):
         return sum(1 for _ in datamodule.documents("train"))
+    if isinstance(datamodule, PreferenceDataModule):
+        return len(datamodule.pairs("train"))
     return len(datamodule.raw("train"))
 
 
