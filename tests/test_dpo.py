@@ -77,12 +77,15 @@ def test_loss_names_are_one_list():
     (["task.module.beta=0", "task.module.loss_type=kto"],
      "task.module.loss_type='kto' must be one of sigmoid, hinge, ipo, simpo; task.module.beta=0 must be a positive"),
     (["data=preference_local", "data.source.path={data}"], "no column data.chosen_column='chosen'"),
+    (["data=preference_local", "data.source.path={same}"], "chosen"),  # every pair's chosen == rejected
 ])
 def test_bad_inputs_are_one_line_exit_2_and_write_nothing(tmp_path, overrides, message):
-    (tmp_path / "data").mkdir()
-    for split in ("train", "validation"):
-        (tmp_path / "data" / f"{split}.jsonl").write_text(json.dumps({"prompt": "a", "better": "b", "rejected": "c"}))
-    overrides = [o.format(data=tmp_path / "data") for o in overrides]
+    for name, row in (("data", {"prompt": "a", "better": "b", "rejected": "c"}),
+                      ("same", {"prompt": "a", "chosen": "b", "rejected": "b"})):
+        (tmp_path / name).mkdir()
+        for split in ("train", "validation"):
+            (tmp_path / name / f"{split}.jsonl").write_text(json.dumps(row))
+    overrides = [o.format(data=tmp_path / "data", same=tmp_path / "same") for o in overrides]
     run_dir = tmp_path / "run"
     result = run_cli(["task=dpo", *overrides, f"run_dir={run_dir}", f"paths.cache_dir={tmp_path / 'cache'}"],
                      tmp_path)
