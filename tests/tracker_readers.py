@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from lmlab.runs.tracker_history import csv_points
-from lmlab.runs.tracker_stores import STEP_KEY, Points, history_rows, offline_files, wandb_row_points
+from lmlab.runs.tracker_history import csv_points, wandb_history
+from lmlab.runs.tracker_stores import Points
 from lmlab.runs.tracker_stores import mlflow_points as mlflow_held  # noqa: F401
 from lmlab.runs.tracker_stores import tensorboard_points as tensorboard_held  # noqa: F401
 
@@ -26,10 +26,4 @@ def csv_held(run_dir: Path) -> Points:
 
 def wandb_held(run_dir: Path) -> Points:
     """Every point of the run's W&B files, media (a table of samples) included."""
-    run_id = (run_dir / "wandb_id.txt").read_text().strip()
-    held: Points = defaultdict(list)
-    for path in offline_files(run_dir, run_id):
-        for row in history_rows(path):
-            for key, value in wandb_row_points(row).items():
-                held[int(row[STEP_KEY]), key].append(value)
-    return dict(held)
+    return wandb_history(run_dir, (run_dir / "wandb_id.txt").read_text().strip())

@@ -16,7 +16,8 @@ from typing import Any
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-STEP_KEY = "trainer/global_step"  # Lightning's W&B step metric
+from lmlab.runs.tracker_history import STEP_KEY  # Lightning's W&B step metric
+
 SAMPLES_KEY = "samples"  # W&B's table of generated samples (lmlab.callbacks.SampleContinuations)
 SAMPLES_FILE = "samples.txt"  # the same samples, durable: `step N: 'text'` lines in the run directory
 
@@ -69,7 +70,7 @@ class ContinuedTracker:
         raise NotImplementedError
 
 
-class StepsDoneTensorBoardLogger(ContinuedTracker, StepsDone, TensorBoardLogger):
+class StepsDoneTensorBoardLogger(ContinuedTracker, TensorBoardLogger):
     """Lightning's `TensorBoardLogger` on lmlab's step axis; each call's events on disk when logged (a SIGKILL
     loses none), and a resumed launch's event file starts with TensorBoard's own purge marker (a
     `SessionLog.START` at the resumed step): readers drop the earlier files' events from that step on."""
@@ -95,7 +96,7 @@ class StepsDoneTensorBoardLogger(ContinuedTracker, StepsDone, TensorBoardLogger)
 
     def _write(self, step: int, metrics: Mapping[str, float]) -> None:
         if metrics:
-            TensorBoardLogger.log_metrics(self, dict(metrics), step)
+            super().log_metrics(dict(metrics), step)
             self.experiment.flush()
 
 

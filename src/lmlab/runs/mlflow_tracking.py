@@ -66,10 +66,10 @@ class StepsDoneMLFlowLogger(ContinuedTracker, StepsDone, MLFlowLogger):
         return client
 
     def _held_points(self, run_id: str) -> set[tuple[int, str]]:
-        """(step, metric) of every point the MLflow run holds, from its metric histories."""
-        client = self._mlflow_client
-        return {(m.step, key) for key in client.get_run(run_id).data.metrics
-                for m in client.get_metric_history(run_id, key)}
+        """(step, metric) of every point the MLflow run holds."""
+        from lmlab.runs.tracker_stores import mlflow_history
+
+        return set(mlflow_history(self._mlflow_client, run_id))
 
     def continue_run(self, step: int, points: Points) -> int:
         self.experiment.update_run(self.run_id, status="RUNNING")  # a finished run continued by resume=force

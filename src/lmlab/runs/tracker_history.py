@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from lmlab.runs.wandb_records import history_rows
 
 log = logging.getLogger(__name__)
 
-STEP_KEY = "trainer/global_step"  # lmlab.runs.loggers.STEP_KEY, without importing Lightning
+STEP_KEY = "trainer/global_step"  # Lightning's W&B step metric (here: no Lightning import to read it)
 
 
 def offline_files(run_dir: Path, run_id: str) -> list[Path]:
@@ -41,10 +42,20 @@ def wandb_row_points(row: dict[str, Any]) -> dict[str, Any]:
     return points
 
 
+def wandb_history(run_dir: Path, run_id: str) -> dict[tuple[int, str], list]:
+    """(step, metric) -> every value the run's offline W&B files hold there, in order (media included)."""
+    points: dict[tuple[int, str], list] = defaultdict(list)
+    for path in offline_files(run_dir, run_id):
+        for row in history_rows(path):
+            if STEP_KEY in row:
+                for key, value in wandb_row_points(row).items():
+                    points[int(row[STEP_KEY]), key].append(value)
+    return dict(points)
+
+
 def logged_points(run_dir: Path, run_id: str) -> set[tuple[int, str]]:
     """(step, metric) of every point the run's offline W&B files hold."""
-    return {(int(row[STEP_KEY]), key) for path in offline_files(run_dir, run_id) for row in history_rows(path)
-            if STEP_KEY in row for key in wandb_row_points(row)}
+    return set(wandb_history(run_dir, run_id))
 
 
 def csv_points(run_dir: Path) -> Iterator[tuple[int, dict[str, float]]]:

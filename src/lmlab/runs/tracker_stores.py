@@ -11,8 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from lmlab.errors import LmlabError
-from lmlab.runs.tracker_history import STEP_KEY, offline_files, wandb_row_points
-from lmlab.runs.wandb_records import history_rows
+from lmlab.runs.tracker_history import wandb_history
 
 Points = dict[tuple[int, str], list]  # (step, metric) -> every value logged there, in order
 
@@ -21,13 +20,8 @@ def wandb_points(run_dir: Path) -> Points:
     id_file = run_dir / "wandb_id.txt"
     if not id_file.is_file():
         raise LmlabError(f"{run_dir} has no W&B run ({id_file} is missing: it was not run with logger=wandb)")
-    points: Points = defaultdict(list)
-    for path in offline_files(run_dir, id_file.read_text().strip()):
-        for row in history_rows(path):
-            for key, value in wandb_row_points(row).items():
-                if STEP_KEY in row and isinstance(value, int | float):
-                    points[int(row[STEP_KEY]), key].append(value)
-    return dict(points)
+    history = wandb_history(run_dir, id_file.read_text().strip())
+    return {point: values for point, values in history.items() if all(isinstance(v, int | float) for v in values)}
 
 
 def mlflow_points(run_dir: Path, tracking_uri: str) -> Points:
@@ -36,7 +30,11 @@ def mlflow_points(run_dir: Path, tracking_uri: str) -> Points:
     id_file = run_dir / "mlflow_id.txt"
     if not id_file.is_file():
         raise LmlabError(f"{run_dir} has no MLflow run ({id_file} is missing: it was not run with logger=mlflow)")
-    client, run_id = MlflowClient(tracking_uri), id_file.read_text().strip()
+    return mlflow_history(MlflowClient(tracking_uri), id_file.read_text().strip())
+
+
+def mlflow_history(client, run_id: str) -> Points:
+    """(step, metric) -> every value the MLflow run holds there, from its metric histories."""
     points: Points = defaultdict(list)
     for key in client.get_run(run_id).data.metrics:
         for metric in client.get_metric_history(run_id, key):
