@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from lmlab.runs.checkpoint_io import AtomicCheckpointIO
+from lmlab.checkpoint.files import AtomicCheckpointIO
 
 
 class KillAfterSave(AtomicCheckpointIO):

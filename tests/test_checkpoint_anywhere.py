@@ -1,5 +1,5 @@
 """A checkpoint copied out of its run directory loads as it did inside it: it carries its run's config and
-tokenizer (`lmlab.models.checkpoint_description`), for lmlab-generate, lmlab-eval and `model.init_from`."""
+tokenizer (`lmlab.checkpoint.description`), for lmlab-generate, lmlab-eval and `model.init_from`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def generate(source: Path, out: Path) -> list[str]:
 def test_a_checkpoint_copied_anywhere_generates_and_initialises_as_in_its_run(tmp_path, cache_dir):
     from transformers import AutoModelForCausalLM
 
-    from lmlab.models.init_from import resolve_init_from
+    from lmlab.checkpoint.init_from import resolve_init_from
 
     cfg, _ = train_in_process(tmp_path, cache_dir, [*TINY, "trainer.max_steps=2", "callbacks.samples=null",
                                                     "callbacks.export_hf=null"])
@@ -42,7 +42,7 @@ def test_a_checkpoint_copied_anywhere_generates_and_initialises_as_in_its_run(tm
 def test_a_checkpoint_without_its_run_description_outside_its_run_names_the_fix(tmp_path):
     import torch
 
-    from lmlab.models.locate import locate_model
+    from lmlab.checkpoint.locate import locate_model
 
     old = tmp_path / "old.ckpt"
     torch.save({"global_step": 3, "state_dict": {"w": torch.zeros(2)}}, old)

@@ -135,7 +135,7 @@ def test_init_from_loads_the_pretrained_body_and_a_new_head(tmp_path):
 
 
 def test_init_from_a_directory_that_is_no_run_is_an_error(tmp_path):
-    from lmlab.models.init_from import resolve_init_from
+    from lmlab.checkpoint.init_from import resolve_init_from
 
     (tmp_path / "notarun").mkdir()
     with pytest.raises(LmlabError, match="notarun.*is not an lmlab run directory"):

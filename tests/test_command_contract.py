@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY, read_metrics, run_cli
 
-from lmlab.runs.integrity import verify_checkpoint
+from lmlab.checkpoint.integrity import verify_checkpoint
 
 pytestmark = pytest.mark.slow
 CLM = [*TINY, "trainer.max_steps=4", "trainer.val_check_interval=2", "callbacks.last_checkpoint.every_n_train_steps=2",
@@ -331,5 +331,5 @@ def test_sigkill_right_after_each_checkpoint_rename_loses_no_metrics_row(tmp_pat
                 for r in read_metrics(run_dir)]
 
     assert rows(killed) == rows(tmp_path / "reference")
-    # a row's step counts the optimizer steps done (runs/loggers.py:StepsDone): steps 1..7, each once
+    # a row's step counts the optimizer steps done (tracking/loggers.py:StepsDone): steps 1..7, each once
     assert sorted(int(r[0]) for r in rows(killed) if "train/loss" in r[1]) == list(range(1, 8))

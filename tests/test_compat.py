@@ -13,8 +13,7 @@ import pytest
 
 
 @pytest.mark.parametrize(("module", "distribution"),
-                         [("lightning", "lightning"), ("submitit", "submitit"), ("torch_dcp", "torch"),
-                          ("lm_eval", "lm_eval")])
+                         [("lightning", "lightning"), ("submitit", "submitit"), ("lm_eval", "lm_eval")])
 def test_installed_version_is_the_checked_one(module, distribution):
     compat = importlib.import_module(f"lmlab.compat.{module}")
     assert version(distribution).split("+")[0] == compat.CHECKED_VERSION, (
@@ -56,18 +55,6 @@ def test_submitit_private_name_exists():
     from submitit.slurm.slurm import SlurmInfoWatcher
 
     assert callable(SlurmInfoWatcher._make_command)
-
-
-def test_dcp_whole_load_reads_back_what_dcp_saved(tmp_path):
-    import torch
-    import torch.distributed.checkpoint as dcp
-
-    from lmlab.compat.torch_dcp import load_whole
-
-    state = {"state_dict": {"w": torch.arange(6.0).reshape(2, 3)}, "optimizer_0": {"step": 3}}
-    dcp.save(state, checkpoint_id=tmp_path, no_dist=True)
-    loaded = load_whole(dcp.FileSystemReader(tmp_path))
-    assert torch.equal(loaded["state_dict"]["w"], state["state_dict"]["w"]) and loaded["optimizer_0"] == {"step": 3}
 
 
 def test_lm_eval_asks_its_evaluator_for_the_git_hash_and_the_quiet_probe_says_nothing(tmp_path, capfd, monkeypatch):

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import pytest
 
+from lmlab.checkpoint.resume import config_changes
 from lmlab.compare import Run, varying_keys
 from lmlab.config import run_name_from_overrides
 from lmlab.config_keys import PLACEMENT_KEYS, UNTRAINED_KEYS, split_override_dirname
-from lmlab.runs.resume import config_changes
-from lmlab.runs.tracking import wandb_run_name
+from lmlab.tracking.wandb_logger import wandb_run_name
 
 # One override per entry of UNTRAINED_KEYS (a prefix gets a key under it).
 UNTRAINED = ["paths.cache_dir=/c", "hydra.verbose=true", "run_name=x", "run_dir=/r", "sweep_name=s", "resume=force",
              "ckpt_path=/k.ckpt", "logger=wandb", "data.cache_dir=/d", "data.num_workers=4",
              "callbacks.progress_bar=null", "callbacks.model_summary=null", "trainer.enable_progress_bar=false",
              "trainer.enable_model_summary=false", "print_config=true", "callbacks.model_checkpoint.save_top_k=3",
-             "callbacks.last_checkpoint.every_n_train_steps=5", "callbacks.preemption=null", "callbacks.rng_state=null",
+             "callbacks.last_checkpoint.every_n_train_steps=5", "callbacks.preemption=null",
              "callbacks.lr_monitor=null", "callbacks.speed_monitor.window=5", "callbacks.run_summary=null",
-             "callbacks.optuna_pruning=null", "callbacks.export_hf=null", "callbacks.mixture_tokens=null",
+             "callbacks.optuna_pruning=null", "callbacks.export_hf=null",
              "callbacks.early_stopping.verbose=false", "callbacks.samples=null", "trainer.default_root_dir=/x",
-             "trainer.plugins=[]",             "trainer.log_every_n_steps=1", "trainer.num_sanity_val_steps=0"]
+             "trainer.plugins=[]", "trainer.log_every_n_steps=1", "trainer.num_sanity_val_steps=0"]
 
 
 def test_the_overrides_cover_every_entry_of_the_list():

@@ -6,7 +6,8 @@ import pytest
 import torch
 from test_gpu_path import TINY_CONFIGS
 
-from lmlab.models.document_attention import FLEX, document_positions, use_document_attention
+from lmlab.data.document_positions import document_positions
+from lmlab.models.document_attention import FLEX, use_document_attention
 from lmlab.modules import CausalLMModule
 from lmlab.modules.losses import next_token_cross_entropy
 

@@ -42,7 +42,7 @@ def run(tmp: Path, args: list[str], cache_dir: Path, export: bool = False) -> Pa
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_fsdp_per_block_on_two_processes_trains_as_one_process_holding_half(model, tmp_path, cache_dir):
-    from lmlab.parallel.sharded_checkpoint import load_sharded_checkpoint
+    from lmlab.checkpoint.sharded import load_sharded_checkpoint
 
     single = run(tmp_path / "single", MODELS[model], cache_dir, export=True)
     # the Llama run also recomputes its blocks' activations (model.activation_checkpointing) under FSDP
@@ -79,7 +79,7 @@ def test_fsdp_per_block_on_two_processes_trains_as_one_process_holding_half(mode
 def test_fsdp_gathered_checkpoint_run_killed_after_a_checkpoint_resumes_it_exactly(tmp_path, cache_dir):
     """`trainer.strategy.sharded_checkpoint=false` (one gathered checkpoint file), SIGKILLed right after step 8's
     checkpoint and relaunched: it resumes at step 8 and ends as the uninterrupted run, each metrics row once."""
-    from lmlab.runs.resume import newest_valid_checkpoint
+    from lmlab.checkpoint.resume import newest_valid_checkpoint
 
     args = [*BASE, *MODELS["gpt2"], *FSDP, "trainer.max_steps=12", "callbacks.last_checkpoint.every_n_train_steps=4",
             "trainer.strategy.sharded_checkpoint=false"]

@@ -46,7 +46,7 @@ def test_a_killed_job_frees_its_gpus_and_the_sweep_goes_on(tmp_path):
     sweep = tmp_path / "s"
     # Jobs 0 and 1 take both GPUs and SIGKILL themselves; 2 and 3 can only run once those GPUs are free again.
     result = sweep_on_gpus(sweep, "0,1", "+die=true,false", "+k=1,2", "+trainer.devices=2", "+seconds=1",
-                           "+hydra.callbacks.sweep_report._target_=lmlab.runs.sweeps.SweepReport")
+                           "+hydra.callbacks.sweep_report._target_=lmlab.sweeps.summary.SweepReport")
     assert result.returncode != 0  # the sweep says a job failed
     assert "job #0 ended by signal 9 (SIGKILL)" in result.stderr + result.stdout
     jobs = records(sweep)

@@ -81,8 +81,8 @@ def test_lora_on_clm_pretraining_exports_merged_model_and_adapter(tmp_path, cach
     from peft import PeftConfig
     from transformers import AutoModelForCausalLM
 
-    from lmlab.models.checkpoint_model import checkpoint_model
-    from lmlab.models.init_from import export_checkpoint
+    from lmlab.checkpoint.hf_model import checkpoint_model
+    from lmlab.checkpoint.init_from import export_checkpoint
 
     cfg, _ = train_in_process(tmp_path, cache_dir, [*TINY, "peft=lora", "trainer.max_steps=6",
                                                     "trainer.val_check_interval=3"])

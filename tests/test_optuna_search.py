@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import ROOT, TINY, read_metrics, run_cli
 
-from lmlab.runs.search import search_space
+from lmlab.sweeps.search import search_space
 
 QUADRATIC = Path(__file__).with_name("quadratic_search.py")
 

@@ -121,7 +121,7 @@ def proxy(s3) -> Iterator[str]:
 
 
 def upload(url: str, cwd: Path, cache_dir: Path) -> None:
-    result = run_cli([url, *CORPUS, f"paths.cache_dir={cache_dir}"], cwd=cwd, module="lmlab.data.upload")
+    result = run_cli([url, *CORPUS, f"paths.cache_dir={cache_dir}"], cwd=cwd, module="lmlab.upload_data")
     assert result.returncode == 0, result.stderr[-3000:]
 
 

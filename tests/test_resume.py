@@ -10,10 +10,11 @@ import torch
 from conftest import compose
 from omegaconf import OmegaConf
 
+from lmlab.checkpoint.files import AtomicCheckpointIO
+from lmlab.checkpoint.resume import config_changes, newest_valid_checkpoint, plan_resume, resume_mode
 from lmlab.distributed import split_global_batch, world_size
 from lmlab.errors import LmlabError
-from lmlab.runs.checkpoint_io import AtomicCheckpointIO
-from lmlab.runs.resume import config_changes, newest_valid_checkpoint, plan_resume, resume_mode
+from lmlab.parallel.fsdp_config import require_sharding_strategy
 
 
 def save(path: Path, step: int) -> Path:
@@ -87,7 +88,7 @@ def test_sharded_checkpoints_resume_under_fsdp_only_and_an_unfinished_one_is_ski
     not finish (no manifest) or a shard differs from it."""
     import torch.distributed.checkpoint as dcp
 
-    from lmlab.runs.integrity import file_sha256, write_manifest
+    from lmlab.checkpoint.integrity import file_sha256, write_manifest
 
     older = save(tmp_path / "checkpoints" / "step000002.ckpt", 2)
     sharded = tmp_path / "checkpoints" / "last.ckpt"
@@ -101,7 +102,7 @@ def test_sharded_checkpoints_resume_under_fsdp_only_and_an_unfinished_one_is_ski
     assert (plan.ckpt_path, plan.step) == (str(sharded), 4)
     for cfg in (cfg_for(tmp_path), cfg_for(tmp_path, ckpt_path=str(sharded))):
         with pytest.raises(LmlabError, match="last.ckpt is a sharded checkpoint.*resume it with trainer=fsdp"):
-            plan_resume(cfg, tmp_path)
+            require_sharding_strategy(cfg, Path(plan_resume(cfg, tmp_path).ckpt_path))  # as Run.claim checks it
     shard = next(sharded.glob("*.distcp"))
     shard.write_bytes(shard.read_bytes()[:-1] + b"x")
     plan = plan_resume(cfg_for(tmp_path, **fsdp), tmp_path)
@@ -176,13 +177,13 @@ def test_validation_interval_counts_optimizer_steps_under_accumulation():
 
 
 def test_resume_force_that_finds_nothing_says_so_in_one_line_naming_where_it_looked(tmp_path, caplog):
-    from lmlab.runs.resume import report
+    from lmlab.checkpoint.resume import report
 
     save(tmp_path / "debug-fast" / "checkpoints" / "last.ckpt", 10)  # the run the user meant
     run_dir = tmp_path / "debug-fast_on_budget_change-continue"
     plan = plan_resume(cfg_for(run_dir, resume="force"), run_dir)
     assert plan.ckpt_path is None and plan.forced_fresh
-    with caplog.at_level("INFO", logger="lmlab.runs.resume"):
+    with caplog.at_level("INFO", logger="lmlab.checkpoint.resume"):
         report(plan, run_dir)
     [line] = caplog.messages
     assert "resume=force found no checkpoint" in line and str(run_dir / "checkpoints") in line

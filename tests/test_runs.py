@@ -18,11 +18,12 @@ import torch
 from conftest import compose
 from omegaconf import open_dict
 
+from lmlab.checkpoint.integrity import DamagedCheckpoint, sidecar, verify_checkpoint
 from lmlab.errors import LmlabError
-from lmlab.runs import lock, preflight, redact
-from lmlab.runs.integrity import DamagedCheckpoint, sidecar, verify_checkpoint
-from lmlab.runs.metrics import DurableCSVLogger, drop_rows_after
+from lmlab.runs import lock, preflight
 from lmlab.runs.validate import config_problems
+from lmlab.tracking.metrics import DurableCSVLogger, drop_rows_after
+from lmlab.utils import redact
 
 
 def test_secret_rule_masks_secret_keys_and_token_like_values_only():
@@ -101,7 +102,7 @@ def test_same_slurm_job_takes_over_its_own_lock_after_a_requeue(tmp_path, monkey
 
 
 def _save(path: Path, state_dict: dict) -> None:
-    from lmlab.runs.checkpoint_io import AtomicCheckpointIO
+    from lmlab.checkpoint.files import AtomicCheckpointIO
 
     AtomicCheckpointIO().save_checkpoint({"global_step": 3, "state_dict": state_dict,
                                           "hyper_parameters": {"hub": {"hf_token": "hf_abcdefgh"}}}, path)
@@ -208,7 +209,7 @@ def test_corpus_that_is_not_text_is_an_error_naming_file_and_byte_offset(tmp_pat
 
 
 def test_a_full_disk_while_saving_a_checkpoint_is_one_line_naming_the_file(tmp_path, monkeypatch):
-    from lmlab.runs import checkpoint_io
+    from lmlab.checkpoint import files as checkpoint_io
     from lmlab.runs.lifecycle import environment_error
 
     def full(*args, **kwargs):

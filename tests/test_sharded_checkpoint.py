@@ -32,7 +32,7 @@ def launch(run_dir: Path, devices: int, cache_dir: Path, launch_name: str, extra
 
 
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    from lmlab.parallel.sharded_checkpoint import load_sharded_checkpoint
+    from lmlab.checkpoint.sharded import load_sharded_checkpoint
 
     return load_sharded_checkpoint(run_dir / "checkpoints" / "last.ckpt")["state_dict"]
 
@@ -57,7 +57,7 @@ def flip(path: Path, size: int = 4096) -> None:
 
 
 def test_sharded_checkpoints_resume_on_2_on_1_and_from_1_on_2_and_skip_a_damaged_shard(tmp_path, cache_dir):
-    from lmlab.runs.resume import newest_valid_checkpoint
+    from lmlab.checkpoint.resume import newest_valid_checkpoint
 
     reference = tmp_path / "reference"
     assert (result := launch(reference, 2, cache_dir, "first")).returncode == 0, result.stderr[-3000:]
@@ -121,14 +121,14 @@ def test_a_sharded_checkpoint_is_read_by_generate_and_converted_to_one_file(tmp_
 
     out = tmp_path / "elsewhere" / "consolidated.ckpt"  # outside the run: it carries its run's config and tokenizer
     out.parent.mkdir()
-    result = subprocess.run([sys.executable, "-m", "lmlab.parallel.consolidate", str(sharded), str(out)],
+    result = subprocess.run([sys.executable, "-m", "lmlab.checkpoint.consolidate", str(sharded), str(out)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     whole = torch.load(out, map_location="cpu", weights_only=False)
     assert whole["global_step"] == 4 and out.with_name("consolidated.ckpt.sha256").is_file()
     a = final_weights(run_dir)
     assert a.keys() <= whole["state_dict"].keys() and all(torch.equal(a[k], whole["state_dict"][k]) for k in a)
-    again = subprocess.run([sys.executable, "-m", "lmlab.parallel.consolidate", str(sharded), str(out)],
+    again = subprocess.run([sys.executable, "-m", "lmlab.checkpoint.consolidate", str(sharded), str(out)],
                            capture_output=True, text=True)
     assert again.returncode == 2 and again.stderr.startswith("error: out=") and len(again.stderr.splitlines()) == 1
 

@@ -16,7 +16,7 @@ from test_tracking import QUICK
 from wandb_offline import offline_run
 
 from lmlab.data.cache import cached_dir
-from lmlab.runs.sweeps import sweep_summary
+from lmlab.sweeps.summary import sweep_summary
 
 
 def _ask_for_entry(cache: Path, builders: Path, barrier, results) -> None:
@@ -64,7 +64,7 @@ def test_every_job_of_the_documented_sweep_composes(model, data):
 def test_sweep_summary_counts_every_outcome_and_names_each_failed_run_and_its_error(tmp_path):
     from test_compare import kill_holding_the_lock
 
-    from lmlab.runs.search import record_pruned
+    from lmlab.runs.status import record_pruned
 
     for job in ("0", "1", "2", "3", "4"):
         (tmp_path / job).mkdir()

@@ -8,7 +8,7 @@ import pytest
 from conftest import compose, metric_series, train_in_process
 from wandb_offline import offline_run
 
-from lmlab.runs.tracking import run_id, wandb_group, wandb_run_name
+from lmlab.tracking.wandb_logger import run_id, wandb_group, wandb_run_name
 
 # Smaller than conftest.TINY, and valid for every model (no model.config keys).
 QUICK = ["trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
@@ -66,7 +66,7 @@ def _finish() -> None:
     """Finish the W&B run and stop wandb's service process: only then are its offline files complete."""
     import wandb
 
-    from lmlab.runs.tracking import finish_wandb
+    from lmlab.tracking.wandb_logger import finish_wandb
 
     finish_wandb()
     wandb.teardown()

@@ -2,7 +2,7 @@
 
 W&B offline: its `.wandb` files (wandb 0.31 has no public reader; the framing is parsed with W&B's own protobuf);
 TensorBoard: `EventAccumulator`, which applies TensorBoard's purge markers as its UI does; MLflow: `MlflowClient`
-on the run's store. The same readers serve `lmlab-compare --source` (`lmlab.runs.tracker_stores`).
+on the run's store. The same readers serve `lmlab-compare --source` (`lmlab.tracking.stores`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from lmlab.runs.tracker_history import csv_points, wandb_history
-from lmlab.runs.tracker_stores import Points
-from lmlab.runs.tracker_stores import mlflow_points as mlflow_held  # noqa: F401
-from lmlab.runs.tracker_stores import tensorboard_points as tensorboard_held  # noqa: F401
+from lmlab.tracking.history import csv_points, wandb_history
+from lmlab.tracking.stores import Points
+from lmlab.tracking.stores import mlflow_points as mlflow_held  # noqa: F401
+from lmlab.tracking.stores import tensorboard_points as tensorboard_held  # noqa: F401
 
 
 def csv_held(run_dir: Path) -> Points:

@@ -1,11 +1,11 @@
-"""Read back what W&B wrote offline (the framing is read by `lmlab.runs.wandb_records`): one run's
+"""Read back what W&B wrote offline (the framing is read by `lmlab.tracking.wandb_records`): one run's
 identity, config, history and summary from one `.wandb` file."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from lmlab.runs.wandb_records import items, read_records
+from lmlab.tracking.wandb_records import items, read_records
 
 
 def offline_run(path: Path) -> dict:

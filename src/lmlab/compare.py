@@ -16,10 +16,9 @@ from typing import NoReturn
 import yaml
 
 from lmlab.config_keys import is_untrained
-from lmlab.runs.search import trial_pruned
-from lmlab.runs.status import ERROR_FILE, run_status
+from lmlab.runs.status import ERROR_FILE, run_status, trial_pruned
 
-SOURCES = ("csv", "wandb", "mlflow", "tensorboard")  # where a run's metrics are read (lmlab.runs.tracker_stores)
+SOURCES = ("csv", "wandb", "mlflow", "tensorboard")  # where a run's metrics are read (lmlab.tracking.stores)
 RUN_FILES = ("config.yaml", "overrides.yaml", "run.json", "metrics.csv", "summary.json", "error.txt")
 # What a run was trained and evaluated on: runs that differ here have losses on different tokens.
 DATA_KEYS = ("data.source", "data.tokenizer", "data.vocab_size", "data.max_documents")
@@ -78,7 +77,7 @@ class Run:
         if "global_step" in self.summary:
             return self.summary["global_step"]
         steps = [int(row["step"]) for row in self.metrics if row.get("step")]
-        return max(steps) if steps else None  # a row's step counts the optimizer steps done (runs/loggers.py)
+        return max(steps) if steps else None  # a row's step counts the optimizer steps done (tracking/loggers.py)
 
     def tokens_per_sec(self) -> float | None:
         """The run's own figure (summary.json: tokens seen over training wall time); while it runs, the mean
@@ -152,8 +151,8 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 
 
 def tracker_metrics(run: Run, source: str) -> list[dict[str, str]]:
-    """The run's rows as a tracker's own store holds them (`lmlab.runs.tracker_stores`)."""
-    from lmlab.runs import tracker_stores
+    """The run's rows as a tracker's own store holds them (`lmlab.tracking.stores`)."""
+    from lmlab.tracking import stores as tracker_stores
 
     if source == "wandb":
         points = tracker_stores.wandb_points(run.path)

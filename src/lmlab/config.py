@@ -39,7 +39,7 @@ def run_name_from_overrides(override_dirname: str) -> str:
     first (`+hf_token=___`), so they reach neither the name nor its hash.
     """
     from lmlab.config_keys import in_run_name, split_override_dirname
-    from lmlab.runs.redact import redact_overrides
+    from lmlab.utils.redact import redact_overrides
 
     items = redact_overrides([item for item in split_override_dirname(override_dirname) if in_run_name(item)])
     if not items:
@@ -98,8 +98,8 @@ def register_resolvers() -> None:
     """
     from hydra.types import RunMode
 
-    from lmlab.runs.tracking import wandb_group, wandb_run_name
     from lmlab.scaling.ladder import isoflop_steps
+    from lmlab.tracking.wandb_logger import wandb_group, wandb_run_name
 
     resolvers = {
         "lmlab.run_name": run_name_from_overrides,
@@ -134,7 +134,7 @@ def check_overrides(config_name: str, argv: list[str]) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from lmlab.runs.redact import mask, remember, secrets_in_overrides
+    from lmlab.utils.redact import mask, remember, secrets_in_overrides
 
     register_resolvers()
     jobs = [argv]

@@ -11,9 +11,9 @@ UNTRAINED_KEYS = (
     "paths.", "hydra.", "run_name", "run_dir", "sweep_name", "resume", "ckpt_path", "print_config", "logger",
     "data.cache_dir", "data.num_workers",
     # callbacks that save, watch or report (early_stopping decides when training ends: it trains)
-    "callbacks.model_checkpoint", "callbacks.last_checkpoint", "callbacks.preemption", "callbacks.rng_state",
+    "callbacks.model_checkpoint", "callbacks.last_checkpoint", "callbacks.preemption",
     "callbacks.lr_monitor", "callbacks.model_summary", "callbacks.progress_bar", "callbacks.speed_monitor",
-    "callbacks.run_summary", "callbacks.optuna_pruning", "callbacks.export_hf", "callbacks.mixture_tokens",
+    "callbacks.run_summary", "callbacks.optuna_pruning", "callbacks.export_hf",
     "callbacks.samples", "callbacks.early_stopping.verbose",
     # the trainer's output, logging and checkpoint writing
     "trainer.default_root_dir", "trainer.plugins", "trainer.enable_progress_bar", "trainer.enable_model_summary",

@@ -43,9 +43,8 @@ def evaluate(cfg: DictConfig) -> dict:
 
 
 def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
-    from lmlab.models.checkpoint_description import run_config
-    from lmlab.models.locate import is_lmlab_run
-    from lmlab.runs.checkpoint_load import load_module, read_checkpoint
+    from lmlab.checkpoint.description import is_lmlab_run, run_config
+    from lmlab.checkpoint.reader import load_module, read_checkpoint
 
     key = "source" if cfg.get("source") else "ckpt_path"
     ckpt = Path(source).expanduser()
@@ -120,7 +119,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from lmlab.runs.redact import mask_console
+    from lmlab.utils.redact import mask_console
 
     mask_console(sys.argv[1:])
     if len(sys.argv) > 1 and "=" not in sys.argv[1] and not sys.argv[1].startswith("-"):

@@ -74,24 +74,6 @@ def check_sampling(args: GenerateArgs) -> None:
         raise LmlabError(f"top_k={args.top_k} must be positive")
 
 
-def load_model(source: str, cache_dir: str | None):
-    """(model in eval mode, tokenizer) from a run directory, checkpoint, HF directory or hub name."""
-    from lmlab.models.checkpoint_model import checkpoint_model
-    from lmlab.models.locate import locate_model
-
-    found = locate_model(source, "source")
-    return checkpoint_model(found, cache_dir) if isinstance(found, Path) else load_hf(found)
-
-
-def load_hf(name_or_path: str):
-    from transformers import AutoModelForCausalLM
-
-    from lmlab.data.tokenizer import load_pretrained_tokenizer
-    from lmlab.models import load_pretrained
-
-    return load_pretrained(AutoModelForCausalLM, name_or_path).eval(), load_pretrained_tokenizer(name_or_path)
-
-
 def check_length(model, max_new_tokens: int) -> None:
     """Refuse a generation longer than the model's positions (an IndexError on each step past them otherwise)."""
     from lmlab.models import context_length
@@ -122,6 +104,8 @@ def run(args: GenerateArgs) -> list[dict]:
     if args.out and args.out.is_dir():
         raise LmlabError(f"out={str(args.out)!r} is a directory: name a file for the JSON lines")
     device = pick_device(args.device)
+    from lmlab.checkpoint.hf_model import load_model
+
     model, tokenizer = load_model(args.source, args.cache_dir)
     check_length(model, args.max_new_tokens)
 

@@ -14,9 +14,9 @@ from lmlab.config import check_overrides, config_dir, register_resolvers
 from lmlab.console import quiet_warnings
 from lmlab.runs.command import run_command
 from lmlab.runs.lock import launch_rank_zero
-from lmlab.runs.redact import mask_console
 from lmlab.runs.run import Run
-from lmlab.runs.sweeps import job_failures_in_the_summary
+from lmlab.sweeps.summary import job_failures_in_the_summary
+from lmlab.utils.redact import mask_console
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -26,15 +26,12 @@ def train(cfg: DictConfig) -> float | None:
 
     import lightning as L
 
-    from lmlab.callbacks import RunDescription
-    from lmlab.callbacks.data_position import DataPosition
-    from lmlab.callbacks.lora_checkpoint import LoraCheckpoints
+    from lmlab.checkpoint.state import checkpoint_callbacks
     from lmlab.console import quiet_third_party
     from lmlab.runs.guard import RunGuard
     from lmlab.runs.hydra_ddp import use_job_overrides_for_ddp_children
     from lmlab.utils.allocator import keep_freed_memory
     from lmlab.utils.instantiate import instantiate_named
-    from lmlab.utils.provenance import resolved_config
 
     keep_freed_memory()  # before training allocates: no page faults on each step's large tensors
     if cfg.model.get("compile"):
@@ -62,10 +59,7 @@ def train(cfg: DictConfig) -> float | None:
         _convert_="all",  # plain containers in hparams, so checkpoints load with torch's weights_only
     )
     run.start()  # from here this launch writes into the run directory
-    callbacks = [*instantiate_named(cfg.get("callbacks")), RunGuard(run.run_dir), DataPosition(),
-                 RunDescription(resolved_config(cfg))]  # checkpoints that load wherever they are copied
-    if cfg.get("peft"):
-        callbacks.append(LoraCheckpoints())  # adapter-only checkpoints of a pretrained base
+    callbacks = [*instantiate_named(cfg.get("callbacks")), RunGuard(run.run_dir), *checkpoint_callbacks(cfg)]
     loggers = instantiate_named(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     run.record(loggers, _derived_hparams(module, datamodule))

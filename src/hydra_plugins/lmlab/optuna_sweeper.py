@@ -4,7 +4,7 @@ Each trial is one job of the sweep, numbered as its trial (job directory `<sweep
 relaunch never reuses a finished trial's directory and never samples a finished trial's parameters again (its
 sampler's seed comes from the study's trial count); a trial that a killed launch left running is run again
 in its own directory, where the run resumes from its last checkpoint. Pruning happens inside each trial
-(`lmlab.callbacks.OptunaPruning`); the trial's `pruned.json` tells this sweeper to record it as pruned.
+(`lmlab.sweeps.optuna_pruning.OptunaPruning`); the trial's `pruned.json` tells this sweeper to record it as pruned.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> None:
         import optuna
 
-        from lmlab.runs.search import DIRECTIONS, default_storage, search_space
+        from lmlab.sweeps.search import DIRECTIONS, default_storage, search_space
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +113,8 @@ class OptunaSweeper(Sweeper):
         """Record a trial's result in the study; False when the job failed."""
         import optuna
 
-        from lmlab.runs.search import objective_values, trial_pruned
+        from lmlab.runs.status import trial_pruned
+        from lmlab.sweeps.search import objective_values
 
         if job.status != JobStatus.COMPLETED:
             study.tell(number, state=optuna.trial.TrialState.FAIL)
@@ -137,7 +138,7 @@ class OptunaSweeper(Sweeper):
         """Log the best trial (or the Pareto front) with the command that reruns it; save it to a YAML."""
         import optuna
 
-        from lmlab.runs.search import rerun_command
+        from lmlab.sweeps.search import rerun_command
 
         complete = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
         if not complete:
@@ -175,7 +176,7 @@ def _count_done(study) -> int:
 
 
 def _param_overrides(params: dict[str, Any]) -> list[str]:
-    from lmlab.runs.search import param_override
+    from lmlab.sweeps.search import param_override
 
     return [param_override(key, value) for key, value in params.items()]
 

@@ -36,7 +36,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import submitit
 
-        from lmlab.runs.slurm import skip_sacct_without_accounting
+        from lmlab.sweeps.slurm import skip_sacct_without_accounting
 
         skip_sacct_without_accounting()
         sweep_dir = Path(str(self.config.hydra.sweep.dir))

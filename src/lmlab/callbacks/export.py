@@ -13,9 +13,9 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
+from lmlab.checkpoint.integrity import require_finite
 from lmlab.models.lora import save_model
 from lmlab.parallel.sharding import is_sharded
-from lmlab.runs.integrity import require_finite
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class ExportHuggingFace(L.Callback):
         if not is_sharded(pl_module.model):
             return
         from lmlab.callbacks.last_checkpoint import LastCheckpoint
-        from lmlab.models.checkpoint_model import checkpoint_weights
+        from lmlab.checkpoint.hf_model import checkpoint_weights
 
         last = next((c.last_model_path for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint)), "")
         if not last:

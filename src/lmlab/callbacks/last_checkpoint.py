@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from lmlab.runs.metrics import log_step_row_now
+from lmlab.tracking.metrics import log_step_row_now
 
 
 class LastCheckpoint(ModelCheckpoint):

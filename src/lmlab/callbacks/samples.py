@@ -10,7 +10,7 @@ import torch
 
 from lmlab.models.vocab_padding import pad_token_ids
 from lmlab.parallel.sharding import is_sharded
-from lmlab.runs.loggers import SAMPLES_KEY, StepsDoneWandbLogger, samples_table
+from lmlab.tracking.loggers import SAMPLES_KEY, StepsDoneWandbLogger, samples_table
 
 log = logging.getLogger(__name__)
 

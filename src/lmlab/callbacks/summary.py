@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
-from lmlab.runs.startup import seconds_since_process_start
+from lmlab.utils.startup import seconds_since_process_start
 
 log = logging.getLogger(__name__)
 

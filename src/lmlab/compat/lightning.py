@@ -2,12 +2,12 @@
 
 - `optimizer_handles_unscaling`: whether a fused optimizer unscales its own gradients (modules/clipping.py).
 - `collect_rng_states`, `set_rng_states`: every RNG's state, as Lightning's own seeding saves it
-  (callbacks/rng_state.py).
-- `convert_params`: hyperparameters as the CSV logger's hparams.yaml writes them (runs/metrics.py).
-- `PathLike`: the path type of the `CheckpointIO` interface (runs/checkpoint_io.py).
+  (checkpoint/rng_state.py).
+- `convert_params`: hyperparameters as the CSV logger's hparams.yaml writes them (tracking/metrics.py).
+- `PathLike`: the path type of the `CheckpointIO` interface (checkpoint/files.py).
 - `set_ddp_child_command`: the command Lightning's subprocess launcher starts DDP children with under Hydra
   (runs/hydra_ddp.py).
-- `FIT_LOOP_KEY`, `BATCH_PROGRESS_KEY`: where a checkpoint keeps the loop counters (runs/position.py).
+- `FIT_LOOP_KEY`, `BATCH_PROGRESS_KEY`: where a checkpoint keeps the loop counters (checkpoint/position.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """submitit's private names that lmlab uses.
 
 - `skip_accounting_polls`: `SlurmInfoWatcher._make_command` returning None makes submitit skip its `sacct`
-  polls, where SLURM accounting is off (runs/slurm.py).
+  polls, where SLURM accounting is off (sweeps/slurm.py).
 """
 
 from __future__ import annotations

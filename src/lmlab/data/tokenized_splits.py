@@ -46,7 +46,7 @@ class TokenizedSplitsDataModule(L.LightningDataModule, DataModule):
         (cached); each made ready for the task by `prepared`."""
         from transformers import AutoTokenizer
 
-        from lmlab.models.init_from import resolve_init_from
+        from lmlab.checkpoint.init_from import resolve_init_from
 
         if self.init_from:
             return self.prepared(load_pretrained_tokenizer(resolve_init_from(self.init_from, self.cache_dir)))

@@ -10,9 +10,10 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
+from lmlab.checkpoint.description import is_lmlab_run
+from lmlab.checkpoint.locate import locate_model
 from lmlab.errors import LmlabError
 from lmlab.evaluation.harness import HarnessSpec, evaluate_model, task_metrics
-from lmlab.models.locate import is_lmlab_run, locate_model
 
 log = logging.getLogger("lmlab")
 
@@ -38,7 +39,7 @@ def source_step(source: str) -> int | None:
     `hf/` export's; None for other models."""
     found = locate_model(source, "source")
     if isinstance(found, Path):  # an lmlab checkpoint
-        from lmlab.runs.checkpoint_load import read_checkpoint
+        from lmlab.checkpoint.reader import read_checkpoint
 
         return int(read_checkpoint(found, "source")["global_step"])
     run_dir = source_run(found)
@@ -65,8 +66,8 @@ def evaluate_tasks(cfg: DictConfig, source: str) -> dict[str, dict[str, float]]:
     import torch
     from lm_eval.utils import make_table
 
+    from lmlab.checkpoint.hf_model import load_model
     from lmlab.console import quiet_third_party
-    from lmlab.generate import load_model
 
     spec = spec_from_config(cfg)
     quiet_third_party()

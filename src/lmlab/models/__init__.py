@@ -1,7 +1,7 @@
 """The model: built from a `model` config (`build`), its vocabulary padding, attention declaration for
-`torch.compile`, LoRA adapters, `init_from` a finished run, and text generation.
+`torch.compile`, LoRA adapters, and text generation.
 
-`build`'s names load on first use, so `lmlab.models.locate` and friends stay light on error paths.
+`build`'s names load on first use, so importing `lmlab.models` stays light on error paths.
 """
 
 __all__ = ["build_model", "context_length", "flops_per_token", "fuse_activations", "load_pretrained"]

@@ -12,7 +12,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from lmlab.errors import LmlabError
-from lmlab.runs.validate import ACTIVATION_CHECKPOINTING
+from lmlab.models.options import ACTIVATION_CHECKPOINTING
 
 
 def transformer_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:

@@ -23,15 +23,6 @@ log = logging.getLogger(__name__)
 FLEX = "lmlab_flex"
 
 
-def document_positions(input_ids: torch.Tensor, separator: int) -> torch.Tensor:
-    """Position of each token in its document: 0 at a block's start and after every `separator` token."""
-    index = torch.arange(input_ids.shape[-1], device=input_ids.device).expand_as(input_ids)
-    starts = torch.zeros_like(input_ids, dtype=torch.bool)
-    starts[..., 0] = True
-    starts[..., 1:] = input_ids[..., :-1] == separator
-    return index - torch.where(starts, index, 0).cummax(dim=-1).values
-
-
 def attention_dropout(config) -> float:
     return float(getattr(config, "attn_pdrop", 0.0) or getattr(config, "attention_dropout", 0.0) or 0.0)
 

@@ -103,20 +103,6 @@ def added_token_ids(spec: Mapping[str, Any], vocab_size: int | None) -> list[int
     return list(range(base_vocab, vocab_size))
 
 
-def trainable_state_dict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The entries of `state_dict` that are trainable parameters of `module` (what a LoRA checkpoint keeps)."""
-    names = {name for name, p in module.named_parameters() if p.requires_grad}
-    return {k: v for k, v in state_dict.items() if k in names}
-
-
-def check_trainable_loaded(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], where: str) -> None:
-    """A LoRA checkpoint loads non-strictly (the frozen base is not in it): every trainable one must be."""
-    missing = [name for name, p in module.named_parameters() if p.requires_grad and name not in state_dict]
-    if missing:
-        raise LmlabError(f"{where} lacks {len(missing)} trainable parameters of this model (e.g. {missing[0]}); "
-                         "was it written with the same peft settings?")
-
-
 def merged(model):
     """A plain transformers model: the adapter merged into a copy of the base (the training model is kept)."""
     return copy.deepcopy(model).merge_and_unload() if is_peft(model) else model

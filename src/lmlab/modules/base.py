@@ -61,7 +61,7 @@ class HFModelModule(L.LightningModule):
         self.schedule_steps: int | None = None  # what the LR schedule was planned for (saved in checkpoints)
         self._resumed_schedule_steps: int | None = None
         self.model = build_model(model, self.auto_class, vocab_size, token_ids, **model_kwargs)
-        if peft:  # LoRA: checkpoints may keep only the trainable parameters (lmlab.callbacks.lora_checkpoint)
+        if peft:  # LoRA: checkpoints may keep only the trainable parameters (lmlab.checkpoint.lora)
             self.model = apply_peft(self.model, peft, self.peft_task_type, added_token_ids(model, vocab_size))
             self.strict_loading = False
 

@@ -29,7 +29,7 @@ class SequenceClassificationModule(HFModelModule):
 
     def __init__(self, model: Mapping[str, Any], *args, labels: list[str], cache_dir: str = "outputs/.cache",
                  tokenizer=None, **kwargs):
-        from lmlab.models.init_from import with_init_from
+        from lmlab.checkpoint.init_from import with_init_from
 
         model = with_init_from(model, cache_dir)
         for key in ("num_labels", "id2label", "label2id"):  # derived from labels (present when reloading hparams)

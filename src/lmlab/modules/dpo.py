@@ -35,7 +35,7 @@ class DPOModule(HFModelModule):
     def __init__(self, model: Mapping[str, Any], *args, loss_type: str = "sigmoid", beta: float = 0.1,
                  label_smoothing: float = 0.0, simpo_gamma: float = 0.5, disable_dropout: bool = True,
                  cache_dir: str = "outputs/.cache", max_new_tokens: int = 64, **kwargs):
-        from lmlab.models.init_from import with_init_from
+        from lmlab.checkpoint.init_from import with_init_from
 
         model = with_init_from(model, cache_dir)
         super().__init__(model, *args, **kwargs)

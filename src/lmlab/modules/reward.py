@@ -28,7 +28,7 @@ class RewardModule(HFModelModule):
 
     def __init__(self, model: Mapping[str, Any], *args, disable_dropout: bool = True, cache_dir: str = "outputs/.cache",
                  tokenizer=None, **kwargs):
-        from lmlab.models.init_from import with_init_from
+        from lmlab.checkpoint.init_from import with_init_from
 
         kwargs.pop("num_labels", None)  # one score; present when reloading hparams
         super().__init__(with_init_from(model, cache_dir), *args, tokenizer=tokenizer, num_labels=1, **kwargs)

@@ -38,7 +38,7 @@ class SFTModule(HFModelModule):
 
     def __init__(self, model: Mapping[str, Any], *args, cache_dir: str = "outputs/.cache",
                  max_new_tokens: int = 64, **kwargs):
-        from lmlab.models.init_from import with_init_from
+        from lmlab.checkpoint.init_from import with_init_from
 
         model = with_init_from(model, cache_dir)
         super().__init__(model, *args, **kwargs)

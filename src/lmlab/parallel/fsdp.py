@@ -27,7 +27,7 @@ class FSDPStrategy(ModelParallelStrategy):
         less communication, more memory); `hybrid` shards within a node and replicates across nodes (HSDP).
     cpu_offload: parameters, gradients and optimizer state live in host memory; the optimizer steps there.
     sharded_checkpoint: true (default) has each rank write its own shard of a checkpoint directory (torch
-        DCP; `lmlab.parallel.sharded_checkpoint`), which resumes on any number of processes; false gathers one
+        DCP; `lmlab.checkpoint.sharded`), which resumes on any number of processes; false gathers one
         checkpoint file on rank 0 (memory and time of the whole model in one process).
     """
 
@@ -58,7 +58,7 @@ class FSDPStrategy(ModelParallelStrategy):
     def save_checkpoint(self, checkpoint: dict[str, Any], filepath: Any, storage_options: Any | None = None) -> None:
         if not self._save_distributed_checkpoint:
             return super().save_checkpoint(checkpoint, filepath, storage_options)
-        from lmlab.parallel.sharded_checkpoint import save_sharded_checkpoint
+        from lmlab.checkpoint.sharded import save_sharded_checkpoint
 
         save_sharded_checkpoint(self, checkpoint, Path(self.broadcast(str(filepath))),
                                 lambda state, tmp: super(FSDPStrategy, self).save_checkpoint(state, tmp))

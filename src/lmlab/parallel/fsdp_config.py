@@ -7,6 +7,8 @@ claimed; `FSDPStrategy` reads the same names.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 FSDP_STRATEGY = "lmlab.parallel.fsdp.FSDPStrategy"  # the `_target_` of lmlab's FSDP strategy (conf/trainer/fsdp.yaml)
 SHARDING = ("full", "hybrid", "grad_op")
@@ -29,3 +31,18 @@ def check(select: Callable[[str], object]) -> list[str]:
         problems.append("task.module.fused_loss=true does not run under trainer=fsdp (it multiplies by the head's "
                         "weight outside the model's forward, where FSDP has not gathered it): drop it")
     return problems
+
+
+def require_sharding_strategy(cfg: Any, ckpt_path: Path) -> None:
+    """A sharded checkpoint (a directory) resumes under `trainer=fsdp` only, on any number of processes."""
+    from omegaconf import OmegaConf
+
+    from lmlab.checkpoint.sharded import is_sharded_checkpoint
+    from lmlab.errors import LmlabError
+
+    if not is_sharded_checkpoint(ckpt_path):
+        return
+    if OmegaConf.select(cfg, "trainer.strategy._target_", default=None) != FSDP_STRATEGY:
+        raise LmlabError(f"{ckpt_path} is a sharded checkpoint (written by trainer=fsdp): resume it with trainer=fsdp "
+                         f"(any number of devices), or convert it to one file with `lmlab-consolidate {ckpt_path} "
+                         "OUT.ckpt` and pass ckpt_path=OUT.ckpt")

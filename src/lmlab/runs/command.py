@@ -14,7 +14,7 @@ from lmlab.console import quiet_warnings
 from lmlab.errors import LmlabError
 from lmlab.runs.lifecycle import end_launch, environment_error
 from lmlab.runs.logfile import log_to_files
-from lmlab.runs.redact import mask
+from lmlab.utils.redact import mask
 
 log = logging.getLogger("lmlab")
 
@@ -54,7 +54,7 @@ def run_command(task_fn, cfg: DictConfig) -> float | None:
 def _finish_wandb() -> None:
     """Close any W&B run, so that the next run of a multirun starts its own (and a failure is synced)."""
     if "wandb" in sys.modules:
-        from lmlab.runs.tracking import finish_wandb
+        from lmlab.tracking.wandb_logger import finish_wandb
 
         finish_wandb()
 

@@ -16,8 +16,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from lmlab.checkpoint.resume import FINISHED_MARKER
 from lmlab.errors import LmlabError
-from lmlab.runs.resume import FINISHED_MARKER
 
 
 class RunGuard(L.Callback):

@@ -22,7 +22,7 @@ from lmlab.console import prefix_ranks
 from lmlab.errors import LmlabError
 from lmlab.runs.lock import acquire_run_lock, launch_rank_zero, release_run_locks
 from lmlab.runs.logfile import attach_file_logging, defer_file_logging, drop_file_logging
-from lmlab.runs.redact import mask, redact_logging, remember, secrets_in, secrets_in_overrides
+from lmlab.utils.redact import mask, redact_logging, remember, secrets_in, secrets_in_overrides
 
 log = logging.getLogger("lmlab")
 # OS errors that are the user's environment, not a bug: one line naming the path and the cause.
@@ -55,7 +55,7 @@ def claim_run_dir(run_dir: Path) -> None:
 
 def start_training(run_dir: Path, resumed_step: int) -> None:
     """Attach `train.log`; drop the metrics rows a resumed run logs again (all of them when starting over)."""
-    from lmlab.runs.metrics import drop_rows_after, drop_samples_after  # imports Lightning: off the `--help` path
+    from lmlab.tracking.metrics import drop_rows_after, drop_samples_after  # imports Lightning: off the `--help` path
 
     global _training
     _training = True

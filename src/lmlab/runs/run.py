@@ -19,9 +19,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from lmlab.checkpoint.resume import ResumePlan
 from lmlab.runs.config_checks import check_config
 from lmlab.runs.lifecycle import begin_launch, claim_run_dir, start_training
-from lmlab.runs.resume import ResumePlan
 from lmlab.runs.validate import validate_config
 
 log = logging.getLogger("lmlab")
@@ -42,9 +42,10 @@ class Run:
         """Take the run directory (one writer) and plan this launch: resume, start afresh or nothing to do."""
         from lightning.pytorch.utilities import rank_zero_only
 
+        from lmlab.checkpoint.resume import plan_resume, report
         from lmlab.distributed import apply_global_batch_size, validate_every_n_steps
+        from lmlab.parallel.fsdp_config import require_sharding_strategy
         from lmlab.runs.logfile import drop_file_logging
-        from lmlab.runs.resume import plan_resume, report
 
         if rank_zero_only.rank != 0:  # ranks started by srun or torchrun: rank 0 alone writes the run's train.log
             drop_file_logging()  # begin_launch held the file handler back; this rank never gets it
@@ -52,6 +53,8 @@ class Run:
         validate_every_n_steps(self.cfg)
         claim_run_dir(self.run_dir)
         self.plan = plan_resume(self.cfg, self.run_dir)
+        if self.plan.ckpt_path:
+            require_sharding_strategy(self.cfg, Path(self.plan.ckpt_path))
         if rank_zero_only.rank == 0:
             report(self.plan, self.run_dir)
         return self.plan
@@ -66,9 +69,9 @@ class Run:
         from hydra.core.hydra_config import HydraConfig
         from lightning.pytorch.utilities import rank_zero_only
 
-        from lmlab.runs.resume import record_resume
-        from lmlab.runs.tracker_history import continue_history
-        from lmlab.runs.tracking import log_config
+        from lmlab.checkpoint.resume import record_resume
+        from lmlab.tracking.loggers import continue_history
+        from lmlab.tracking.wandb_logger import log_config
         from lmlab.utils.provenance import resolved_config, write_provenance
         from lmlab.utils.rich_utils import print_config_tree
 
@@ -82,7 +85,7 @@ class Run:
         else:
             write_provenance(self.cfg, self.run_dir, overrides)
         if self.plan.branch:
-            from lmlab.runs.branch import write_branch
+            from lmlab.checkpoint.branch import write_branch
 
             write_branch(self.run_dir, self.plan.branch)
         config = {**resolved_config(self.cfg), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
@@ -95,7 +98,7 @@ class Run:
         """The monitored metric; `finished.json` when training ran to its end (not stopped by a signal)."""
         from lightning.pytorch.trainer.states import TrainerStatus
 
-        from lmlab.runs.resume import mark_finished
+        from lmlab.checkpoint.resume import mark_finished
 
         metric = trainer.callback_metrics.get(self.cfg.monitor.metric)
         metric = None if metric is None else float(metric)

@@ -6,11 +6,11 @@ import csv
 import json
 from pathlib import Path
 
+from lmlab.checkpoint.resume import FINISHED_MARKER
 from lmlab.runs.lock import lock_state
-from lmlab.runs.resume import FINISHED_MARKER
-from lmlab.runs.search import trial_pruned
 
-ERROR_FILE = "error.txt"  # a failed job's error, written by the sweep (`lmlab.runs.sweeps.SweepReport`)
+PRUNED_FILE = "pruned.json"  # in a run directory: the trial was stopped early by the pruner
+ERROR_FILE = "error.txt"  # a failed job's error, written by the sweep (`lmlab.sweeps.summary.SweepReport`)
 
 
 def last_step(run_dir: Path) -> int | None:
@@ -42,3 +42,14 @@ def run_status(run_dir: Path, step: int | None = None) -> str:
     if step is None:
         return "no metrics yet" if lock is None else "killed before its first step"
     return f"{'killed' if lock == 'dead' else 'interrupted'} at step {step}"
+
+
+def trial_pruned(run_dir: str | Path) -> dict | None:
+    """What the pruner decided for this run (step, value), or None when it ran its whole budget."""
+    path = Path(run_dir) / PRUNED_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def record_pruned(run_dir: str | Path, trial: int, step: int, value: float) -> None:
+    path = Path(run_dir) / PRUNED_FILE
+    path.write_text(json.dumps({"trial": trial, "step": step, "value": value}, indent=2) + "\n")

@@ -14,11 +14,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lmlab.errors import LmlabError
+from lmlab.models.options import ACTIVATION_CHECKPOINTING
 
 # Lightning's accepted `precision` values (lightning.fabric.connector._PRECISION_INPUT), without its import.
 PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
               "32-true", "64-true", "64", "32", "16", "bf16")
-ACTIVATION_CHECKPOINTING = ("none", "full", "selective")  # lmlab.models.blocks
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 FP8_RECIPES = ("tensorwise", "rowwise", "rowwise_with_gw_hp")  # torchao's recipe names (lmlab.models.fp8)
 DECODE_ERRORS = ("strict", "replace", "ignore", "backslashreplace", "surrogateescape")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from lmlab.runs.redact import mask, redact, redact_overrides
+from lmlab.utils.redact import mask, redact, redact_overrides
 
 __all__ = ["git_state", "launch_info", "redact", "resolved_config", "write_provenance"]
 

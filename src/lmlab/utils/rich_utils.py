@@ -7,7 +7,7 @@ import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
 
-from lmlab.runs.redact import redact
+from lmlab.utils.redact import redact
 
 ORDER = ("task", "model", "data", "optimizer", "scheduler", "trainer", "callbacks", "logger", "paths")
 

@@ -70,9 +70,9 @@ def check_global_batch(cfg, ckpt_path: str) -> None:
     The data position is `global_step x global batch`: another global batch would continue at another
     sample. A different number of processes is fine when `global_batch_size` keeps the global batch.
     """
+    from lmlab.checkpoint.reader import checkpoint_metadata
     from lmlab.distributed import global_batch, world_size
     from lmlab.errors import LmlabError
-    from lmlab.runs.checkpoint_load import checkpoint_metadata
 
     saved = checkpoint_metadata(Path(ckpt_path)).get(POSITION_KEY) or {}
     if not saved.get("global_batch_size") or not cfg.data.get("batch_size"):

@@ -31,9 +31,9 @@ def save_sharded_checkpoint(strategy: Any, checkpoint: dict[str, Any], path: Pat
     and renames `tmp` onto `path`: a kill at any moment leaves the previous checkpoint or the new one, whole."""
     import torch.distributed as dist
 
-    from lmlab.runs.checkpoint_io import HPARAM_KEYS
-    from lmlab.runs.integrity import diverged, file_sha256, non_finite, write_manifest
-    from lmlab.runs.redact import redact
+    from lmlab.checkpoint.files import HPARAM_KEYS
+    from lmlab.checkpoint.integrity import diverged, file_sha256, non_finite, write_manifest
+    from lmlab.utils.redact import redact
 
     bad = non_finite((name, _local(t)) for name, t in checkpoint.get("state_dict", {}).items())
     if strategy.reduce_boolean_decision(bad is not None, all=False):  # all ranks refuse, or the others hang
@@ -62,7 +62,7 @@ def _local(tensor: Any) -> Any:
 def _move_into_place(tmp: Path, path: Path) -> None:
     """Replace `path` (a directory or a file) by the directory `tmp`; the old one is moved aside first, since a
     directory cannot be renamed onto a non-empty one."""
-    from lmlab.runs.integrity import sidecar
+    from lmlab.checkpoint.integrity import sidecar
 
     old = path.with_name(f"{path.name}.old-{os.getpid()}")
     if path.is_dir():
@@ -83,13 +83,18 @@ def read_metadata(path: Path) -> dict[str, Any]:
 
 def load_sharded_checkpoint(path: str | Path) -> dict[str, Any]:
     """The whole checkpoint in host memory, laid out as a single-file Lightning checkpoint (`state_dict`,
-    `optimizer_states`, loops, callbacks, hyperparameters)."""
-    from torch.distributed.checkpoint import FileSystemReader
+    `optimizer_states`, loops, callbacks, hyperparameters): torch's own conversion (`dcp_to_torch_save`) into a
+    temporary file, read back memory-mapped."""
+    import tempfile
 
-    from lmlab.compat.torch_dcp import load_whole
+    import torch
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
     path = Path(path)
-    checkpoint = load_whole(FileSystemReader(path))
+    with tempfile.TemporaryDirectory(prefix="lmlab-dcp-") as tmp:
+        whole = Path(tmp) / "whole.pt"
+        dcp_to_torch_save(path, whole)
+        checkpoint = torch.load(whole, map_location="cpu", weights_only=False)
     optimizer_keys = sorted((k for k in checkpoint if re.fullmatch(r"optimizer_\d+", k)), key=lambda k: int(k[10:]))
     if optimizer_keys:
         checkpoint["optimizer_states"] = [checkpoint.pop(k) for k in optimizer_keys]

@@ -4,17 +4,33 @@ A pretrained base is frozen and loaded again from `model.pretrained`, so its che
 parameters (the adapter, a classifier's fresh head, new token rows) and stay small. A base built from a config
 (random initialisation) stays in the checkpoint: nothing else could rebuild it. Such checkpoints load
 non-strictly (`HFModelModule` sets `strict_loading=False` under peft), so every trainable parameter must be in
-the one loaded. `lmlab-train` adds this callback when `peft` is set; `lmlab.runs.checkpoint_load.load_module`
+the one loaded. `lmlab-train` adds this callback when `peft` is set; `lmlab.checkpoint.reader.load_module`
 makes the same check for the commands that load a checkpoint outside a Trainer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
+import torch
 
-from lmlab.models.lora import check_trainable_loaded, trainable_state_dict
+from lmlab.errors import LmlabError
+
+
+def trainable_state_dict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The entries of `state_dict` that are trainable parameters of `module` (what a LoRA checkpoint keeps)."""
+    names = {name for name, p in module.named_parameters() if p.requires_grad}
+    return {k: v for k, v in state_dict.items() if k in names}
+
+
+def check_trainable_loaded(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], where: str) -> None:
+    """A LoRA checkpoint loads non-strictly (the frozen base is not in it): every trainable one must be."""
+    missing = [name for name, p in module.named_parameters() if p.requires_grad and name not in state_dict]
+    if missing:
+        raise LmlabError(f"{where} lacks {len(missing)} trainable parameters of this model (e.g. {missing[0]}); "
+                         "was it written with the same peft settings?")
 
 
 class LoraCheckpoints(L.Callback):

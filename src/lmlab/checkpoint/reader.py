@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lmlab.checkpoint.integrity import DamagedCheckpoint, verify_checkpoint
 from lmlab.errors import LmlabError, first_line
-from lmlab.runs.integrity import DamagedCheckpoint, verify_checkpoint
 
 
 def intact_checkpoint(path: Path, key: str) -> Path:
@@ -35,7 +35,7 @@ def read_checkpoint(path: Path, key: str) -> dict[str, Any]:
     """The checkpoint's contents (tensors memory-mapped, not read), once its bytes are verified."""
     import torch
 
-    from lmlab.parallel.sharded_checkpoint import is_sharded_checkpoint, load_sharded_checkpoint
+    from lmlab.checkpoint.sharded import is_sharded_checkpoint, load_sharded_checkpoint
 
     if is_sharded_checkpoint(intact_checkpoint(path, key)):
         return load_sharded_checkpoint(path)
@@ -47,7 +47,7 @@ def checkpoint_metadata(path: Path) -> dict[str, Any]:
     """A verified checkpoint's step, loops, callbacks' states and hyperparameters, its tensors not read."""
     import torch
 
-    from lmlab.parallel.sharded_checkpoint import is_sharded_checkpoint, read_metadata
+    from lmlab.checkpoint.sharded import is_sharded_checkpoint, read_metadata
 
     if is_sharded_checkpoint(path):
         return read_metadata(path)
@@ -55,34 +55,34 @@ def checkpoint_metadata(path: Path) -> dict[str, Any]:
 
 
 def load_module(module_class: type, path: Path, key: str, **kwargs: Any):
-    """`module_class.load_from_checkpoint(path)` on CPU, once the file's bytes are verified (a sharded
-    checkpoint gathered in memory first); a LoRA module's non-strict load checked for every trainable parameter
-    (as a resume checks it: `callbacks/lora_checkpoint.py`)."""
-    import io
+    """`module_class.load_from_checkpoint(path)` on CPU, once the file's bytes are verified; a sharded checkpoint
+    is gathered in memory (`read_checkpoint`) and its module built from its hyperparameters and weights, as
+    Lightning does. A LoRA module's non-strict load is checked for every trainable parameter (as a resume checks
+    it: `lmlab.checkpoint.lora`)."""
+    from lmlab.checkpoint.lora import check_trainable_loaded
+    from lmlab.checkpoint.sharded import is_sharded_checkpoint
 
-    import torch
-
-    from lmlab.parallel.sharded_checkpoint import is_sharded_checkpoint
-
-    source: Path | io.BytesIO = intact_checkpoint(path, key)
-    checkpoint = read_checkpoint(path, key) if is_sharded_checkpoint(path) else None
-    if checkpoint is not None:
-        source = io.BytesIO()
-        torch.save(checkpoint, source)
-        source.seek(0)
-    module = module_class.load_from_checkpoint(source, map_location="cpu", weights_only=False, **kwargs)
+    if is_sharded_checkpoint(intact_checkpoint(path, key)):
+        checkpoint = read_checkpoint(path, key)
+        module = module_class(**{**checkpoint.get("hyper_parameters", {}), **kwargs})
+        module.on_load_checkpoint(checkpoint)
+        module.load_state_dict(checkpoint["state_dict"], strict=module.strict_loading)
+    else:
+        checkpoint = None
+        module = module_class.load_from_checkpoint(path, map_location="cpu", weights_only=False, **kwargs)
     if module.hparams.get("peft"):
-        from lmlab.models.lora import check_trainable_loaded
-
         state = (checkpoint or read_checkpoint(path, key))["state_dict"]
         check_trainable_loaded(module, state, f"{key}={str(path)!r}")
     return module
 
 
+def checkpoint_files(run_dir: Path) -> list[Path]:
+    """Every checkpoint of a run: Lightning's (<run_dir>/checkpoints/*.ckpt) and SLURM's hpc_ckpt_*.ckpt."""
+    return sorted([*(run_dir / "checkpoints").glob("*.ckpt"), *run_dir.glob("hpc_ckpt_*.ckpt")])
+
+
 def _instead(damaged: Path, key: str) -> str:
     """"; use <key>=<newest intact checkpoint of the same run>" where the run has one."""
-    from lmlab.runs.resume import checkpoint_files
-
     run_dir = damaged.parent.parent if damaged.parent.name == "checkpoints" else damaged.parent
     others = [p for p in checkpoint_files(run_dir) if p.resolve() != damaged.resolve()]
     for other in sorted(others, key=lambda p: p.stat().st_mtime_ns, reverse=True):

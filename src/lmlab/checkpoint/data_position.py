@@ -1,5 +1,5 @@
 """`DataPosition`: where training stands in global samples, in every checkpoint, and Lightning's loop counters
-rescaled for this launch's processes on resume (`lmlab.runs.position`). Always on: `lmlab-train` adds it
+rescaled for this launch's processes on resume (`lmlab.checkpoint.position`). Always on: `lmlab-train` adds it
 beside the configured callbacks, since exact resume depends on it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import lightning as L
 
-from lmlab.runs.position import restore_position, save_position
+from lmlab.checkpoint.position import restore_position, save_position
 
 
 class DataPosition(L.Callback):

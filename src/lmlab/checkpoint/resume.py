@@ -10,7 +10,7 @@ same command again (by hand, or a SLURM requeue) finds its checkpoints. `resume`
   an earlier run is never overwritten.
 
 `ckpt_path=<file>` resumes from that file whatever `resume` says. `branch_from=<file>` starts a run without
-checkpoints of its own from another run's (a cool-down branch: `lmlab.runs.branch`).
+checkpoints of its own from another run's (a cool-down branch: `lmlab.checkpoint.branch`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from lmlab.checkpoint.position import check_global_batch
+from lmlab.checkpoint.reader import checkpoint_files
 from lmlab.config_keys import BUDGET_KEYS, is_config_change
 from lmlab.errors import LmlabError
-from lmlab.runs.position import check_global_batch
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class ResumePlan:
     budget: dict = field(default_factory=dict)  # this launch's BUDGET_KEYS, kept in resumes.jsonl
     on_budget_change: str = "replan"  # what happens to the LR schedule then (lmlab.modules.schedule)
     forced_fresh: bool = False  # resume=force found nothing to continue: said in one line, not silently
-    branch: dict | None = None  # a cool-down branch's first launch: its parent and step (lmlab.runs.branch)
+    branch: dict | None = None  # a cool-down branch's first launch: its parent and step (lmlab.checkpoint.branch)
 
 
 def resume_mode(value: object) -> str:
@@ -57,11 +58,6 @@ def resume_mode(value: object) -> str:
     return mode
 
 
-def checkpoint_files(run_dir: Path) -> list[Path]:
-    """Every checkpoint of a run: Lightning's (<run_dir>/checkpoints/*.ckpt) and SLURM's hpc_ckpt_*.ckpt."""
-    return sorted([*(run_dir / "checkpoints").glob("*.ckpt"), *run_dir.glob("hpc_ckpt_*.ckpt")])
-
-
 def checkpoint_step(path: Path) -> int:
     """The global step stored in a checkpoint; raises if the file is truncated, damaged or not a checkpoint.
 
@@ -69,8 +65,8 @@ def checkpoint_step(path: Path) -> int:
     tensor); `mmap=True` reads the zip directory (at the end of the file, so truncation fails here)
     without loading the tensors.
     """
-    from lmlab.runs.checkpoint_load import checkpoint_metadata
-    from lmlab.runs.integrity import verify_checkpoint
+    from lmlab.checkpoint.integrity import verify_checkpoint
+    from lmlab.checkpoint.reader import checkpoint_metadata
 
     verify_checkpoint(path)
     return int(checkpoint_metadata(path)["global_step"])
@@ -92,20 +88,6 @@ def newest_valid_checkpoint(run_dir: Path) -> tuple[Path | None, int, list[str]]
         return None, 0, skipped
     step, _, _, newest = max(candidates)
     return newest, step, skipped
-
-
-def require_sharding_strategy(cfg: DictConfig, ckpt_path: Path) -> None:
-    """A sharded checkpoint (a directory) resumes under `trainer=fsdp` only, on any number of processes."""
-    from lmlab.parallel.sharded_checkpoint import is_sharded_checkpoint
-
-    if not is_sharded_checkpoint(ckpt_path):
-        return
-    from lmlab.parallel.fsdp_config import FSDP_STRATEGY
-
-    if OmegaConf.select(cfg, "trainer.strategy._target_", default=None) != FSDP_STRATEGY:
-        raise LmlabError(f"{ckpt_path} is a sharded checkpoint (written by trainer=fsdp): resume it with trainer=fsdp "
-                         f"(any number of devices), or convert it to one file with `lmlab-consolidate {ckpt_path} "
-                         "OUT.ckpt` and pass ckpt_path=OUT.ckpt")
 
 
 def config_changes(saved: dict, current: dict, keys: tuple[str, ...] | None = None) -> list[str]:
@@ -140,7 +122,7 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
     mode = resume_mode(cfg.get("resume", "auto"))
     plan = ResumePlan()
     if cfg.get("ckpt_path"):
-        from lmlab.runs.checkpoint_load import checkpoint_metadata, intact_checkpoint
+        from lmlab.checkpoint.reader import checkpoint_metadata, intact_checkpoint
 
         path = intact_checkpoint(Path(cfg.ckpt_path), "ckpt_path")
         plan.step = int(checkpoint_metadata(path)["global_step"])
@@ -157,12 +139,11 @@ def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
         if mode != "never" and newest is not None:
             plan.ckpt_path, plan.step = str(newest), step
         elif cfg.get("branch_from"):  # read until the branch has checkpoints of its own
-            from lmlab.runs.branch import branch_start
+            from lmlab.checkpoint.branch import branch_start
 
             plan.ckpt_path, plan.step, plan.branch = branch_start(Path(cfg.branch_from))
         plan.forced_fresh = mode == "force" and plan.ckpt_path is None
     if plan.ckpt_path:
-        require_sharding_strategy(cfg, Path(plan.ckpt_path))
         check_global_batch(cfg, plan.ckpt_path)
     saved = run_dir / "config.yaml"
     if plan.ckpt_path and saved.is_file():

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lmlab.checkpoint.description import is_lmlab_run, run_config
 from lmlab.errors import LmlabError
-
-
-def is_lmlab_run(directory: Path) -> bool:
-    """lmlab writes config.yaml and run.json into every run directory before training starts."""
-    return (directory / "config.yaml").is_file() and (directory / "run.json").is_file()
 
 
 def locate_model(source: str, key: str) -> Path | str:
@@ -24,8 +20,6 @@ def locate_model(source: str, key: str) -> Path | str:
         raise LmlabError(f"{key}={source!r} is a file but not a checkpoint of an lmlab run (a .ckpt file)")
     if path.suffix == ".ckpt" and path.exists():  # a file, or a sharded checkpoint's directory (trainer=fsdp)
         if not is_lmlab_run(path.parent.parent):
-            from lmlab.models.checkpoint_description import run_config
-
             run_config(path, key)  # outside its run: it must carry its run's config (one line if damaged)
         return path
     if path.is_dir():

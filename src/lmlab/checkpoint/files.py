@@ -13,9 +13,9 @@ from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from lmlab.checkpoint.integrity import require_finite, sidecar, write_checksum
 from lmlab.compat.lightning import PathLike
-from lmlab.runs.integrity import require_finite, sidecar, write_checksum
-from lmlab.runs.redact import redact
+from lmlab.utils.redact import redact
 
 HPARAM_KEYS = ("hyper_parameters", "datamodule_hyper_parameters")
 LOW_DISK_BYTES = 256 << 20  # a write that fails with less free space than this failed for want of space

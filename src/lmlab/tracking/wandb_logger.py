@@ -69,7 +69,7 @@ def wandb_run_name(overrides: Sequence[str], default: str = "run") -> str:
     0.000256077385703473) is shown to 3 digits.
     """
     from lmlab.config_keys import in_run_name, override_key
-    from lmlab.runs.redact import redact_overrides
+    from lmlab.utils.redact import redact_overrides
 
     pairs = [(override_key(o), _short_float(o.partition("=")[2])) for o in redact_overrides(overrides)
              if in_run_name(o) or override_key(o) in DEVICE_KEYS]
@@ -110,8 +110,8 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool 
     """
     from lightning.pytorch.utilities import rank_zero_only
 
-    from lmlab.runs.loggers import StepsDoneWandbLogger
-    from lmlab.runs.redact import redact
+    from lmlab.tracking.loggers import StepsDoneWandbLogger
+    from lmlab.utils.redact import redact
 
     if offline is None:
         offline, why = should_run_offline()
@@ -120,7 +120,7 @@ def wandb_logger(offline: bool | None = None, save_dir: str = ".", resume: bool 
     os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")
     wandb_id = run_id(Path(save_dir), resume, write=rank_zero_only.rank == 0)
 
-    from lmlab.runs.tracker_history import logged_points
+    from lmlab.tracking.history import logged_points
 
     shown = {key: redact(kwargs[key]) for key in ("name", "tags", "notes", "group", "job_type") if key in kwargs}
     held = logged_points(Path(save_dir), wandb_id) if offline else None  # earlier launches' points
@@ -134,8 +134,8 @@ def log_config(loggers: Sequence[Any], config: dict, derived: dict | None = None
     call on rank zero."""
     from lightning.pytorch.loggers import WandbLogger
 
-    from lmlab.runs.mlflow_tracking import StepsDoneMLFlowLogger
-    from lmlab.runs.redact import redact, redact_overrides
+    from lmlab.tracking.mlflow_logger import StepsDoneMLFlowLogger
+    from lmlab.utils.redact import redact, redact_overrides
 
     config = redact({**config, "module": derived} if derived else config)
     for logger in loggers:

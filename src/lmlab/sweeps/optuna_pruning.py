@@ -44,7 +44,7 @@ class OptunaPruning(L.Callback):
             return
         trainer.should_stop = True
         if trainer.is_global_zero:
-            from lmlab.runs.search import record_pruned
+            from lmlab.runs.status import record_pruned
 
             record_pruned(self.run_dir, self.number, trainer.global_step, float(value))
             log.info("Optuna trial %d pruned at step %d (%s=%.4g): stopping", self.number, trainer.global_step,
@@ -59,7 +59,7 @@ def _this_trial() -> tuple[Any, int | None]:
     """This job's trial (Hydra's job number is the trial number), or (None, None) outside an Optuna search."""
     from hydra.core.hydra_config import HydraConfig
 
-    from lmlab.runs.search import SWEEPER_TARGET
+    from lmlab.sweeps.search import SWEEPER_TARGET
 
     if not HydraConfig.initialized():
         return None, None

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lmlab.models.locate import locate_model
+from lmlab.checkpoint.locate import locate_model
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,12 @@ def resolve_init_from(init_from: str, cache_dir: str | Path) -> str:
 
 def export_checkpoint(ckpt_path: Path, cache_dir: Path) -> Path:
     """The checkpoint's model (and its run's tokenizer) as a Hugging Face directory, cached by content."""
+    from lmlab.checkpoint.hf_model import checkpoint_model
+    from lmlab.checkpoint.reader import intact_checkpoint
     from lmlab.data.cache import cached_dir, fingerprint
-    from lmlab.models.checkpoint_model import checkpoint_model
-    from lmlab.runs.checkpoint_load import intact_checkpoint
 
     intact_checkpoint(ckpt_path, "model.init_from")  # a cached export of a checkpoint damaged since is not used
-    from lmlab.runs.integrity import MANIFEST
+    from lmlab.checkpoint.integrity import MANIFEST
 
     stat = (ckpt_path / MANIFEST if ckpt_path.is_dir() else ckpt_path).stat()  # a sharded one's manifest is last
     key = fingerprint(ckpt=str(ckpt_path.resolve()), size=stat.st_size, mtime=stat.st_mtime_ns)

@@ -18,8 +18,8 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from lmlab.compat.lightning import convert_params
-from lmlab.runs.loggers import StepsDone
-from lmlab.runs.redact import redact
+from lmlab.tracking.loggers import StepsDone
+from lmlab.utils.redact import redact
 
 METRICS_FILE = "metrics.csv"
 
@@ -112,7 +112,7 @@ def log_step_row_now(trainer) -> None:
 def drop_samples_after(run_dir: Path, step: int) -> None:
     """Drop the lines of `<run_dir>/samples.txt` generated after `step`, which a run resumed from `step` generates
     again (W&B's tables of samples are re-logged from this file after a kill); written whole, then renamed."""
-    from lmlab.runs.loggers import SAMPLES_FILE
+    from lmlab.tracking.loggers import SAMPLES_FILE
 
     path = run_dir / SAMPLES_FILE
     if not path.is_file():

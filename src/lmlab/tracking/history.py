@@ -5,7 +5,7 @@ checkpoint before logging them again. A tracker's stream is not: a SIGKILL loses
 yet, and a relaunch logs the steps after the checkpoint a second time. So a relaunch reads what each tracker
 holds of the run from the tracker's own store (W&B: the run's earlier offline `.wandb` files; MLflow: the
 run's metric histories; TensorBoard: its purge marker makes readers drop the repeated steps), logs the
-`metrics.csv` points it lacks, and skips the points it already holds (`lmlab.runs.loggers.TrackerLedger`).
+`metrics.csv` points it lacks, and skips the points it already holds (`lmlab.tracking.loggers.TrackerLedger`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import csv
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lmlab.runs.wandb_records import history_rows
+from lmlab.tracking.wandb_records import history_rows
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +72,3 @@ def csv_points(run_dir: Path) -> Iterator[tuple[int, dict[str, float]]]:
 
 def _number(text: str) -> float | int:
     return int(text) if text.lstrip("-").isdigit() else float(text)
-
-
-def continue_history(loggers: Sequence[Any], run_dir: Path, step: int) -> None:
-    """On a resumed launch (rank zero): each tracker logs the `metrics.csv` points up to `step` it lacks."""
-    from lmlab.runs.loggers import continue_trackers
-
-    for tracker, logged in continue_trackers(loggers, step, list(csv_points(run_dir))).items():
-        if logged:
-            log.info("%s: logged %d points of metrics.csv that the run's earlier launches had not written",
-                     tracker, logged)

@@ -9,6 +9,7 @@ holds (`TrackerLedger`). docs/tracking.md says what each tracker does.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ from typing import Any
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from lmlab.runs.tracker_history import STEP_KEY  # Lightning's W&B step metric
+from lmlab.tracking.history import STEP_KEY  # Lightning's W&B step metric
 
 SAMPLES_KEY = "samples"  # W&B's table of generated samples (lmlab.callbacks.SampleContinuations)
 SAMPLES_FILE = "samples.txt"  # the same samples, durable: `step N: 'text'` lines in the run directory
+
+log = logging.getLogger(__name__)
 
 Points = Sequence[tuple[int, Mapping[str, float]]]  # (step, {metric: value}) in the order logged
 
@@ -110,8 +113,8 @@ class StepsDoneWandbLogger(ContinuedTracker, WandbLogger):
     dropped. The points of one step go to W&B as one row, when the next step begins or the run ends.
 
     `held`: the (step, metric) points the run's earlier launches wrote (offline: read from their `.wandb`
-    files, `lmlab.runs.tracker_history`); online, the resumed run's summary says up to which step the server
-    holds the run. `lmlab.runs.tracking.log_config` records lmlab's resolved config, and the module's
+    files, `lmlab.tracking.history`); online, the resumed run's summary says up to which step the server
+    holds the run. `lmlab.tracking.wandb_logger.log_config` records lmlab's resolved config, and the module's
     hyperparameters that are not config keys under `module`; Lightning would add the module's hyperparameters
     a second time, with the config's nodes rewritten.
     """
@@ -184,7 +187,7 @@ def samples_table(step: int, texts: Sequence[str]):
 
 def read_samples(path: Path) -> dict[int, list[str]]:
     """{step: texts} of a `samples.txt` (a resumed launch drops its lines after the resumed step first:
-    `lmlab.runs.metrics.drop_samples_after`)."""
+    `lmlab.tracking.metrics.drop_samples_after`)."""
     import ast
 
     samples: dict[int, list[str]] = {}
@@ -203,3 +206,13 @@ def continue_trackers(loggers: Sequence[Any], step: int, points: Points) -> dict
     returns how many, by tracker."""
     return {type(logger).__name__: logger.continue_run(step, [(s, m) for s, m in points if s <= step])
             for logger in loggers if isinstance(logger, ContinuedTracker)}
+
+
+def continue_history(loggers: Sequence[Any], run_dir: Path, step: int) -> None:
+    """On a resumed launch (rank zero): each tracker logs the `metrics.csv` points up to `step` it lacks."""
+    from lmlab.tracking.history import csv_points
+
+    for tracker, logged in continue_trackers(loggers, step, list(csv_points(run_dir))).items():
+        if logged:
+            log.info("%s: logged %d points of metrics.csv that the run's earlier launches had not written",
+                     tracker, logged)

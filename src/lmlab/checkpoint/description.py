@@ -15,6 +15,11 @@ from lmlab.errors import LmlabError
 DESCRIPTION_KEY = "lmlab_run"  # in the checkpoint dict: {"config": dict, "tokenizer": {file name: bytes}}
 
 
+def is_lmlab_run(directory: Path) -> bool:
+    """lmlab writes config.yaml and run.json into every run directory before training starts."""
+    return (directory / "config.yaml").is_file() and (directory / "run.json").is_file()
+
+
 def tokenizer_files(tokenizer) -> dict[str, bytes]:
     """The files `tokenizer.save_pretrained` writes, in memory (a few MB at most: small beside the weights)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -24,7 +29,7 @@ def tokenizer_files(tokenizer) -> dict[str, bytes]:
 
 def description(checkpoint: Path, key: str) -> dict[str, Any] | None:
     """The run description inside a verified checkpoint (a file or a sharded directory); None if it has none."""
-    from lmlab.runs.checkpoint_load import intact_checkpoint
+    from lmlab.checkpoint.reader import intact_checkpoint
 
     path = intact_checkpoint(checkpoint, key)
     stat = path.stat()
@@ -34,7 +39,7 @@ def description(checkpoint: Path, key: str) -> dict[str, Any] | None:
 @functools.lru_cache(maxsize=8)
 def _description(path: str, mtime_ns: int, size: int) -> dict[str, Any] | None:
     """Read once per file version: a command asks for the config, then the tokenizer."""
-    from lmlab.runs.checkpoint_load import checkpoint_metadata
+    from lmlab.checkpoint.reader import checkpoint_metadata
 
     found = checkpoint_metadata(Path(path)).get(DESCRIPTION_KEY)
     return found if isinstance(found, dict) and "config" in found else None
@@ -43,8 +48,6 @@ def _description(path: str, mtime_ns: int, size: int) -> dict[str, Any] | None:
 def run_config(checkpoint: Path, key: str):
     """The config of the run that wrote `checkpoint`: the copy inside it, else its run directory's config.yaml."""
     from omegaconf import OmegaConf
-
-    from lmlab.models.locate import is_lmlab_run
 
     if (found := description(checkpoint, key)) is not None:
         return OmegaConf.create(found["config"])

@@ -19,8 +19,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def consolidate(checkpoint: Path, out: Path) -> None:
     """Verify `checkpoint` against its manifest, gather it, write `out` atomically with its `.sha256`."""
-    from lmlab.parallel.sharded_checkpoint import is_sharded_checkpoint
-    from lmlab.runs.checkpoint_load import read_checkpoint
+    from lmlab.checkpoint.reader import read_checkpoint
+    from lmlab.checkpoint.sharded import is_sharded_checkpoint
 
     if checkpoint.is_file():
         raise LmlabError(f"checkpoint={str(checkpoint)!r} is already a single file")
@@ -32,7 +32,7 @@ def consolidate(checkpoint: Path, out: Path) -> None:
         raise LmlabError(f"out={str(out)!r}: its directory does not exist")
     state = read_checkpoint(checkpoint, "checkpoint")  # verified file by file, else one line naming the damage
 
-    from lmlab.runs.checkpoint_io import AtomicCheckpointIO
+    from lmlab.checkpoint.files import AtomicCheckpointIO
 
     AtomicCheckpointIO().save_checkpoint(state, out)
     print(f"Wrote {out} (step {state['global_step']}) from {checkpoint}")

@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
-from lmlab.runs.loggers import ContinuedTracker, Points, StepsDone, TrackerLedger, steps_done
+from lmlab.tracking.loggers import ContinuedTracker, Points, StepsDone, TrackerLedger, steps_done
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class StepsDoneMLFlowLogger(ContinuedTracker, StepsDone, MLFlowLogger):
 
     def _held_points(self, run_id: str) -> set[tuple[int, str]]:
         """(step, metric) of every point the MLflow run holds."""
-        from lmlab.runs.tracker_stores import mlflow_history
+        from lmlab.tracking.stores import mlflow_history
 
         return set(mlflow_history(self._mlflow_client, run_id))
 
@@ -142,7 +142,7 @@ def mlflow_logger(tracking_uri: str, experiment_name: str, run_dir: str, resume:
                   run_name: str | None = None, log_hf_export: bool = False,
                   hf_dir: str | None = None) -> StepsDoneMLFlowLogger:
     """The run's MLflow logger; relaunched (`resume`), it continues the MLflow run whose id the run directory keeps."""
-    from lmlab.runs.redact import mask, redact
+    from lmlab.utils.redact import mask, redact
 
     resume = resume not in (False, "never")
     if tracking_uri.startswith("sqlite:///"):

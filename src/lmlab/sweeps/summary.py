@@ -21,8 +21,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lmlab.runs.redact import mask, redact_overrides, remember, secrets_in, secrets_in_overrides
 from lmlab.runs.status import ERROR_FILE, run_status
+from lmlab.utils.redact import mask, redact_overrides, remember, secrets_in, secrets_in_overrides
 
 _failed: list[BaseException] = []  # the failures of this process's jobs, each in its error.txt
 

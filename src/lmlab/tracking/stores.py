@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from lmlab.errors import LmlabError
-from lmlab.runs.tracker_history import wandb_history
+from lmlab.tracking.history import wandb_history
 
 Points = dict[tuple[int, str], list]  # (step, metric) -> every value logged there, in order
 

@@ -18,7 +18,7 @@ BRANCH_FILE = "branch.json"  # in the branch's run directory: its parent, checkp
 
 def branch_start(checkpoint: Path) -> tuple[str, int, dict]:
     """The checkpoint to start from, its step, and the record of the branch; `LmlabError` for a bad file."""
-    from lmlab.runs.checkpoint_load import checkpoint_metadata, intact_checkpoint
+    from lmlab.checkpoint.reader import checkpoint_metadata, intact_checkpoint
 
     path = intact_checkpoint(checkpoint, "branch_from")
     step = int(checkpoint_metadata(path)["global_step"])

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 SWEEPER_TARGET = "hydra_plugins.lmlab.optuna_sweeper.OptunaSweeper"
-PRUNED_FILE = "pruned.json"  # in a run directory: the trial was stopped early by the pruner
 STUDY_FILE = "optuna.db"     # the default storage, in the sweep directory
 DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
 
@@ -69,17 +68,6 @@ def _distribution(override) -> Any:
 def param_override(key: str, value: Any) -> str:
     """`key=value` with the shortest text that gives the same value back (`optimizer.lr=0.00019`)."""
     return f"{key}={value!r}" if isinstance(value, float) else f"{key}={value}"
-
-
-def trial_pruned(run_dir: str | Path) -> dict | None:
-    """What the pruner decided for this run (step, value), or None when it ran its whole budget."""
-    path = Path(run_dir) / PRUNED_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def record_pruned(run_dir: str | Path, trial: int, step: int, value: float) -> None:
-    path = Path(run_dir) / PRUNED_FILE
-    path.write_text(json.dumps({"trial": trial, "step": step, "value": value}, indent=2) + "\n")
 
 
 def objective_values(run_dir: str | Path, objectives: Mapping[str, str], monitor: str, returned: Any) -> list[float]:

@@ -1,4 +1,4 @@
-"""`RunDescription`: every checkpoint carries its run's config and tokenizer (`lmlab.models.checkpoint_description`),
+"""`RunDescription`: every checkpoint carries its run's config and tokenizer (`lmlab.checkpoint.description`),
 so a checkpoint copied anywhere (or `lmlab-consolidate`'s output) loads in `lmlab-generate`, `lmlab-eval` and
 `model.init_from`. Always on: `lmlab-train` adds it beside the configured callbacks."""
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import lightning as L
 
-from lmlab.models.checkpoint_description import DESCRIPTION_KEY, tokenizer_files
+from lmlab.checkpoint.description import DESCRIPTION_KEY, tokenizer_files
 
 
 class RunDescription(L.Callback):
