@@ -12,8 +12,8 @@ from test_preference_vs_trl import ADAMW, TINY_GPT2, pairs  # noqa: F401  (a fix
 
 from lmlab.models.lora import merged
 from lmlab.modules import DPOModule
+from lmlab.modules.options import PREFERENCE_LOSSES
 from lmlab.modules.preference_losses import LOSS_TYPES
-from lmlab.runs.validate import PREFERENCE_LOSSES
 
 LORA = {"_target_": "peft.LoraConfig", "r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": None,
         "bias": "none"}

@@ -10,9 +10,9 @@ from conftest import compose
 from hydra.utils import instantiate
 
 from lmlab.errors import LmlabError
+from lmlab.modules.options import SCHEDULERS, WSD_SHAPES
 from lmlab.modules.schedule import hold_after
 from lmlab.modules.wsd import SHAPES, wsd_schedule
-from lmlab.runs.validate import WSD_SHAPES
 
 
 def learning_rates(steps: int, **kwargs) -> list[float]:
@@ -57,4 +57,10 @@ def test_the_config_builds_it_and_validation_knows_its_shapes(tmp_path):
     schedule = instantiate({k: v for k, v in cfg.scheduler.items() if k != "on_budget_change"},
                            optimizer=optimizer, num_training_steps=400)
     assert schedule.lr_lambdas[0](300) == 1.0 and schedule.lr_lambdas[0](399) < 0.1
-    assert WSD_SHAPES == SHAPES
+    assert WSD_SHAPES is SHAPES  # one definition, light (validation does not import transformers)
+
+
+def test_the_scheduler_names_validation_knows_are_transformers_own():
+    from transformers import SchedulerType
+
+    assert set(SCHEDULERS) == {t.value for t in SchedulerType}

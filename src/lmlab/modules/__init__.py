@@ -1,11 +1,19 @@
-"""LightningModules, one per training objective."""
+"""LightningModules, one per training objective.
 
-from lmlab.modules.causal_lm import CausalLMModule
-from lmlab.modules.classification import SequenceClassificationModule
-from lmlab.modules.dpo import DPOModule
-from lmlab.modules.masked_lm import MaskedLMModule
-from lmlab.modules.reward import RewardModule
-from lmlab.modules.sft import SFTModule
+Names are imported on first use: the objectives' config checks (`lmlab.modules.config_checks`) run before
+training and must not pull in torch and Lightning.
+"""
 
-__all__ = ["CausalLMModule", "DPOModule", "MaskedLMModule", "RewardModule", "SequenceClassificationModule",
-           "SFTModule"]
+from importlib import import_module
+
+_MODULES = {
+    "CausalLMModule": "causal_lm", "DPOModule": "dpo", "MaskedLMModule": "masked_lm", "RewardModule": "reward",
+    "SequenceClassificationModule": "classification", "SFTModule": "sft",
+}
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_MODULES[name]}"), name)

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from lmlab.contracts import IGNORE_INDEX
+from lmlab.modules.options import PREFERENCE_LOSSES as LOSS_TYPES
 
-LOSS_TYPES = ("sigmoid", "hinge", "ipo", "simpo")  # lmlab.runs.validate.PREFERENCE_LOSSES names them too
 REFERENCE_FREE = ("simpo",)
 
 

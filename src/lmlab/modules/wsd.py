@@ -11,8 +11,7 @@ from __future__ import annotations
 from transformers import get_wsd_schedule
 
 from lmlab.errors import LmlabError
-
-SHAPES = ("linear", "cosine", "1-sqrt")  # transformers' decay (and warmup) types
+from lmlab.modules.options import WSD_SHAPES as SHAPES  # transformers' decay (and warmup) types
 
 
 def decay_steps(num_training_steps: int, decay_fraction: float) -> int:

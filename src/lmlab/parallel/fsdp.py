@@ -16,7 +16,8 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 
 from lmlab.errors import LmlabError
 from lmlab.models.blocks import transformer_blocks
-from lmlab.parallel.fsdp_config import OFFLOAD_NEEDS_GPU, SHARDING
+from lmlab.parallel import fsdp_config
+from lmlab.parallel.fsdp_config import OFFLOAD_NEEDS_GPU
 
 
 class FSDPStrategy(ModelParallelStrategy):
@@ -33,8 +34,10 @@ class FSDPStrategy(ModelParallelStrategy):
 
     def __init__(self, sharding: Literal["full", "hybrid", "grad_op"] = "full", cpu_offload: bool = False,
                  sharded_checkpoint: bool = True, **kwargs: Any):
-        if sharding not in SHARDING:
-            raise LmlabError(f"trainer.strategy.sharding={sharding!r} must be one of {', '.join(SHARDING)}")
+        if problems := fsdp_config.problems({"trainer.strategy._target_": fsdp_config.FSDP_STRATEGY,
+                                             "trainer.strategy.sharding": sharding,
+                                             "trainer.strategy.cpu_offload": cpu_offload}.get):
+            raise LmlabError("; ".join(problems))  # built outside lmlab-train: the rules lmlab-train checks first
         super().__init__(save_distributed_checkpoint=sharded_checkpoint, **kwargs)
         self.sharding = sharding
         self.cpu_offload = cpu_offload

@@ -1,6 +1,6 @@
 """What `trainer=fsdp`'s keys may be, checked with every other config error before anything runs.
 
-Light on purpose (no torch, no Lightning): `lmlab.runs.validate` calls `check` before the run directory is
+Light on purpose (no torch, no Lightning): `lmlab.runs.validate` calls `problems` before the run directory is
 claimed; `FSDPStrategy` reads the same names.
 """
 
@@ -16,7 +16,10 @@ OFFLOAD_NEEDS_GPU = ("trainer.strategy.cpu_offload=true needs a GPU (FSDP pins h
                      "the device); on the CPU the parameters are in host memory already: drop it")
 
 
-def check(select: Callable[[str], object]) -> list[str]:
+KEYS: dict = {}  # every trainer.strategy key's rule is a cross-field one (`problems`)
+
+
+def problems(select: Callable[[str], object]) -> list[str]:
     """One line per problem of the FSDP keys; `select(key)` reads the composed config."""
     problems = []
     if select("trainer.strategy.cpu_offload") is True and select("trainer.accelerator") == "cpu":

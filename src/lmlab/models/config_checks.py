@@ -1,0 +1,40 @@
+"""The `model.*` keys' checks: each key's type and range, and the sizes that must fit together."""
+
+from __future__ import annotations
+
+from lmlab.models.options import ACTIVATION_CHECKPOINTING, COMPILE_MODES, FP8_RECIPES
+from lmlab.utils.key_checks import KeyChecks, Select, boolean, integer, one_of
+
+# Sizes of a model's config (GPT-2's and BERT/Llama's names): positive integers when set.
+MODEL_SIZES = ("n_layer", "n_head", "n_embd", "n_positions", "n_inner", "num_hidden_layers", "num_attention_heads",
+               "num_key_value_heads", "hidden_size", "intermediate_size", "max_position_embeddings", "vocab_size",
+               "head_dim")
+# (width, heads) pairs of a model's config whose heads must divide the width.
+HEAD_SPLITS = (("n_embd", "n_head"), ("hidden_size", "num_attention_heads"))
+
+KEYS: KeyChecks = {
+    "model.activation_checkpointing": one_of(ACTIVATION_CHECKPOINTING),
+    "model.activation_checkpointing_every": (lambda v: integer(v, 1), "must be a positive integer"),
+    "model.bias": (boolean, "must be true or false"),
+    "model.compile": (lambda v: v in (False, True, "regional"),
+                      "must be false, true (the whole step) or regional (each block; lmlab.models.compile)"),
+    "model.compile_mode": one_of(COMPILE_MODES),
+    "model.fp8_recipe": one_of(FP8_RECIPES),
+    **{f"model.config.{key}": (lambda v: integer(v, 1, (None,)), "must be a positive integer") for key in MODEL_SIZES},
+}
+
+
+def problems(select: Select) -> list[str]:
+    """Sizes of the model's config that cannot make a model together (heads that do not divide the width)."""
+    if select("model.pretrained"):
+        return []
+    found = []
+    for width, heads in HEAD_SPLITS:
+        w, h = select(f"model.config.{width}"), select(f"model.config.{heads}")
+        if integer(w, 1) and integer(h, 1) and w % h:
+            found.append(f"model.config.{heads}={h} must divide model.config.{width}={w} (each head gets "
+                         f"{width}/{heads} dimensions)")
+    kv, h = select("model.config.num_key_value_heads"), select("model.config.num_attention_heads")
+    if integer(kv, 1) and integer(h, 1) and h % kv:
+        found.append(f"model.config.num_key_value_heads={kv} must divide model.config.num_attention_heads={h}")
+    return found

@@ -1,0 +1,27 @@
+"""The keys of the objective (`task.module.*`), its optimizer and its schedule: each key's type and range."""
+
+from __future__ import annotations
+
+from lmlab.modules.options import PREFERENCE_LOSSES, SCHEDULERS, WSD_SHAPES
+from lmlab.utils.key_checks import KeyChecks, Select, betas, integer, non_negative_number, one_of, positive_number
+
+KEYS: KeyChecks = {
+    "optimizer.lr": (positive_number, "must be a positive learning rate (e.g. optimizer.lr=3e-4)"),
+    "optimizer.weight_decay": (non_negative_number, "must be a non-negative number"),
+    "optimizer.betas": (betas, "must be two numbers in [0, 1) (e.g. optimizer.betas=[0.9,0.95])"),
+    "optimizer.eps": (positive_number, "must be a positive number"),
+    "scheduler.name": one_of(SCHEDULERS),
+    "scheduler.num_warmup_steps": (lambda v: integer(v, 0), "must be a non-negative integer"),
+    "scheduler.on_budget_change": (lambda v: v in ("replan", "continue"), "must be replan or continue"),
+    "scheduler.decay_fraction": (lambda v: non_negative_number(v) and v <= 1,
+                                 "must be a fraction of the run between 0 and 1 (e.g. 0.2)"),
+    "scheduler.decay_type": one_of(WSD_SHAPES),
+    "scheduler.warmup_type": one_of(WSD_SHAPES),
+    "task.module.loss_type": one_of(PREFERENCE_LOSSES),
+    "task.module.beta": (positive_number, "must be a positive number (e.g. task.module.beta=0.1)"),
+    "task.module.label_smoothing": (lambda v: non_negative_number(v) and v < 0.5, "must be in [0, 0.5)"),
+}
+
+
+def problems(select: Select) -> list[str]:
+    return []
