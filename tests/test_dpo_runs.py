@@ -1,9 +1,11 @@
 """Acceptance 4 of issue 34 through the CLI: a DPO run SIGKILLed after a checkpoint resumes to the uninterrupted
 run's weights and metrics exactly (its reference rebuilt from the start, not from the resumed policy), and 2
-processes (DDP, gloo) log and train what 1 process does with the same global batch."""
+processes (DDP, gloo) log and train what 1 process does with the same global batch; under trainer=fsdp a
+reference sharded as the policy is."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,15 @@ def single(tmp_path_factory, cache_dir) -> Path:
     return completed_run(tmp_path_factory.mktemp("single"), DPO_RUN, cache_dir)
 
 
+def assert_same_series(a: Path, b: Path, atol: float) -> None:
+    """Every metric of METRICS logged at the same steps by runs `a` and `b`, its values within `atol`."""
+    for metric in METRICS:
+        one, other = metric_series(a, metric), metric_series(b, metric)
+        assert [s for s, _ in one] == [s for s, _ in other] and one, metric
+        assert torch.allclose(torch.tensor([v for _, v in one]), torch.tensor([v for _, v in other]), rtol=0,
+                              atol=atol), (metric, one, other)
+
+
 def test_sigkill_after_a_checkpoint_then_resume_is_exact(single, tmp_path, cache_dir):
     run = [*DPO_RUN, f"run_dir={tmp_path / 'run'}", f"paths.cache_dir={cache_dir}"]
     kill = ["+callbacks.kill._target_=signal_at_step.SigkillAfterStep", "+callbacks.kill.step=6"]
@@ -46,11 +57,7 @@ def test_sigkill_after_a_checkpoint_then_resume_is_exact(single, tmp_path, cache
 
 def test_two_processes_equal_one(single, tmp_path, cache_dir):
     two = completed_run(tmp_path, [*DPO_RUN, "trainer=ddp"], cache_dir)
-    for metric in METRICS:
-        one, other = metric_series(single, metric), metric_series(two, metric)
-        assert [s for s, _ in one] == [s for s, _ in other] and one, metric
-        assert torch.allclose(torch.tensor([v for _, v in one]), torch.tensor([v for _, v in other]), rtol=0,
-                              atol=1e-5), (metric, one, other)
+    assert_same_series(single, two, atol=1e-5)
     a, b = final_params(single), final_params(two)
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
 
@@ -70,3 +77,22 @@ def test_fsdp_on_two_processes_trains_and_resumes_on_one(tmp_path, cache_dir):
     assert [step for step, _ in losses] == [2, 4, 6] and losses[-1][1] < losses[0][1]
     accuracies = metric_series(tmp_path / "run", "val/rewards/accuracies")
     assert len(accuracies) == 3 and all(0 <= value <= 1 for _, value in accuracies)
+
+
+def test_fsdp_shards_the_reference_like_the_policy(single, tmp_path, cache_dir):
+    """trainer=fsdp on 2 CPU processes (gloo): the frozen reference's parameters are DTensors, each rank holds
+    about half of its bytes and no optimizer state for it, and the run logs what the 1-process run does."""
+    held = tmp_path / "held"
+    run = [*DPO_RUN, "trainer=fsdp", "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.devices=2",
+           "+callbacks.held._target_=held_bytes.HeldBytes", f"+callbacks.held.dirpath={held}",
+           f"run_dir={tmp_path / 'run'}", f"paths.cache_dir={cache_dir}"]
+    result = run_cli(run, tmp_path, env=TEST_CALLBACKS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((held / f"held-{rank}.json").read_text()) for rank in (0, 1)]
+    whole = ranks[0]["reference_params"]
+    assert whole > 0 and sum(rank["reference"] for rank in ranks) == whole
+    for rank in ranks:
+        assert rank["reference_sharded"] == rank["reference_count"] > 0  # every parameter a DTensor
+        assert rank["reference"] <= 0.55 * whole
+        assert rank["optimizer"] == 2 * (rank["params"] - rank["reference"])  # AdamW's two moments: the policy's
+    assert_same_series(single, tmp_path / "run", atol=1e-5)

@@ -48,6 +48,9 @@ class DPOModule(HFModelModule):
         self.reference = FrozenReference(self.model) if needs_copy else None
         self.train_pairs, self.val_pairs = PairSums(), PairSums()
 
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.model] if self.reference is None else [self.model, self.reference.model]
+
     def pair_loss(self, batch: dict[str, torch.Tensor]) -> PreferenceLoss:
         """The loss of each pair of `batch` (chosen rows, then rejected rows: `lmlab.data.preference_batch`)."""
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
