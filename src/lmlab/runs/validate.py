@@ -32,6 +32,7 @@ SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constan
 WSD_SHAPES = ("linear", "cosine", "1-sqrt")
 # lmlab.modules.preference_losses.LOSS_TYPES, without importing torch (tests/test_dpo.py keeps them equal).
 PREFERENCE_LOSSES = ("sigmoid", "hinge", "ipo", "simpo")
+REFERENCE_FREE_LOSSES = ("simpo",)  # lmlab.modules.preference_losses.REFERENCE_FREE
 # Sizes of a model's config (GPT-2's and BERT/Llama's names): positive integers when set.
 MODEL_SIZES = ("n_layer", "n_head", "n_embd", "n_positions", "n_inner", "num_hidden_layers", "num_attention_heads",
                "num_key_value_heads", "hidden_size", "intermediate_size", "max_position_embeddings", "vocab_size",
@@ -121,6 +122,7 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "task.module.loss_type": (lambda v: v in PREFERENCE_LOSSES, f"must be one of {', '.join(PREFERENCE_LOSSES)}"),
     "task.module.beta": (_positive_number, "must be a positive number (e.g. task.module.beta=0.1)"),
     "task.module.label_smoothing": (lambda v: _non_negative_number(v) and v < 0.5, "must be in [0, 0.5)"),
+    "task.module.precompute_reference": (lambda v: isinstance(v, bool), "must be true or false"),
     "scheduler.on_budget_change": (lambda v: v in ("replan", "continue"), "must be replan or continue"),
     "scheduler.decay_fraction": (lambda v: _non_negative_number(v) and v <= 1,
                                  "must be a fraction of the run between 0 and 1 (e.g. 0.2)"),
@@ -165,6 +167,16 @@ def _model_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
+def _preference_problems(cfg: DictConfig) -> list[str]:
+    """A reference-free preference loss has no reference log-probabilities to precompute."""
+    module = OmegaConf.select(cfg, "task.module", default=None, throw_on_resolution_failure=False)
+    if OmegaConf.is_dict(module) and module.get("precompute_reference") is True \
+            and module.get("loss_type") in REFERENCE_FREE_LOSSES:
+        return [f"task.module.precompute_reference=true has nothing to precompute: task.module.loss_type="
+                f"{module.loss_type} uses no reference (set task.module.precompute_reference=false)"]
+    return []
+
+
 def _strategy_problems(cfg: DictConfig) -> list[str]:
     """What the strategy's own module says of its keys (`lmlab.parallel.fsdp_config`)."""
     from lmlab.parallel import fsdp_config
@@ -190,7 +202,7 @@ def config_problems(cfg: DictConfig, checks: dict[str, tuple[Callable[[object], 
     missing = set(OmegaConf.missing_keys(cfg))
     if checks is None:
         checks = {**CHECKS, **_callback_checks(cfg)}
-        problems += _model_problems(cfg) + _strategy_problems(cfg)
+        problems += _model_problems(cfg) + _strategy_problems(cfg) + _preference_problems(cfg)
     for key, (check, expected) in checks.items():
         if key in missing or OmegaConf.select(cfg, key, default="<absent>", throw_on_resolution_failure=False) \
                 == "<absent>":
