@@ -8,6 +8,7 @@ was prepared.
 from __future__ import annotations
 
 import codecs
+import os
 from collections.abc import Callable
 
 from omegaconf import DictConfig, OmegaConf
@@ -136,6 +137,8 @@ EVAL_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "batch_size": (lambda v: _int(v, 1, (None,)), "must be a positive integer (or null: the run's)"),
     "accelerator": (lambda v: v in ACCELERATORS, f"must be one of {', '.join(ACCELERATORS)}"),
     "output_dir": (lambda v: v is None or (isinstance(v, str) and bool(v.strip())), "must be a directory (or null)"),
+    "pairs": (lambda v: v is None or (isinstance(v, str) and os.path.exists(os.path.expanduser(v))),
+              "must be an existing preference file or directory (or null: the run's own pairs)"),
 }
 
 
