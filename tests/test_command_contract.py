@@ -157,6 +157,8 @@ EVAL = [  # (arguments given the classification run, what the one line says)
     (lambda r, b: [f"ckpt_path={b / 'tiny.txt'}"], "is not a classification run or its checkpoint"),
     (lambda r, b: [f"ckpt_path={r / 'checkpoints' / 'last.ckpt'}", "bogus=1"], "bogus"),
     (lambda r, b: [f"ckpt_path={r.parent / 'clm' / 'checkpoints' / 'last.ckpt'}"], "is a language-model run"),
+    (lambda r, b: [str(r), f"pairs={b / 'nowhere.jsonl'}"], "must be an existing preference file or directory"),
+    (lambda r, b: [str(r), f"pairs={b / 'tiny.txt'}"], "not a reward model (task=reward)"),
 ]
 GENERATE = [  # (arguments given the CLM run, what the one line says)
     (lambda r, b: [str(r)], "no prompts"),

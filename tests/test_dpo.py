@@ -1,5 +1,6 @@
-"""task=dpo: the reference (a frozen copy outside checkpoints; under LoRA the policy without its adapters, no copy)
-and bad inputs (the data's own checks, chosen equal to rejected included: tests/test_preference_data.py)."""
+"""task=dpo: the reference (a frozen copy outside checkpoints; under LoRA the policy without its adapters, no copy;
+precomputed log-probabilities, no model) and bad inputs (the data's own checks, chosen equal to rejected included:
+tests/test_preference_data.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import torch
 from conftest import run_cli
 from test_preference_vs_trl import ADAMW, TINY_GPT2, pairs  # noqa: F401  (a fixture)
 
+from lmlab.data import PreferenceDataModule, SyntheticPreferences
 from lmlab.models.lora import merged
 from lmlab.modules import DPOModule
-from lmlab.modules.options import PREFERENCE_LOSSES
-from lmlab.modules.preference_losses import LOSS_TYPES
+from lmlab.modules.options import PREFERENCE_LOSSES, REFERENCE_FREE_LOSSES
+from lmlab.modules.preference_losses import LOSS_TYPES, REFERENCE_FREE
+from lmlab.modules.reference_logps import attach_reference_logps
 
 LORA = {"_target_": "peft.LoraConfig", "r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": None,
         "bias": "none"}
@@ -69,8 +72,46 @@ def test_lora_holds_no_second_model_and_gives_a_full_copys_loss(pairs):  # noqa:
         torch.testing.assert_close(ours[name], reference[name], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("peft", [None, LORA], ids=["full", "lora"])
+def test_precomputed_reference_gives_the_live_references_loss_and_holds_no_model(tmp_path, peft):
+    """task.module.precompute_reference: the starting policy scores every pair once (cached by its weights and
+    the pairs); on a batch of a moved policy the loss and rewards equal those against the live reference within
+    1e-6, and the module holds the policy's parameters only."""
+    import lightning as L
+
+    datamodule = PreferenceDataModule(SyntheticPreferences(train_examples=24, validation_examples=8),
+                                      vocab_size=261, max_length=64, eval_batch_size=5, cache_dir=str(tmp_path))
+    datamodule.setup()
+    modules = {}
+    for precompute in (False, True):
+        torch.manual_seed(0)
+        modules[precompute] = DPOModule(TINY_GPT2, optimizer=ADAMW, tokenizer=datamodule.tokenizer, peft=peft,
+                                        precompute_reference=precompute)
+    live, precomputed = modules[False], modules[True]
+    precomputed.trainer = L.Trainer(accelerator="cpu", devices=1, logger=False)
+    attach_reference_logps(precomputed, datamodule)  # what its setup does when Lightning fits it
+    assert precomputed.reference is None and precomputed.networks() == [precomputed.model]
+    assert count(precomputed) == count(precomputed.model) == (count(live) if peft else count(live) // 2)
+
+    torch.manual_seed(1)
+    with torch.no_grad():  # the policy moves away from the reference, the same way in both
+        for (_, a), (_, b) in zip(live.model.named_parameters(), precomputed.model.named_parameters(), strict=True):
+            if a.requires_grad and (not peft or "lora_B" in _):
+                noise = torch.randn_like(a) * 0.05
+                a.add_(noise)
+                b.add_(noise)
+    batch = datamodule.collator()([datamodule.datasets["train"][i] for i in range(6)])
+    assert "ref_chosen_logps" in batch
+    ours, theirs = precomputed.metrics(precomputed.pair_loss(batch)), live.metrics(live.pair_loss(batch))
+    assert float(theirs["rewards/margins"].abs().min()) > 1e-4  # not at the reference any more
+    for name in ours:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=0, atol=1e-6)
+    assert len([p for p in (tmp_path / "reference_logps").iterdir() if p.is_dir()]) == 2  # train, validation
+
+
 def test_loss_names_are_one_list():
     assert set(LOSS_TYPES) == set(PREFERENCE_LOSSES)
+    assert set(REFERENCE_FREE) == set(REFERENCE_FREE_LOSSES)
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
@@ -78,6 +119,7 @@ def test_loss_names_are_one_list():
      "task.module.loss_type='kto' must be one of sigmoid, hinge, ipo, simpo; task.module.beta=0 must be a positive"),
     (["data=preference_local", "data.source.path={data}"], "no column data.chosen_column='chosen'"),
     (["data=preference_local", "data.source.path={same}"], "chosen"),  # every pair's chosen == rejected
+    (["task.module.loss_type=simpo", "task.module.precompute_reference=true"], "nothing to precompute"),
 ])
 def test_bad_inputs_are_one_line_exit_2_and_write_nothing(tmp_path, overrides, message):
     for name, row in (("data", {"prompt": "a", "better": "b", "rejected": "c"}),

@@ -80,3 +80,8 @@ class TaskModule(Protocol):
     peft_task_type: ClassVar[str | None]  # peft's TaskType for LoRA on it; None: peft is refused
     batch_keys: ClassVar[tuple[str, ...]]  # what its steps read from a batch
     tokenizer: Any | None  # the data module's tokenizer; None in a module built without one (from hparams alone)
+
+    def networks(self) -> list[Any]:
+        """Every network a training step runs: the trained model first, then any frozen one beside it (DPO's
+        reference). `trainer=fsdp` shards each of them per block."""
+        ...

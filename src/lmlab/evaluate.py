@@ -1,5 +1,6 @@
 """`lmlab-eval SOURCE tasks=[...]`: a causal LM on lm-eval tasks; `lmlab-eval SOURCE [split=validation]`: a
-classifier's metrics and per-example predictions.
+classifier's metrics and per-example predictions, or a reward model's pairwise accuracy and margin
+(`lmlab.evaluation.pairs`; `pairs=FILE|DIR` scores other preference pairs).
 
 SOURCE (or `source=`, or `ckpt_path=`) is an lmlab run directory, a checkpoint, a Hugging Face model directory or
 a hub name, as `lmlab-generate` takes. With `tasks`, lm-eval scores the model in memory (`lmlab.evaluation`): one
@@ -39,27 +40,47 @@ def evaluate(cfg: DictConfig) -> dict:
         from lmlab.evaluation.command import evaluate_tasks
 
         return evaluate_tasks(cfg, str(source))
-    return evaluate_classifier(cfg, str(source))
+    return evaluate_run(cfg, str(source))
 
 
-def evaluate_classifier(cfg: DictConfig, source: str) -> dict[str, float]:
+def evaluate_run(cfg: DictConfig, source: str) -> dict[str, float]:
+    """A classification or reward run (or one of its checkpoints), scored on `cfg.split` or `cfg.pairs`."""
     from lmlab.checkpoint.description import is_lmlab_run, run_config
-    from lmlab.checkpoint.reader import load_module, read_checkpoint
 
     key = "source" if cfg.get("source") else "ckpt_path"
     ckpt = Path(source).expanduser()
     if ckpt.is_dir() and is_lmlab_run(ckpt):
         ckpt = ckpt / "checkpoints" / "last.ckpt"
     if ckpt.suffix != ".ckpt" or not ckpt.exists():
-        raise LmlabError(f"source={source!r} is not a classification run or its checkpoint "
-                         "(a .ckpt file); a language model needs tasks=[...] (lm-eval tasks)")
+        if cfg.get("pairs"):
+            raise LmlabError(f"source={source!r} is not a reward model's run or checkpoint (a .ckpt file of a "
+                             "task=reward run): pairs=... scores reward models")
+        raise LmlabError(f"source={source!r} is not a classification run or its checkpoint (a .ckpt file; a reward "
+                         "model's too); a language model needs tasks=[...] (lm-eval tasks)")
     run_cfg = run_config(ckpt, key)  # the copy inside the checkpoint: it loads wherever it lies
     run_dir = ckpt.parent.parent if is_lmlab_run(ckpt.parent.parent) else None
+    from lmlab.modules import RewardModule, SequenceClassificationModule
+
+    module_class = hydra.utils.get_class(run_cfg.task.module._target_)
+    if issubclass(module_class, RewardModule):
+        from lmlab.evaluation.pairs import evaluate_reward_model
+
+        return evaluate_reward_model(cfg, ckpt, key, run_cfg, run_dir)
+    if cfg.get("pairs"):
+        raise LmlabError(f"source={source!r} is a task={run_cfg.get('task_name')} run, not a reward model "
+                         "(task=reward): pairs=... scores reward models")
+    if not issubclass(module_class, SequenceClassificationModule):
+        raise LmlabError(f"source={source!r} is a language-model run: give tasks=[...] to score it on lm-eval "
+                         "tasks (e.g. tasks=[lmlab_next_line]); without tasks lmlab-eval scores classifiers and "
+                         "reward models")
+    return evaluate_classifier(cfg, ckpt, key, run_cfg, run_dir)
+
+
+def evaluate_classifier(cfg: DictConfig, ckpt: Path, key: str, run_cfg: DictConfig, run_dir: Path | None) \
+        -> dict[str, float]:
+    from lmlab.checkpoint.reader import load_module, read_checkpoint
     from lmlab.modules import SequenceClassificationModule
 
-    if not issubclass(hydra.utils.get_class(run_cfg.task.module._target_), SequenceClassificationModule):
-        raise LmlabError(f"source={source!r} is a language-model run: give tasks=[...] to score it on lm-eval "
-                         "tasks (e.g. tasks=[lmlab_next_line]); without tasks lmlab-eval scores classifiers")
     checkpoint = read_checkpoint(ckpt, key)  # a damaged file: one line, before anything is written
     step, epoch, names = checkpoint["global_step"], checkpoint["epoch"], list(checkpoint["hyper_parameters"]["labels"])
     del checkpoint

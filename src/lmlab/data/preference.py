@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lmlab.data.cache import cached_dir, fingerprint
 from lmlab.data.chat import render, with_chat_template
-from lmlab.data.preference_batch import PreferenceCollator
+from lmlab.data.preference_batch import REFERENCE_COLUMNS, PreferenceCollator
 from lmlab.data.preference_rows import Messages, preference_pair
 from lmlab.data.tokenized_splits import TokenizedSplitsDataModule
 from lmlab.data.tokenizer import tokenizer_fingerprint
@@ -152,17 +152,32 @@ class PreferenceDataModule(TokenizedSplitsDataModule):
                         dropped, len(pairs), split, self.max_length)
         return rows
 
-    def _tokenized(self, split: str) -> Path:
-        key = fingerprint(source=self.source.fingerprint(), split=split, tokenizer=self.tokenizer_fingerprint,
-                          columns=self.columns, system_prompt=self.system_prompt, max_length=self.max_length,
-                          max_prompt_length=self.max_prompt_length, max_documents=self.max_documents)
+    def split_key(self, split: str) -> str:
+        """The cache key of `split`'s tokenized pairs: everything they depend on."""
+        return fingerprint(source=self.source.fingerprint(), split=split, tokenizer=self.tokenizer_fingerprint,
+                           columns=self.columns, system_prompt=self.system_prompt, max_length=self.max_length,
+                           max_prompt_length=self.max_prompt_length, max_documents=self.max_documents)
 
+    def _tokenized(self, split: str) -> Path:
         def build(tmp: Path) -> None:
             import datasets
 
             datasets.Dataset.from_dict(self.encode(split)).save_to_disk(str(tmp))
 
-        return cached_dir(self.cache_dir / "preference", key, build, f"tokenized {split} pairs")
+        return cached_dir(self.cache_dir / "preference", self.split_key(split), build, f"tokenized {split} pairs")
+
+    def add_reference_logps(self, split: str, chosen: list[float], rejected: list[float]) -> None:
+        """The reference's log-probability of each pair's chosen and rejected response, in the split's row order:
+        its batches then carry them (`REFERENCE_COLUMNS`) and DPO runs no reference model."""
+        self.setup()
+        dataset = self.datasets[split]
+        if not len(chosen) == len(rejected) == len(dataset):
+            raise ValueError(f"{len(chosen)} and {len(rejected)} reference log-probabilities for the "
+                             f"{len(dataset)} {split} pairs")
+        dataset = dataset.remove_columns([c for c in REFERENCE_COLUMNS if c in dataset.column_names])
+        for column, values in zip(REFERENCE_COLUMNS, (chosen, rejected), strict=True):
+            dataset = dataset.add_column(column, values)
+        self.datasets[split] = dataset
 
     def collator(self) -> PreferenceCollator:
         pad = self.tokenizer.pad_token_id

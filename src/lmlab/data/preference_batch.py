@@ -2,7 +2,8 @@
 
 Rows 0..B-1 are prompt + chosen, rows B..2B-1 prompt + rejected of the same pairs (TRL's layout), right-padded to
 the batch's longest row; `labels` carry the response tokens only (prompt and padding: -100), so a row's response
-log-probability is the sum over its labelled tokens. A `margin` column (reward models) travels along.
+log-probability is the sum over its labelled tokens. A `margin` column (reward models) and the reference's
+log-probabilities (`REFERENCE_COLUMNS`, when DPO precomputed them) travel along.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from collections.abc import Sequence
 import torch
 
 from lmlab.contracts import IGNORE_INDEX
+
+# the reference's summed log-probability of each pair's chosen and rejected response (TRL's column names), added
+# to a split by `PreferenceDataModule.add_reference_logps` (DPO's task.module.precompute_reference)
+REFERENCE_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
 
 
 def split_pairs(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,6 +42,7 @@ class PreferenceCollator:
             labels[i, len(prompt):length] = torch.tensor(response)
             attention_mask[i, :length] = 1
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-        if rows and "margin" in rows[0]:
-            batch["margin"] = torch.tensor([float(row["margin"]) for row in rows])
+        for column in ("margin", *REFERENCE_COLUMNS):
+            if rows and column in rows[0]:
+                batch[column] = torch.tensor([float(row[column]) for row in rows], dtype=torch.float32)
         return batch

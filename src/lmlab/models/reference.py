@@ -4,13 +4,15 @@ It is rebuilt by the task module's constructor from what the policy starts from 
 `model.pretrained` or the seeded initialisation), never from a resumed policy, so it is left out of checkpoints:
 they stay the policy's size, and a resumed run compares with exactly the reference of an uninterrupted one.
 Under `peft` no copy is made at all: the policy with its adapters disabled is the reference
-(`reference_logits`).
+(`reference_logits`). With precomputed log-probabilities (`lmlab.modules.reference_logps`) there is no copy
+either: the starting policy scores every pair once, and `weights_fingerprint` keys what it computed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 
 import torch
 
@@ -58,3 +60,13 @@ def disable_dropout(model: torch.nn.Module) -> None:
     for layer in model.modules():
         if isinstance(layer, torch.nn.Dropout):
             layer.p = 0.0
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """A hash of every tensor of `model`'s state (names, dtypes, shapes and bytes): which reference it is."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:20]

@@ -65,6 +65,10 @@ class HFModelModule(L.LightningModule):
             self.model = apply_peft(self.model, peft, self.peft_task_type, added_token_ids(model, vocab_size))
             self.strict_loading = False
 
+    def networks(self) -> list[torch.nn.Module]:
+        """The trained model (lmlab.contracts.TaskModule): a module running a frozen network too adds it."""
+        return [self.model]
+
     def on_fit_start(self) -> None:
         if self.hparams.get("peft"):
             log_parameter_counts(self)

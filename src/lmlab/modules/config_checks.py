@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from lmlab.modules.options import PREFERENCE_LOSSES, SCHEDULERS, WSD_SHAPES
-from lmlab.utils.key_checks import KeyChecks, Select, betas, integer, non_negative_number, one_of, positive_number
+from lmlab.modules.options import PREFERENCE_LOSSES, REFERENCE_FREE_LOSSES, SCHEDULERS, WSD_SHAPES
+from lmlab.utils.key_checks import (
+    KeyChecks,
+    Select,
+    betas,
+    boolean,
+    integer,
+    non_negative_number,
+    one_of,
+    positive_number,
+)
 
 KEYS: KeyChecks = {
     "optimizer.lr": (positive_number, "must be a positive learning rate (e.g. optimizer.lr=3e-4)"),
@@ -20,8 +29,13 @@ KEYS: KeyChecks = {
     "task.module.loss_type": one_of(PREFERENCE_LOSSES),
     "task.module.beta": (positive_number, "must be a positive number (e.g. task.module.beta=0.1)"),
     "task.module.label_smoothing": (lambda v: non_negative_number(v) and v < 0.5, "must be in [0, 0.5)"),
+    "task.module.precompute_reference": (boolean, "must be true or false"),
 }
 
 
 def problems(select: Select) -> list[str]:
+    """A reference-free preference loss has no reference log-probabilities to precompute."""
+    if select("task.module.precompute_reference") is True and select("task.module.loss_type") in REFERENCE_FREE_LOSSES:
+        return [f"task.module.precompute_reference=true has nothing to precompute: task.module.loss_type="
+                f"{select('task.module.loss_type')} uses no reference (set task.module.precompute_reference=false)"]
     return []

@@ -8,11 +8,19 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM
 
+from lmlab.data.preference_batch import REFERENCE_COLUMNS
 from lmlab.models.reference import FrozenReference, reference_logits
 from lmlab.models.reference import disable_dropout as without_dropout
 from lmlab.modules.base import HFModelModule
 from lmlab.modules.pair_metrics import PairSums, log_pair_means
-from lmlab.modules.preference_losses import REFERENCE_FREE, PreferenceLoss, preference_loss, sequence_logps
+from lmlab.modules.preference_losses import (
+    REFERENCE_FREE,
+    PreferenceLoss,
+    SequenceLogps,
+    preference_loss,
+    sequence_logps,
+)
+from lmlab.modules.reference_logps import attach_reference_logps
 from lmlab.modules.sft import SFTModule
 from lmlab.modules.step_loss import ends_optimizer_step
 
@@ -22,7 +30,9 @@ class DPOModule(HFModelModule):
     names and formulas (`lmlab.modules.preference_losses`).
 
     The reference is the starting policy (`model.init_from`: an SFT run), frozen (`lmlab.models.reference`); under
-    `peft` it is the policy with its adapters disabled, so no second model is held. Logs TRL's metrics as
+    `peft` it is the policy with its adapters disabled, so no second model is held; with `precompute_reference`
+    its log-probabilities are computed once before training and read from the batches
+    (`lmlab.modules.reference_logps`), so no reference model is held or run at all. Logs TRL's metrics as
     `train/` and `val/` means over every pair of a step or of the validation split (`lmlab.modules.pair_metrics`):
     `rewards/chosen`, `rewards/rejected`, `rewards/accuracies`, `rewards/margins`, `logps/chosen`, `logps/rejected`,
     and, on validation, the greedy exact match of the chosen answers as SFT does.
@@ -34,7 +44,8 @@ class DPOModule(HFModelModule):
 
     def __init__(self, model: Mapping[str, Any], *args, loss_type: str = "sigmoid", beta: float = 0.1,
                  label_smoothing: float = 0.0, simpo_gamma: float = 0.5, disable_dropout: bool = True,
-                 cache_dir: str = "outputs/.cache", max_new_tokens: int = 64, **kwargs):
+                 precompute_reference: bool = False, cache_dir: str = "outputs/.cache", max_new_tokens: int = 64,
+                 **kwargs):
         from lmlab.checkpoint.init_from import with_init_from
 
         model = with_init_from(model, cache_dir)
@@ -44,16 +55,28 @@ class DPOModule(HFModelModule):
         self.max_new_tokens = max_new_tokens
         if disable_dropout:
             without_dropout(self.model)
-        needs_copy = loss_type not in REFERENCE_FREE and not self.hparams.get("peft")
+        self.precompute_reference = precompute_reference and loss_type not in REFERENCE_FREE
+        needs_copy = loss_type not in REFERENCE_FREE and not self.hparams.get("peft") and not precompute_reference
         self.reference = FrozenReference(self.model) if needs_copy else None
         self.train_pairs, self.val_pairs = PairSums(), PairSums()
+
+    def setup(self, stage: str) -> None:
+        # before Lightning restores a checkpoint: the policy is still the starting model, i.e. the reference
+        if self.precompute_reference:
+            attach_reference_logps(self, self.trainer.datamodule)
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.model] if self.reference is None else [self.model, self.reference.model]
 
     def pair_loss(self, batch: dict[str, torch.Tensor]) -> PreferenceLoss:
         """The loss of each pair of `batch` (chosen rows, then rejected rows: `lmlab.data.preference_batch`)."""
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         policy = sequence_logps(self.model(**inputs).logits, batch["labels"])
         reference = None
-        if self.loss_type not in REFERENCE_FREE:
+        if self.precompute_reference:
+            chosen, rejected = (batch[column] for column in REFERENCE_COLUMNS)
+            reference = SequenceLogps(chosen, rejected, policy.chosen_tokens, policy.rejected_tokens)
+        elif self.loss_type not in REFERENCE_FREE:
             reference = sequence_logps(reference_logits(self.model, self.reference, **inputs), batch["labels"])
         return preference_loss(self.loss_type, policy, reference, self.beta, self.label_smoothing, self.simpo_gamma)
 

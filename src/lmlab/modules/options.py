@@ -2,6 +2,7 @@
 light on purpose (no torch, no transformers)."""
 
 PREFERENCE_LOSSES = ("sigmoid", "hinge", "ipo", "simpo")  # task=dpo's loss_type (TRL's names; preference_losses.py)
+REFERENCE_FREE_LOSSES = ("simpo",)  # those that use no reference model
 WSD_SHAPES = ("linear", "cosine", "1-sqrt")  # scheduler=wsd's decay and warmup shapes (transformers'; wsd.py)
 # transformers.SchedulerType's values (`get_scheduler`'s names), without importing transformers
 # (tests/test_wsd.py keeps them equal to the installed transformers').

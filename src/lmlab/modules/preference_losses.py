@@ -20,8 +20,9 @@ import torch.nn.functional as F
 
 from lmlab.contracts import IGNORE_INDEX
 from lmlab.modules.options import PREFERENCE_LOSSES as LOSS_TYPES
+from lmlab.modules.options import REFERENCE_FREE_LOSSES
 
-REFERENCE_FREE = ("simpo",)
+REFERENCE_FREE = REFERENCE_FREE_LOSSES
 
 
 @dataclass

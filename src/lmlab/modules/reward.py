@@ -39,10 +39,14 @@ class RewardModule(HFModelModule):
             without_dropout(self.model)
         self.train_pairs, self.val_pairs = PairSums(), PairSums()
 
+    def rewards(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reward of each pair's chosen and rejected sequence (fp32)."""
+        scores = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.squeeze(-1)
+        return split_pairs(scores.float())
+
     def pair_metrics(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-pair loss, accuracy and margin of `batch`."""
-        scores = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.squeeze(-1)
-        chosen, rejected = split_pairs(scores.float())
+        chosen, rejected = self.rewards(batch)
         difference = chosen - rejected
         losses = -F.logsigmoid(difference - batch["margin"] if "margin" in batch else difference)
         return {"loss": losses, "accuracy": (difference > 0).float(), "margin": difference.detach()}
@@ -62,3 +66,8 @@ class RewardModule(HFModelModule):
 
     def on_validation_epoch_end(self) -> None:
         log_pair_means(self, self.val_pairs, "val/", "val/accuracy")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Each pair's rewards (`lmlab-eval` on a reward model: `lmlab.evaluation.pairs`)."""
+        chosen, rejected = self.rewards(batch)
+        return {"chosen": chosen, "rejected": rejected}

@@ -2,8 +2,10 @@
 
 Each block is its own FSDP unit, so a step all-gathers one block's parameters at a time (and overlaps
 that with the previous block's compute), as torchtitan's `parallelize_llama` does; the root unit holds
-the rest (embeddings, final norm, head). FSDP2 rather than FSDP1 (Lightning's `FSDPStrategy`): FSDP1
-refuses a CPU device, FSDP2 runs on CPU with gloo, so the same code is tested here and run on GPUs.
+the rest (embeddings, final norm, head). A frozen network a step also runs (DPO's reference) is sharded the
+same way: 1/N of it per process, no gradients, no optimizer state. FSDP2 rather than FSDP1 (Lightning's
+`FSDPStrategy`): FSDP1 refuses a CPU device, FSDP2 runs on CPU with gloo, so the same code is tested here and run
+on GPUs.
 """
 
 from __future__ import annotations
@@ -50,8 +52,12 @@ class FSDPStrategy(ModelParallelStrategy):
         super().setup_environment()
 
     def setup(self, trainer) -> None:
-        shard_per_block(self.lightning_module.model, self._sharding_mesh(),
-                        reshard_after_forward=self.sharding != "grad_op", cpu_offload=self.cpu_offload)
+        mesh = self._sharding_mesh()
+        for network in self.lightning_module.networks():  # lmlab.contracts.TaskModule: a frozen reference too
+            # a frozen network has no backward to keep its parameters gathered for: resharded after each forward
+            trained = any(p.requires_grad for p in network.parameters())
+            shard_per_block(network, mesh, reshard_after_forward=self.sharding != "grad_op" or not trained,
+                            cpu_offload=self.cpu_offload)
         super().setup(trainer)
 
     def model_to_device(self) -> None:

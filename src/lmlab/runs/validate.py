@@ -9,6 +9,8 @@ instead of a traceback deep inside Lightning after the data was prepared.
 
 from __future__ import annotations
 
+import os
+
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -57,6 +59,8 @@ EVAL_CHECKS: KeyChecks = {
     "batch_size": (lambda v: integer(v, 1, (None,)), "must be a positive integer (or null: the run's)"),
     "accelerator": one_of(ACCELERATORS),
     "output_dir": (lambda v: v is None or (isinstance(v, str) and bool(v.strip())), "must be a directory (or null)"),
+    "pairs": (lambda v: v is None or (isinstance(v, str) and os.path.exists(os.path.expanduser(v))),
+              "must be an existing preference file or directory (or null: the run's own pairs)"),
 }
 
 
