@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lmlab.compare import find_runs, load_run, main, plot_curves, table_rows
-from lmlab.runs.lock import acquire_run_lock, release_run_locks
+from lmlab.runs.lock import RunLock
 
 
 def write_run(path: Path, overrides: list[str], val: list[tuple[int, float]] | None = None,
@@ -33,8 +33,8 @@ def write_run(path: Path, overrides: list[str], val: list[tuple[int, float]] | N
 
 def kill_holding_the_lock(run_dir: Path) -> None:
     """A process that takes the run's lock and is SIGKILLed holding it, as a training launch can be."""
-    code = ("import os, signal, sys; from pathlib import Path; from lmlab.runs.lock import acquire_run_lock; "
-            "acquire_run_lock(Path(sys.argv[1])); os.kill(os.getpid(), signal.SIGKILL)")
+    code = ("import os, signal, sys; from pathlib import Path; from lmlab.runs.lock import RunLock; "
+            "RunLock(Path(sys.argv[1])).acquire(); os.kill(os.getpid(), signal.SIGKILL)")
     assert subprocess.run([sys.executable, "-c", code, str(run_dir)]).returncode == -9
 
 
@@ -49,9 +49,10 @@ def sweep(tmp_path) -> Path:
               error="LmlabError: optimizer.lr=-0.001 must be a positive learning rate")
     (sweep / "3").mkdir()  # launched, nothing written yet
     (sweep / "multirun.yaml").write_text("{}\n")
-    acquire_run_lock(sweep / "1")  # this process trains it
+    held = RunLock(sweep / "1")
+    held.acquire()  # this process trains it
     yield sweep
-    release_run_locks()
+    held.release()
 
 
 def test_rows_have_the_varying_overrides_and_the_metrics_of_each_csv(sweep):

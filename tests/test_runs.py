@@ -56,13 +56,14 @@ def test_second_holder_of_a_run_dir_is_refused_with_its_pid_and_host(tmp_path, m
         (tmp_path / lock.LOCK_FILE).write_text(json.dumps(
             {"pid": holder.pid, "host": socket.gethostname(), "start": start, "since": "then"}))
         with pytest.raises(LmlabError, match=f"in use by another lmlab-train \\(pid {holder.pid} on "):
-            lock.acquire_run_lock(tmp_path)
+            lock.RunLock(tmp_path).acquire()
     finally:
         holder.kill()
         holder.wait()
-    lock.acquire_run_lock(tmp_path)  # the holder died: its lock is stale and taken over
+    mine = lock.RunLock(tmp_path)
+    mine.acquire()  # the holder died: its lock is stale and taken over
     assert json.loads((tmp_path / lock.LOCK_FILE).read_text())["pid"] == os.getpid()
-    lock.release_run_locks()
+    mine.release()
     assert not (tmp_path / lock.LOCK_FILE).exists()
 
 
@@ -71,12 +72,13 @@ def test_an_empty_or_garbage_lock_is_taken_over_with_a_warning(tmp_path, monkeyp
     for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_JOB_ID"):
         monkeypatch.delenv(key, raising=False)
     (tmp_path / lock.LOCK_FILE).write_bytes(garbage)  # what a crash mid-write of an older lmlab left
+    mine = lock.RunLock(tmp_path)
     with caplog.at_level(logging.WARNING, logger="lmlab.runs.lock"):
-        lock.acquire_run_lock(tmp_path)
+        mine.acquire()
     assert "names no holder (empty or garbage" in caplog.text
     assert json.loads((tmp_path / lock.LOCK_FILE).read_text())["pid"] == os.getpid()
     assert sorted(p.name for p in tmp_path.iterdir()) == [lock.LOCK_FILE]  # the temp file it was linked from went
-    lock.release_run_locks()
+    mine.release()
     assert not (tmp_path / lock.LOCK_FILE).exists()
 
 
@@ -84,7 +86,7 @@ def test_ddp_children_and_other_ranks_do_not_take_the_lock(tmp_path, monkeypatch
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("SLURM_PROCID", raising=False)
     monkeypatch.setenv("LOCAL_RANK", "1")  # a process Lightning re-executed for DDP
-    lock.acquire_run_lock(tmp_path)
+    lock.RunLock(tmp_path).acquire()
     assert not (tmp_path / lock.LOCK_FILE).exists()
     monkeypatch.setenv("SLURM_PROCID", "0")  # SLURM's global rank wins over LOCAL_RANK
     assert lock.launch_rank_zero()
@@ -96,9 +98,10 @@ def test_same_slurm_job_takes_over_its_own_lock_after_a_requeue(tmp_path, monkey
     monkeypatch.setenv("SLURM_PROCID", "0")
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     (tmp_path / lock.LOCK_FILE).write_text(json.dumps({"pid": 1, "host": "other-node", "slurm_job_id": "4242"}))
-    lock.acquire_run_lock(tmp_path)
+    mine = lock.RunLock(tmp_path)
+    mine.acquire()
     assert json.loads((tmp_path / lock.LOCK_FILE).read_text())["pid"] == os.getpid()
-    lock.release_run_locks()
+    mine.release()
 
 
 def _save(path: Path, state_dict: dict) -> None:

@@ -6,6 +6,7 @@ Heavy imports (Lightning, transformers) happen inside `train`, so `lmlab-train -
 from __future__ import annotations
 
 import sys
+from functools import partial
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -13,16 +14,18 @@ from omegaconf import DictConfig, OmegaConf
 from lmlab.config import check_overrides, config_dir, register_resolvers
 from lmlab.console import quiet_warnings
 from lmlab.runs.command import run_command
+from lmlab.runs.lifecycle import Launch
 from lmlab.runs.lock import launch_rank_zero
 from lmlab.runs.run import Run
 from lmlab.sweeps.summary import job_failures_in_the_summary
 from lmlab.utils.redact import mask_console
 
 
-def train(cfg: DictConfig) -> float | None:
-    """Train one run; returns the monitored validation metric (what a sweeper optimizes)."""
+def train(cfg: DictConfig, launch: Launch | None = None) -> float | None:
+    """Train one run; returns the monitored validation metric (what a sweeper optimizes). `launch` is torn down
+    by the caller (`run_command`); called directly, its lock is released when the process exits."""
     quiet_warnings()
-    run = Run(cfg)  # every config error in one line, before the Lightning import
+    run = Run(cfg, launch or Launch())  # every config error in one line, before the Lightning import
 
     import lightning as L
 
@@ -78,7 +81,8 @@ def _derived_hparams(module, datamodule) -> dict:
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    return run_command(train, cfg)
+    launch = Launch()
+    return run_command(partial(train, launch=launch), cfg, launch)
 
 
 def main() -> None:

@@ -12,17 +12,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmlab.console import quiet_warnings
 from lmlab.errors import LmlabError
-from lmlab.runs.lifecycle import end_launch, environment_error
+from lmlab.runs.lifecycle import Launch, environment_error
 from lmlab.runs.logfile import log_to_files
 from lmlab.utils.redact import mask
 
 log = logging.getLogger("lmlab")
 
 
-def run_command(task_fn, cfg: DictConfig) -> float | None:
+def run_command(task_fn, cfg: DictConfig, launch: Launch | None = None) -> float | None:
     """Run `task_fn(cfg)`; in a single run a user error is one line on stderr and exit status 2.
 
-    In a multirun the error is raised instead, so Hydra records it for that job and runs the others.
+    In a multirun the error is raised instead, so Hydra records it for that job and runs the others. `launch`
+    (the command's hold on a run directory, when it has one) is ended whatever happened.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -45,7 +46,8 @@ def run_command(task_fn, cfg: DictConfig) -> float | None:
         print(f"error: {mask(str(error))}", file=sys.stderr)
         sys.exit(2)
     finally:
-        end_launch()
+        if launch is not None:
+            launch.end()  # the lock released; a launch that did not train leaves no trace
         _finish_wandb()
         _leave_process_group()
         _restore_environment(environ)

@@ -21,7 +21,6 @@ from lmlab.errors import LmlabError
 
 LOCK_FILE = "lmlab.lock"
 log = logging.getLogger(__name__)
-_held: dict[Path, dict] = {}
 
 
 def launch_rank_zero() -> bool:
@@ -100,36 +99,42 @@ def _create(path: Path, me: dict) -> bool:
     return True
 
 
-def acquire_run_lock(run_dir: Path) -> None:
-    """Take `run_dir`'s lock for this process (global rank 0 only); `LmlabError` when another run holds it."""
-    if not launch_rank_zero() or run_dir in _held:
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)  # Hydra made it already, unless train() is called directly
-    path = run_dir / LOCK_FILE
-    me = _me()
-    for _ in range(3):
-        if not _create(path, me):
-            holder = _read(path)
-            if holder is None:
-                continue
-            if not holder:
-                log.warning("%s names no holder (empty or garbage, e.g. left by a crash): taking it over", path)
-            if not holder or _stale(holder):
-                path.unlink(missing_ok=True)
-                continue
-            who = f"pid {holder['pid']} on {holder.get('host', '?')} since {holder.get('since', '?')}"
-            raise LmlabError(f"run_dir={str(run_dir)!r} is in use by another lmlab-train ({who}, {path}); "
-                             "wait for it to end, or pick another run_name=/run_dir=")
-        _held[run_dir] = me
-        atexit.register(release_run_locks)
-        return
-    raise LmlabError(f"run_dir={str(run_dir)!r}: could not take its lock {path}")
+class RunLock:
+    """This process's hold on one run directory's lock (global rank 0 only; other ranks hold nothing)."""
 
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.path = run_dir / LOCK_FILE
+        self.me: dict | None = None  # what this process wrote into the lock, while it holds it
 
-def release_run_locks() -> None:
-    """Remove the locks this process holds (each only if it is still ours)."""
-    for run_dir, me in list(_held.items()):
-        path = run_dir / LOCK_FILE
-        if _read(path) == me:
-            path.unlink(missing_ok=True)
-        del _held[run_dir]
+    def acquire(self) -> None:
+        """Take the lock; `LmlabError` naming the holder when another live run holds it."""
+        if not launch_rank_zero() or self.me is not None:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)  # Hydra made it already, unless train() is called directly
+        me = _me()
+        for _ in range(3):
+            if not _create(self.path, me):
+                holder = _read(self.path)
+                if holder is None:
+                    continue
+                if not holder:
+                    log.warning("%s names no holder (empty or garbage, e.g. left by a crash): taking it over",
+                                self.path)
+                if not holder or _stale(holder):
+                    self.path.unlink(missing_ok=True)
+                    continue
+                who = f"pid {holder['pid']} on {holder.get('host', '?')} since {holder.get('since', '?')}"
+                raise LmlabError(f"run_dir={str(self.run_dir)!r} is in use by another lmlab-train ({who}, "
+                                 f"{self.path}); wait for it to end, or pick another run_name=/run_dir=")
+            self.me = me
+            atexit.register(self.release)  # a process that exits without its teardown (os._exit aside)
+            return
+        raise LmlabError(f"run_dir={str(self.run_dir)!r}: could not take its lock {self.path}")
+
+    def release(self) -> None:
+        """Remove the lock if this process holds it (and it is still ours)."""
+        if self.me is not None and _read(self.path) == self.me:
+            self.path.unlink(missing_ok=True)
+        self.me = None
+        atexit.unregister(self.release)

@@ -12,42 +12,44 @@ from __future__ import annotations
 import logging
 from logging.handlers import MemoryHandler
 
-_deferred: list[tuple[logging.FileHandler, MemoryHandler]] = []
 
+class DeferredFileLog:
+    """The root logger's file handlers, swapped for memory buffers until this launch trains."""
 
-def defer_file_logging() -> None:
-    """Replace the root logger's file handlers by buffers (console handlers keep printing)."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, logging.FileHandler):
-            buffer = MemoryHandler(capacity=1 << 30, flushLevel=logging.CRITICAL + 1, flushOnClose=False)
-            buffer.setLevel(handler.level)
-            for f in handler.filters:
-                buffer.addFilter(f)
-            root.removeHandler(handler)
-            root.addHandler(buffer)
-            _deferred.append((handler, buffer))
+    def __init__(self):
+        self.deferred: list[tuple[logging.FileHandler, MemoryHandler]] = []
 
+    def defer(self) -> None:
+        """Replace the root logger's file handlers by buffers (console handlers keep printing)."""
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if isinstance(handler, logging.FileHandler):
+                buffer = MemoryHandler(capacity=1 << 30, flushLevel=logging.CRITICAL + 1, flushOnClose=False)
+                buffer.setLevel(handler.level)
+                for f in handler.filters:
+                    buffer.addFilter(f)
+                root.removeHandler(handler)
+                root.addHandler(buffer)
+                self.deferred.append((handler, buffer))
 
-def attach_file_logging() -> None:
-    """Put the file handlers back and write what was buffered into them (this launch trains)."""
-    root = logging.getLogger()
-    while _deferred:
-        handler, buffer = _deferred.pop()
-        root.removeHandler(buffer)
-        buffer.setTarget(handler)
-        buffer.flush()
-        buffer.setTarget(None)
-        root.addHandler(handler)
+    def attach(self) -> None:
+        """Put the file handlers back and write what was buffered into them (this launch trains)."""
+        root = logging.getLogger()
+        while self.deferred:
+            handler, buffer = self.deferred.pop()
+            root.removeHandler(buffer)
+            buffer.setTarget(handler)
+            buffer.flush()
+            buffer.setTarget(None)
+            root.addHandler(handler)
 
-
-def drop_file_logging() -> None:
-    """Forget the buffered records and the file handlers (this launch does not train)."""
-    root = logging.getLogger()
-    while _deferred:
-        handler, buffer = _deferred.pop()
-        root.removeHandler(buffer)
-        handler.close()
+    def drop(self) -> None:
+        """Forget the buffered records and the file handlers (this launch does not train)."""
+        root = logging.getLogger()
+        while self.deferred:
+            handler, buffer = self.deferred.pop()
+            root.removeHandler(buffer)
+            handler.close()
 
 
 def log_to_files(logger: logging.Logger, level: int, message: str) -> None:

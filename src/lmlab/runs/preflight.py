@@ -15,11 +15,12 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
 
 MIN_FREE_BYTES = 1 << 20  # less than this is a full disk: not even the config and the log fit
-# The outermost directory Hydra is about to create for this run (None: the run directory existed already).
-new_dirs: Path | None = None
+# Where the preflight hands the launch the outermost directory Hydra is about to create for a single run
+# (absent: the run directory existed already): `hydra.runtime.<NEW_DIRS_KEY>`, read by `lmlab.runs.lifecycle`.
+NEW_DIRS_KEY = "lmlab_new_dirs"
 
 
 def directory_problem(directory: Path) -> str | None:
@@ -49,18 +50,6 @@ def first_missing(directory: Path) -> Path | None:
     return directory
 
 
-def remove_unused_new_dirs() -> None:
-    """Remove the directories Hydra created for a launch that was refused, when they hold nothing but the
-    empty `train.log` Hydra opened: a refused launch leaves no trace."""
-    global new_dirs
-    if new_dirs is None or not new_dirs.is_dir():
-        return
-    files = [p for p in new_dirs.rglob("*") if not p.is_dir()]
-    if all(p.name == "train.log" and p.stat().st_size == 0 for p in files):
-        shutil.rmtree(new_dirs, ignore_errors=True)
-    new_dirs = None
-
-
 class RunDirPreflight(Callback):
     def _check(self, key: str, directory: str) -> None:
         if problem := directory_problem(Path(directory)):
@@ -68,10 +57,11 @@ class RunDirPreflight(Callback):
             sys.exit(2)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global new_dirs
         HydraConfig.instance().set_config(config)  # the run dir's interpolations read `hydra:` values
         self._check("run_dir", config.hydra.run.dir)
-        new_dirs = first_missing(Path(config.hydra.run.dir))
+        if (new_dirs := first_missing(Path(config.hydra.run.dir))) is not None:
+            with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):  # the job's HydraConfig is this
+                config.hydra.runtime[NEW_DIRS_KEY] = str(new_dirs)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from lmlab.checkpoint.resume import ResumePlan
 from lmlab.runs.config_checks import check_config
-from lmlab.runs.lifecycle import begin_launch, claim_run_dir, start_training
+from lmlab.runs.lifecycle import Launch
 from lmlab.runs.validate import validate_config
 
 log = logging.getLogger("lmlab")
@@ -30,8 +30,9 @@ log = logging.getLogger("lmlab")
 class Run:
     """A launch's run directory and what it does there; see the module's docstring for the order."""
 
-    def __init__(self, cfg: DictConfig):
-        begin_launch(cfg)  # secrets masked in every log line; train.log held back until this launch trains
+    def __init__(self, cfg: DictConfig, launch: Launch):
+        self.launch = launch
+        launch.begin(cfg)  # secrets masked in every log line; train.log held back until this launch trains
         validate_config(cfg)  # every bad value of lmlab's keys, in one message
         check_config(cfg)  # before the Lightning import: bad input fails fast
         self.cfg = cfg
@@ -45,13 +46,12 @@ class Run:
         from lmlab.checkpoint.resume import plan_resume, report
         from lmlab.distributed import apply_global_batch_size, validate_every_n_steps
         from lmlab.parallel.fsdp_config import require_sharding_strategy
-        from lmlab.runs.logfile import drop_file_logging
 
         if rank_zero_only.rank != 0:  # ranks started by srun or torchrun: rank 0 alone writes the run's train.log
-            drop_file_logging()  # begin_launch held the file handler back; this rank never gets it
+            self.launch.file_log.drop()  # begin held the file handler back; this rank never gets it
         apply_global_batch_size(self.cfg)
         validate_every_n_steps(self.cfg)
-        claim_run_dir(self.run_dir)
+        self.launch.claim(self.run_dir)
         self.plan = plan_resume(self.cfg, self.run_dir)
         if self.plan.ckpt_path:
             require_sharding_strategy(self.cfg, Path(self.plan.ckpt_path))
@@ -60,7 +60,7 @@ class Run:
         return self.plan
 
     def start(self) -> None:
-        start_training(self.run_dir, self.plan.step)
+        self.launch.start_training(self.run_dir, self.plan.step)
 
     def record(self, loggers: list, derived_hparams: dict) -> None:
         """What the run directory keeps about this launch (rank 0): the first launch's config and provenance,

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from lmlab.runs.status import ERROR_FILE, run_status
 from lmlab.utils.redact import mask, redact_overrides, remember, secrets_in, secrets_in_overrides
 
-_failed: list[BaseException] = []  # the failures of this process's jobs, each in its error.txt
+JOB_FAILURE = "lmlab_job_failure"  # set on a job's exception once its error.txt is written: no traceback at exit
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -87,7 +87,8 @@ class SweepReport(Callback):
         overrides = " ".join(redact_overrides(job_return.overrides or []))
         details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         (job_dir / ERROR_FILE).write_text(mask(f"{type(error).__name__}: {error}\noverrides: {overrides}\n\n{details}"))
-        _failed.append(error)
+        with contextlib.suppress(AttributeError, TypeError):  # an exception type with __slots__ keeps its traceback
+            setattr(error, JOB_FAILURE, True)
 
 
 @contextlib.contextmanager
@@ -102,7 +103,7 @@ def job_failures_in_the_summary(argv: list[str]) -> Iterator[None]:
     try:
         yield
     except Exception as error:  # noqa: BLE001 - a job's failure ends the sweep quietly; others are printed
-        if not any(error is failed for failed in _failed):
+        if not getattr(error, JOB_FAILURE, False):
             traceback.print_exc()
         sys.exit(1)
     finally:

@@ -1,8 +1,10 @@
-"""lmlab.checkpoint owns checkpoints: the hooks that touch one live there, sharded ones are read through torch's
-public conversion, and no lmlab module imports itself back through a circle."""
+"""The package's layout (docs/design.md): lmlab.checkpoint owns checkpoints (the hooks that touch one live there,
+sharded ones are read through torch's public conversion), no lmlab module imports itself back through a circle,
+and the launch keeps its state in objects, not in module globals."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -14,6 +16,24 @@ def test_checkpoint_hooks_live_in_the_checkpoint_package():
     outside = sorted(str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
                      if "checkpoint" not in p.relative_to(SRC).parts[:1] and HOOKS.search(p.read_text()))
     assert len(outside) <= 5, outside
+
+
+def test_the_launch_holds_no_module_level_mutable_state():
+    """runs/ and its successors (tracking/, sweeps/): no `global`, and module-level names are constants (UPPER
+    case), the module's logger or type aliases; a launch's lock, held-back log and flags live in `Launch`."""
+    found = []
+    for package in ("runs", "tracking", "sweeps"):
+        for path in sorted((SRC / package).glob("*.py")):
+            tree = ast.parse(path.read_text())
+            found += [f"{path.name}:{node.lineno} global" for node in ast.walk(tree) if isinstance(node, ast.Global)]
+            for node in tree.body:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+                    if isinstance(node, ast.AnnAssign) else []
+                names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]  # tuples too
+                for name in names:
+                    if not (name.isupper() or name in ("log", "__all__") or name[:1].isupper()):
+                        found.append(f"{path.name}:{node.lineno} {name}")
+    assert not found, found
 
 
 def test_no_import_circle_among_lmlab_modules():
