@@ -101,3 +101,31 @@ def test_synthetic_preferences_reject_a_plausible_wrong_answer():
     assert source.load("train")["rejected"] == source.load("train")["rejected"]  # deterministic
     assert source.fingerprint() != SyntheticPreferences(train_examples=300, validation_examples=50,
                                                         seed=1).fingerprint()
+
+
+def test_a_tokenizer_that_is_not_the_init_from_models_is_one_line_before_training(tmp_path, tokenizer_dir):
+    """The policy and its reference are init_from's model: data.tokenizer naming another vocabulary is refused."""
+    from conftest import run_cli
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    policy = tmp_path / "policy"  # a Hugging Face model directory with its own tokenizer
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_head=2, n_embd=16)).save_pretrained(policy)
+    tokenizer.save_pretrained(policy)
+    other = tmp_path / "other"  # another byte-level BPE, of another size
+    PreferenceDataModule(SyntheticPreferences(train_examples=20, validation_examples=4), vocab_size=300,
+                         cache_dir=str(tmp_path / "cache")).tokenizer.save_pretrained(other)
+    same = PreferenceDataModule(SyntheticPreferences(), tokenizer=str(policy), init_from=str(policy),
+                                cache_dir=str(tmp_path / "cache"))
+    assert same.tokenizer.get_vocab() == tokenizer.get_vocab()  # the same one named twice is fine
+
+    root = tmp_path / "root"
+    root.mkdir()
+    result = run_cli(["task=dpo", "debug=fast", f"model.init_from={policy}", f"model.tokenizer={other}",
+                      f"paths.root_dir={root}", f"paths.cache_dir={tmp_path / 'cache'}"], cwd=root)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"error: data.tokenizer='{other}' is not the tokenizer of model.init_from="), lines[-3:]
+    assert f"({len(AutoTokenizer.from_pretrained(other))} vs {len(tokenizer)} tokens)" in lines[-1]
+    assert "Traceback" not in result.stderr
+    assert not any(root.rglob("*.csv")) and not any(root.rglob("config.yaml"))  # nothing written

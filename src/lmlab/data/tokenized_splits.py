@@ -15,6 +15,7 @@ from lmlab.contracts import DataModule
 from lmlab.data.cache import cached_dir, fingerprint
 from lmlab.data.tokenizer import BPE_VERSION, load_pretrained_tokenizer, train_bpe
 from lmlab.distributed import eval_sampler, train_sampler
+from lmlab.errors import LmlabError
 
 
 class TokenizedSplitsDataModule(L.LightningDataModule, DataModule):
@@ -49,7 +50,10 @@ class TokenizedSplitsDataModule(L.LightningDataModule, DataModule):
         from lmlab.checkpoint.init_from import resolve_init_from
 
         if self.init_from:
-            return self.prepared(load_pretrained_tokenizer(resolve_init_from(self.init_from, self.cache_dir)))
+            tokenizer = load_pretrained_tokenizer(resolve_init_from(self.init_from, self.cache_dir))
+            if self.tokenizer_name:
+                self.check_same_tokenizer(tokenizer, load_pretrained_tokenizer(self.tokenizer_name))
+            return self.prepared(tokenizer)
         if self.tokenizer_name:
             return self.prepared(load_pretrained_tokenizer(self.tokenizer_name))
         key = fingerprint(kind=BPE_VERSION, max_documents=self.max_documents, vocab_size=self.vocab_size,
@@ -60,6 +64,14 @@ class TokenizedSplitsDataModule(L.LightningDataModule, DataModule):
 
         return self.prepared(AutoTokenizer.from_pretrained(cached_dir(self.cache_dir / "tokenizers", key, build,
                                                                       "tokenizer")))
+
+    def check_same_tokenizer(self, init_from_tokenizer, named) -> None:
+        """The model (and a preference run's reference, its copy) reads `model.init_from`'s token ids: a different
+        `data.tokenizer` beside it would feed it ids of another vocabulary."""
+        if init_from_tokenizer.get_vocab() != named.get_vocab():
+            raise LmlabError(f"data.tokenizer={self.tokenizer_name!r} is not the tokenizer of model.init_from="
+                             f"{self.init_from!r} ({len(named)} vs {len(init_from_tokenizer)} tokens): the model and "
+                             "its reference read init_from's; drop model.tokenizer (data.tokenizer)")
 
     def bpe_texts(self) -> Iterator[str]:
         """The training texts a BPE trained here learns from."""
