@@ -14,7 +14,7 @@ import pytest
 
 @pytest.mark.parametrize(("module", "distribution"),
                          [("lightning", "lightning"), ("submitit", "submitit"), ("torch_dcp", "torch"),
-                          ("lm_eval", "lm_eval")])
+                          ("torch_optim", "torch"), ("lm_eval", "lm_eval")])
 def test_installed_version_is_the_checked_one(module, distribution):
     compat = importlib.import_module(f"lmlab.compat.{module}")
     assert version(distribution).split("+")[0] == compat.CHECKED_VERSION, (
