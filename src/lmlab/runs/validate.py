@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lmlab.errors import LmlabError
+from lmlab.optim import ADJUST_LR_FNS, MUON, MUON_KEYS
 
 # Lightning's accepted `precision` values (lightning.fabric.connector._PRECISION_INPUT), without its import.
 PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
@@ -116,6 +117,10 @@ CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "optimizer.weight_decay": (_non_negative_number, "must be a non-negative number"),
     "optimizer.betas": (_betas, "must be two numbers in [0, 1) (e.g. optimizer.betas=[0.9,0.95])"),
     "optimizer.eps": (_positive_number, "must be a positive number"),
+    "optimizer.momentum": (lambda v: _non_negative_number(v) and v < 1, "must be in [0, 1) (e.g. 0.95)"),
+    "optimizer.nesterov": (lambda v: isinstance(v, bool), "must be true or false"),
+    "optimizer.ns_steps": (lambda v: _int(v, 1) and v < 100, "must be an integer from 1 to 99 (e.g. 5)"),
+    "optimizer.adjust_lr_fn": (lambda v: v in ADJUST_LR_FNS, f"must be one of {', '.join(ADJUST_LR_FNS)}"),
     "scheduler.name": (lambda v: v in SCHEDULERS, f"must be one of {', '.join(SCHEDULERS)}"),
     "scheduler.num_warmup_steps": (lambda v: _int(v, 0), "must be a non-negative integer"),
     "task.module.loss_type": (lambda v: v in PREFERENCE_LOSSES, f"must be one of {', '.join(PREFERENCE_LOSSES)}"),
@@ -165,6 +170,20 @@ def _model_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
+def _optimizer_problems(cfg: DictConfig) -> list[str]:
+    """Keys `optimizer=muon` does not take (AdamW's are refused by Hydra's struct check alone, which a `+key`
+    override passes), and what it does not combine with."""
+    optimizer = OmegaConf.select(cfg, "optimizer", default=None, throw_on_resolution_failure=False)
+    if not OmegaConf.is_dict(optimizer) or optimizer.get("_target_") != MUON:
+        return []
+    problems = [f"optimizer.{key} is not a key of optimizer=muon (its keys: {', '.join(MUON_KEYS)})"
+                for key in optimizer if key not in (*MUON_KEYS, "_target_")]
+    if OmegaConf.select(cfg, "peft", default=None, throw_on_resolution_failure=False):
+        problems.append("optimizer=muon with peft: Muon on the low-rank adapters is untested here; "
+                        "use optimizer=adamw")
+    return problems
+
+
 def _strategy_problems(cfg: DictConfig) -> list[str]:
     """What the strategy's own module says of its keys (`lmlab.parallel.fsdp_config`)."""
     from lmlab.parallel import fsdp_config
@@ -190,7 +209,7 @@ def config_problems(cfg: DictConfig, checks: dict[str, tuple[Callable[[object], 
     missing = set(OmegaConf.missing_keys(cfg))
     if checks is None:
         checks = {**CHECKS, **_callback_checks(cfg)}
-        problems += _model_problems(cfg) + _strategy_problems(cfg)
+        problems += _model_problems(cfg) + _optimizer_problems(cfg) + _strategy_problems(cfg)
     for key, (check, expected) in checks.items():
         if key in missing or OmegaConf.select(cfg, key, default="<absent>", throw_on_resolution_failure=False) \
                 == "<absent>":
