@@ -58,9 +58,8 @@ class ShardedMuon(torch.optim.Muon):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        sharded = [p for group in self.param_groups for p in group["params"] if isinstance(p, DTensor)]
-        if not sharded:
-            return super().step(closure)
+        if not any(isinstance(p, DTensor) for group in self.param_groups for p in group["params"]):
+            return super().step(closure)  # whole matrices (one process, DDP): torch's own step
         loss = None
         if closure is not None:
             with torch.enable_grad():
