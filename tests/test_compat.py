@@ -13,7 +13,8 @@ import pytest
 
 
 @pytest.mark.parametrize(("module", "distribution"),
-                         [("lightning", "lightning"), ("submitit", "submitit"), ("lm_eval", "lm_eval")])
+                         [("lightning", "lightning"), ("submitit", "submitit"), ("torch_optim", "torch"),
+                          ("lm_eval", "lm_eval")])
 def test_installed_version_is_the_checked_one(module, distribution):
     compat = importlib.import_module(f"lmlab.compat.{module}")
     assert version(distribution).split("+")[0] == compat.CHECKED_VERSION, (

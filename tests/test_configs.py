@@ -51,8 +51,11 @@ def instantiate_config(cfg) -> None:
     get_class(cfg.task.module._target_)
     data = instantiate(cfg.data)
     assert hasattr(data, "train_dataloader")
-    params = [torch.nn.Parameter(torch.zeros(2, 2))]
-    optimizer = instantiate(cfg.optimizer, params=params)
+    # groups marked as lmlab.optim.muon.muon_groups marks them for optimizer=muon (the others ignore the key),
+    # passed as lmlab.modules.base passes them
+    params = [{"params": [torch.nn.Parameter(torch.zeros(2, 2))], "muon": True},
+              {"params": [torch.nn.Parameter(torch.zeros(2))], "muon": False}]
+    optimizer = instantiate(cfg.optimizer, _partial_=True)(params)
     if cfg.get("scheduler"):  # on_budget_change is lmlab's, read by the module before it instantiates the rest
         scheduler = {k: v for k, v in cfg.scheduler.items() if k != "on_budget_change"}
         instantiate(scheduler, optimizer=optimizer, num_training_steps=100)

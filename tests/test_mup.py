@@ -9,8 +9,8 @@ from transformers import AutoModelForCausalLM
 
 from lmlab.errors import LmlabError
 from lmlab.models.build import build_model
-from lmlab.models.coord_check import coordinate_check, tiny_spec
 from lmlab.models.mup import hidden_matrices, mup_param_groups
+from lmlab.optim.coord_check import coordinate_check, tiny_spec
 
 WIDTHS = [64, 128, 256, 512]
 

@@ -16,10 +16,13 @@ from lmlab.models.options import ACTIVATION_CHECKPOINTING
 
 
 def transformer_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The modules of `model` whose class its transformers models name in `_no_split_modules`, outermost first."""
+    """The modules of `model` whose class its transformers models name in `_no_split_modules`, outermost first.
+
+    The class or one it derives from: FSDP2's `fully_shard` gives each module it shards a subclass of its own
+    (`FSDPGPT2Block`), and optimizer=muon looks for the blocks after sharding."""
     names = {name for module in model.modules() if isinstance(module, PreTrainedModel)
              for name in (module._no_split_modules or [])}
-    blocks = [module for module in model.modules() if type(module).__name__ in names]
+    blocks = [module for module in model.modules() if any(cls.__name__ in names for cls in type(module).__mro__)]
     if not blocks:
         raise LmlabError(f"the model ({type(model).__name__}) names no block class in `_no_split_modules`: "
                          "it cannot be sharded per block")

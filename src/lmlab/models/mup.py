@@ -4,7 +4,7 @@ hyperparameters tuned at `model.mup_base_width` transfer to wider models.
 With m = width / base_width, for Adam (the practitioners' form of Cerebras' guide and EleutherAI's nanoGPT-mup):
 - hidden matrices (every 2-D weight but the embeddings and the output layer) start with variance ∝ 1/fan_in
   (the config's initializer_range at the base width, its std divided by √m at width), and their learning rate is
-  divided by m (`mup_param_groups`);
+  divided by m (`mup_param_groups`; Muon's rule differs: lmlab.optim.muon.mup_lr_divisor);
 - embeddings, biases and norm gains keep their initialisation and learning rate;
 - the logits are multiplied by 1/m: the final norm's output is, so the tied output layer, the fused loss
   (`lmlab.modules.losses`) and generation all see it;

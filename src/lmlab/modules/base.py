@@ -17,6 +17,7 @@ from lmlab.models.fp8 import convert_to_fp8
 from lmlab.models.lora import added_token_ids, apply_peft, log_parameter_counts
 from lmlab.modules.clipping import clip_gradients
 from lmlab.modules.schedule import SCHEDULE_STEPS_KEY, hold_after, schedule_steps
+from lmlab.optim import MUON
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,18 @@ class HFModelModule(L.LightningModule):
         optimizer_cfg = dict(self.hparams.optimizer)
         weight_decay = optimizer_cfg.pop("weight_decay", 0.0)
         groups = weight_decay_groups(self.model, weight_decay)
-        if self.hparams.model.get("mup"):  # hidden matrices at lr / m (lmlab.models.mup)
+        muon = optimizer_cfg.get("_target_") == MUON
+        if self.hparams.model.get("mup"):  # hidden matrices at lr / m (lmlab.models.mup); Muon's at lr / √m
             from lmlab.models.mup import mup_param_groups
+            from lmlab.optim.muon import mup_lr_divisor
 
-            groups = mup_param_groups(self.model, groups, optimizer_cfg["lr"], self.model.config.mup_width_multiplier)
+            m = self.model.config.mup_width_multiplier
+            divisor = mup_lr_divisor(m, optimizer_cfg.get("adjust_lr_fn")) if muon else m
+            groups = mup_param_groups(self.model, groups, optimizer_cfg["lr"], divisor)
+        if muon:  # the blocks' matrices to Muon, the rest to AdamW
+            from lmlab.optim.muon import muon_groups
+
+            groups = muon_groups(self.model, groups)
         optimizer = instantiate(optimizer_cfg, _partial_=True)(groups)
         if not self.hparams.scheduler:
             return optimizer

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lmlab.optim import MUON
+
 FSDP_STRATEGY = "lmlab.parallel.fsdp.FSDPStrategy"  # the `_target_` of lmlab's FSDP strategy (conf/trainer/fsdp.yaml)
 SHARDING = ("full", "hybrid", "grad_op")
 OFFLOAD_NEEDS_GPU = ("trainer.strategy.cpu_offload=true needs a GPU (FSDP pins host memory to copy each block to "
@@ -30,6 +32,9 @@ def problems(select: Callable[[str], object]) -> list[str]:
         problems.append(f"trainer.strategy.sharding={sharding!r} must be one of {', '.join(SHARDING)}")
     if (offload := select("trainer.strategy.cpu_offload")) not in (True, False, None):
         problems.append(f"trainer.strategy.cpu_offload={offload!r} must be true or false")
+    if select("optimizer._target_") == MUON and select("trainer.strategy.cpu_offload") is True:
+        problems.append("optimizer=muon does not support trainer.strategy.cpu_offload=true (Muon gathers whole "
+                        "gradients over the device mesh; offloaded shards live in host memory): drop cpu_offload")
     if select("task.module.fused_loss") is True:
         problems.append("task.module.fused_loss=true does not run under trainer=fsdp (it multiplies by the head's "
                         "weight outside the model's forward, where FSDP has not gathered it): drop it")

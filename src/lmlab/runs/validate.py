@@ -1,8 +1,8 @@
 """`validate_config`: every problem with lmlab's keys, gathered into one message, before anything runs.
 
 Each feature owns its keys' checks beside its code (`KEYS` and `problems(select)` in `models/config_checks.py`,
-`data/config_checks.py`, `modules/config_checks.py`, `parallel/fsdp_config.py`); this module holds the run's
-own keys (seed, trainer, callbacks) and gathers them all. Each check names the key and its value
+`data/config_checks.py`, `modules/config_checks.py`, `optim/config_checks.py`, `parallel/fsdp_config.py`); this
+module holds the run's own keys (seed, trainer, callbacks) and gathers them all. Each check names the key and its value
 (`trainer.max_steps='abc' must be a positive integer`), so a mistyped override fails in a second with one line,
 instead of a traceback deep inside Lightning after the data was prepared.
 """
@@ -18,10 +18,11 @@ from lmlab.data import config_checks as data_checks
 from lmlab.errors import LmlabError
 from lmlab.models import config_checks as model_checks
 from lmlab.modules import config_checks as module_checks
+from lmlab.optim import config_checks as optimizer_checks
 from lmlab.parallel import fsdp_config
 from lmlab.utils.key_checks import KeyChecks, integer, non_negative_number, one_of, positive_number
 
-FEATURES = (model_checks, data_checks, module_checks, fsdp_config)  # each: KEYS and problems(select)
+FEATURES = (model_checks, data_checks, module_checks, optimizer_checks, fsdp_config)  # each: KEYS, problems(select)
 
 # Lightning's accepted `precision` values (lightning.fabric.connector._PRECISION_INPUT), without its import.
 PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",

@@ -55,10 +55,11 @@ def mean_activations(model: torch.nn.Module, input_ids: torch.Tensor) -> dict[st
 
 
 def coordinate_check(family: str, widths: list[int], mup: bool, base_width: int = 64, steps: int = 5,
-                     lr: float = 1e-2, seed: int = 0, bias: bool = True, batch_shape: tuple[int, int] = (8, 64)
-                     ) -> dict[int, dict[str, float]]:
-    """Per width: the mean |activation| of each layer after `steps` AdamW steps at `lr` on one fixed batch of
-    random tokens (`batch_shape`: sequences × length)."""
+                     lr: float = 1e-2, seed: int = 0, bias: bool = True, batch_shape: tuple[int, int] = (8, 64),
+                     optimizer: str = "adamw") -> dict[int, dict[str, float]]:
+    """Per width: the mean |activation| of each layer after `steps` steps at `lr` on one fixed batch of random
+    tokens (`batch_shape`: sequences × length); `optimizer`: adamw, or muon (optimizer=muon's split and its μP
+    rule, lmlab.optim.muon)."""
     from transformers import AutoModelForCausalLM
 
     batch = torch.randint(0, VOCAB, batch_shape, generator=torch.Generator().manual_seed(seed))
@@ -67,14 +68,26 @@ def coordinate_check(family: str, widths: list[int], mup: bool, base_width: int 
         torch.manual_seed(seed)
         model = build_model(tiny_spec(family, width, mup, base_width, bias=bias), AutoModelForCausalLM,
                             vocab_size=VOCAB)
-        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": 0.0}]
-        if mup:
-            groups = mup_param_groups(model, groups, lr, model.config.mup_width_multiplier)
-        optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
+        step = make_optimizer(model, optimizer, lr, mup)
         for _ in range(steps):
             loss = model(input_ids=batch, labels=batch).loss
             loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
+            step.step()
+            step.zero_grad()
         results[width] = mean_activations(model, batch)
     return results
+
+
+def make_optimizer(model: torch.nn.Module, name: str, lr: float, mup: bool) -> torch.optim.Optimizer:
+    """AdamW or optimizer=muon (betas 0.9, 0.95, no weight decay) with μP's groups when `mup`."""
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": 0.0}]
+    if name == "adamw":
+        if mup:
+            groups = mup_param_groups(model, groups, lr, model.config.mup_width_multiplier)
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
+    from lmlab.optim.muon import MuonWithAdamW, muon_groups, mup_lr_divisor  # optim/ is right of models/
+
+    if mup:
+        groups = mup_param_groups(model, groups, lr, mup_lr_divisor(model.config.mup_width_multiplier,
+                                                                    "match_rms_adamw"))
+    return MuonWithAdamW(muon_groups(model, groups), lr=lr, betas=(0.9, 0.95))
