@@ -22,10 +22,16 @@ from lmlab.utils.redact import mask_console
 
 
 def train(cfg: DictConfig, launch: Launch | None = None) -> float | None:
-    """Train one run; returns the monitored validation metric (what a sweeper optimizes). `launch` is torn down
-    by the caller (`run_command`); called directly, its lock is released when the process exits."""
+    """Train one run; returns the monitored validation metric (what a sweeper optimizes). The caller that passes
+    `launch` ends it (`run_command`); called without one (from Python), the launch is ended here."""
+    if launch is None:
+        launch = Launch()
+        try:
+            return train(cfg, launch)
+        finally:
+            launch.end()
     quiet_warnings()
-    run = Run(cfg, launch or Launch())  # every config error in one line, before the Lightning import
+    run = Run(cfg, launch)  # every config error in one line, before the Lightning import
 
     import lightning as L
 
