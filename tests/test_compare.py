@@ -267,7 +267,8 @@ def lr_sweeps(tmp_path) -> list[Path]:
         for width, values in by_width.items():
             for lr, loss in zip(("1e-3", "4e-3", "1.6e-2"), values, strict=True):
                 overrides = [f"model.config.n_embd={width}", f"optimizer.lr={lr}"]
-                write_run(sweep / str(job), overrides + (["model.mup=false"] if name == "sp" else []),
+                overrides += ["model.mup=False"] if name == "sp" else []  # as Hydra's sweeper writes a bool
+                write_run(sweep / str(job), overrides,
                           val=[(50, loss + 1), (100, loss)], summary={"global_step": 100})
                 if name == "mup":
                     (sweep / str(job) / "config.yaml").write_text("model:\n  mup: true\n")

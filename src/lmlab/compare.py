@@ -52,15 +52,16 @@ class Run:
         return "failed" if self.error else run_status(self.path, self.steps())
 
     def value(self, key: str) -> str:
-        """The run's value of a key: as overridden, else as its config.yaml resolved it (a group: its name)."""
-        if key in self.overrides:
-            return short_number(self.overrides[key])
-        node: object = self.config
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node = node.get("name")
-        if isinstance(node, bool):  # spelt as on a command line, like an override's value
+        """The run's value of a key: as overridden, else as its config.yaml resolved it (a group: its name).
+        Booleans read true/false, however they were written (YAML's true, a swept override's False)."""
+        node: object = self.overrides.get(key)
+        if node is None:
+            node = self.config
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node = node.get("name")
+        if isinstance(node, bool) or node in ("True", "False"):
             return str(node).lower()
         return "—" if node is None else short_number(str(node))
 
