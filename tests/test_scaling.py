@@ -14,7 +14,7 @@ import yaml
 from conftest import ROOT
 
 from lmlab.scaling.cli import main
-from lmlab.scaling.isoflop import fit_isoflops
+from lmlab.scaling.isoflop import fit_isoflops, fit_parabola
 from lmlab.scaling.ladder import isoflop_steps
 from lmlab.scaling.law import Law, bootstrap, fit_law, interval
 from lmlab.scaling.params import count_params
@@ -75,6 +75,16 @@ def test_isoflop_parabolas_find_the_laws_compute_optimal_exponent():
     assert len(fit.parabolas) == 4
     assert fit.params_exponent == pytest.approx(CHINCHILLA.params_exponent, abs=0.01)
     assert fit.params_exponent + fit.tokens_exponent == pytest.approx(1.0, abs=1e-9)
+
+
+def test_a_budget_whose_parabola_has_its_vertex_outside_its_models_has_no_minimum():
+    """The CPU ladder's 3e10 budget: best at the second smallest model, but the parabola through all seven runs
+    (rising steeply to the right) put its vertex at N = 0.34; a minimum outside the models is no IsoFLOP minimum."""
+    params = np.array([6368, 10704, 15808, 28320, 43904, 84288, 136960], dtype=float)
+    loss = np.array([4.458, 4.410, 4.616, 4.869, 5.047, 5.070, 5.359])
+    assert fit_parabola(3e10, params, loss) is None
+    inside = fit_parabola(3e11, params, np.array([4.134, 3.889, 3.769, 3.657, 3.608, 3.736, 4.428]))
+    assert params[0] < inside.optimal_params < params[-1]
 
 
 @pytest.mark.parametrize("model", [
