@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lmlab.compare import find_runs, load_run, main, plot_curves, table_rows
+from lmlab.compare import find_runs, load_run, main, plot_against, plot_curves, table_rows
 from lmlab.runs.lock import RunLock
 
 
@@ -253,3 +253,51 @@ def test_old_flags_still_work_with_one_line_naming_the_new_spelling(classify_swe
         capsys.readouterr().err)
     with open(classify_sweep / "compare.csv", newline="") as f:
         assert [r["run"] for r in csv.DictReader(f)] == ["1", "0", "2"]
+
+
+@pytest.fixture
+def lr_sweeps(tmp_path) -> list[Path]:
+    """μP's LR-transfer benchmark in miniature: two sweeps of widths × learning rates. Under μP (model.mup left to
+    config.yaml's true) the best LR is 4e-3 at both widths; under SP (model.mup=false) it moves to 1e-3."""
+    losses = {"mup": {"64": (5.0, 4.5, 4.8), "512": (4.6, 4.2, 4.4)},
+              "sp": {"64": (5.0, 4.5, 4.8), "512": (4.3, 4.6, float("nan"))}}  # nan: diverged, left out
+    sweeps = []
+    for name, by_width in losses.items():
+        sweep = tmp_path / "multirun" / name
+        job = 0
+        for width, values in by_width.items():
+            for lr, loss in zip(("1e-3", "4e-3", "1.6e-2"), values, strict=True):
+                overrides = [f"model.config.n_embd={width}", f"optimizer.lr={lr}"]
+                overrides += ["model.mup=False"] if name == "sp" else []  # as Hydra's sweeper writes a bool
+                write_run(sweep / str(job), overrides,
+                          val=[(50, loss + 1), (100, loss)], summary={"global_step": 100})
+                if name == "mup":
+                    (sweep / str(job) / "config.yaml").write_text("model:\n  mup: true\n")
+                job += 1
+        sweeps.append(sweep)
+    return sweeps
+
+
+def test_the_final_metric_against_a_swept_key_one_curve_per_width_one_panel_per_sweep(lr_sweeps, tmp_path):
+    runs = [load_run(p) for p in find_runs(lr_sweeps)]
+    drawn = plot_against(tmp_path / "lr.png", runs, "val/loss", "optimizer.lr", "model.config.n_embd", "model.mup")
+    assert drawn.best == {("false", "64"): (4e-3, 4.5), ("false", "512"): (1e-3, 4.3),
+                          ("true", "64"): (4e-3, 4.5), ("true", "512"): (4e-3, 4.2)}
+    assert drawn.points[("true", "512")] == [(1e-3, 4.6), (4e-3, 4.2), (1.6e-2, 4.4)]  # final values, by x
+    assert len(drawn.points[("false", "512")]) == 2 and drawn.log_x
+    assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plot_against(tmp_path / "w.png", runs, "val/loss", "model.config.n_embd").log_x  # 64 … 512
+
+
+def test_main_with_x_prints_each_curves_best_and_refuses_a_key_without_numbers(lr_sweeps, tmp_path, capsys):
+    main([*map(str, lr_sweeps), "x=optimizer.lr", "curve=model.config.n_embd", "panel=model.mup",
+          f"out={tmp_path}"])
+    printed = capsys.readouterr().out
+    assert "model.mup=false model.config.n_embd=512: 4.3 at optimizer.lr=0.001" in printed
+    assert "model.mup=true model.config.n_embd=512: 4.2 at optimizer.lr=0.004" in printed
+    assert (tmp_path / "compare_optimizer.lr.png").is_file()
+    for args in (["x=model.mup"], ["curve=model.config.n_embd"]):
+        with pytest.raises(SystemExit) as exit_:
+            main([str(lr_sweeps[0]), *args, f"out={tmp_path}"])
+        assert exit_.value.code == 2
+    assert "x=model.mup: no run has a number for it" in capsys.readouterr().err

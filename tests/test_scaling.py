@@ -14,7 +14,7 @@ import yaml
 from conftest import ROOT
 
 from lmlab.scaling.cli import main
-from lmlab.scaling.isoflop import fit_isoflops
+from lmlab.scaling.isoflop import fit_isoflops, fit_parabola
 from lmlab.scaling.ladder import isoflop_steps
 from lmlab.scaling.law import Law, bootstrap, fit_law, interval
 from lmlab.scaling.params import count_params
@@ -77,6 +77,16 @@ def test_isoflop_parabolas_find_the_laws_compute_optimal_exponent():
     assert fit.params_exponent + fit.tokens_exponent == pytest.approx(1.0, abs=1e-9)
 
 
+def test_a_budget_whose_parabola_has_its_vertex_outside_its_models_has_no_minimum():
+    """The CPU ladder's 3e10 budget: best at the second smallest model, but the parabola through all seven runs
+    (rising steeply to the right) put its vertex at N = 0.34; a minimum outside the models is no IsoFLOP minimum."""
+    params = np.array([6368, 10704, 15808, 28320, 43904, 84288, 136960], dtype=float)
+    loss = np.array([4.458, 4.410, 4.616, 4.869, 5.047, 5.070, 5.359])
+    assert fit_parabola(3e10, params, loss) is None
+    inside = fit_parabola(3e11, params, np.array([4.134, 3.889, 3.769, 3.657, 3.608, 3.736, 4.428]))
+    assert params[0] < inside.optimal_params < params[-1]
+
+
 @pytest.mark.parametrize("model", [
     {"_target_": "transformers.GPT2Config", "n_layer": 2, "n_embd": 48, "n_head": 2, "n_positions": 64},
     {"_target_": "transformers.GPT2Config", "n_layer": 1, "n_embd": 32, "n_head": 2, "n_inner": 80,
@@ -106,6 +116,8 @@ def test_isoflop_steps_spend_the_budget():
     steps = isoflop_steps(1e10, model, 64, 16)
     assert steps == round(1e10 / (6 * count_params(model, None, "non_embedding") * 64 * 16))
     assert isoflop_steps(1e10, model, 64, 16, global_batch_size=32) == round(steps / 2)
+    total = isoflop_steps(1e10, model, 64, 16, vocab_size=512, count="total")  # the preset's scaling.params
+    assert total == round(1e10 / (6 * count_params(model, 512, "total") * 64 * 16)) and total < steps
 
 
 def write_csv(path: Path, n: np.ndarray, d: np.ndarray, loss: np.ndarray) -> Path:
@@ -128,13 +140,16 @@ def test_cli_on_a_csv_writes_the_fit_and_a_budget_plan(tmp_path, capsys):
     assert "bootstrap 20/20" in capsys.readouterr().err
 
 
-def fake_run(run_dir: Path, width: int, flops: float, loss: float, tokens_per_step: int = 1024) -> None:
-    """What a finished run of conf/experiment/isoflop_ladder.yaml leaves that lmlab-scaling reads."""
+def fake_run(run_dir: Path, width: int, flops: float, loss: float, tokens_per_step: int = 1024,
+             count: str | None = None) -> None:
+    """What a finished run of conf/experiment/isoflop_ladder.yaml leaves that lmlab-scaling reads (`count`: the
+    preset's scaling.params; None: a ladder of before it had one, non-embedding)."""
     run_dir.mkdir(parents=True)
     model = {"_target_": "transformers.GPT2Config", "n_layer": 2, "n_embd": width, "n_head": 2}
-    steps = isoflop_steps(flops, model, 64, tokens_per_step // 64)
+    steps = isoflop_steps(flops, model, 64, tokens_per_step // 64, vocab_size=512, count=count or "non_embedding")
+    scaling = {"flops": flops, **({"params": count} if count else {})}
     (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": {"config": model}, "data": {"vocab_size": 512},
-                                                          "scaling": {"flops": flops},
+                                                          "scaling": scaling,
                                                           "monitor": {"metric": "val/loss", "mode": "min"}}))
     (run_dir / "overrides.yaml").write_text(yaml.safe_dump(
         ["experiment=isoflop_ladder", f"model.config.n_embd={width}", f"scaling.flops={flops}", "paths.root_dir=/x"]))
@@ -168,6 +183,25 @@ def test_cli_on_a_ladder_sweep_proposes_its_nearest_model_with_the_budgets_steps
     assert "left out" in capsys.readouterr().err
 
 
+def test_the_fit_counts_parameters_as_the_ladder_spent_its_budgets(tmp_path, capsys):
+    """A ladder run with scaling.params=total is fitted on total parameters unless --params says otherwise, so
+    that its C = 6ND is the budget it was given; ladders counted differently are refused together."""
+    sweep = tmp_path / "total"
+    for job, (flops, width) in enumerate((f, w) for f in (1e11, 3e11) for w in (16, 24, 32, 48)):
+        fake_run(sweep / str(job), width, flops, 5.0 - 0.1 * job, count="total")
+    main([str(sweep), "--bootstrap", "0"])
+    result = json.loads((sweep / "scaling.json").read_text())
+    assert result["params"] == "total"
+    assert all(r["flops"] == pytest.approx(r["budget"], rel=0.01) for r in result["runs"])  # steps are rounded
+    main([str(sweep), "--bootstrap", "0", "--params", "non_embedding", "--out", str(tmp_path / "ne")])
+    assert json.loads((tmp_path / "ne" / "scaling.json").read_text())["params"] == "non_embedding"
+    fake_run(tmp_path / "old" / "0", 16, 1e10, 5.0, count="non_embedding")
+    with pytest.raises(SystemExit) as exit_:
+        main([str(sweep), str(tmp_path / "old"), "--bootstrap", "0"])
+    assert exit_.value.code == 2
+    assert "counted their parameters differently (scaling.params: non_embedding, total)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["missing.csv"], "does not exist"),
     (["bad.csv"], "expected the columns params,tokens,loss"),
@@ -192,6 +226,20 @@ def test_the_command_imports_neither_torch_nor_lightning():
              "print(sorted({'torch', 'lightning', 'transformers'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_a_bootstrap_refit_that_runs_a_coefficient_beyond_a_float_is_left_out(monkeypatch):
+    """Seen on the 14 runs of the CPU ladder's two smaller budgets: a resample's L-BFGS ended at log A ≈ 1e3, and
+    exp(a) raised OverflowError instead of that resample being dropped like one that diverged to inf."""
+    from types import SimpleNamespace
+
+    import lmlab.scaling.law as law_module
+
+    ends = iter([np.array([1e3, 1.0, 0.0, 0.3, 0.3]), np.array([5.0, 6.0, 0.5, 0.3, 0.3])])
+    monkeypatch.setattr(law_module, "_lbfgs", lambda start, data, delta: SimpleNamespace(x=next(ends), fun=0.0))
+    n, d, loss = noisy_grid(CHINCHILLA, sizes=3)
+    laws = bootstrap(n, d, loss, CHINCHILLA, samples=2)
+    assert [law.A for law in laws] == pytest.approx([np.exp(5.0)])
 
 
 def test_a_law_without_a_minimum_has_no_optimum_and_intervals_skip_it():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,15 +52,25 @@ class Run:
         return "failed" if self.error else run_status(self.path, self.steps())
 
     def value(self, key: str) -> str:
-        """The run's value of a key: as overridden, else as its config.yaml resolved it (a group: its name)."""
-        if key in self.overrides:
-            return short_number(self.overrides[key])
-        node: object = self.config
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node = node.get("name")
+        """The run's value of a key: as overridden, else as its config.yaml resolved it (a group: its name).
+        Booleans read true/false, however they were written (YAML's true, a swept override's False)."""
+        node: object = self.overrides.get(key)
+        if node is None:
+            node = self.config
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node = node.get("name")
+        if isinstance(node, bool) or node in ("True", "False"):
+            return str(node).lower()
         return "—" if node is None else short_number(str(node))
+
+    def number(self, key: str) -> float | None:
+        """The run's value of a key as a number, or None (unset, or not a number)."""
+        try:
+            return float(self.value(key))
+        except ValueError:
+            return None
 
     def series(self, key: str) -> list[tuple[int, float]]:
         """(step, value) for each row of metrics.csv that has `key`."""
@@ -341,6 +352,69 @@ def _fit_legend(fig, ax) -> float:
     return share
 
 
+@dataclass
+class SweepPlot:
+    """What `plot_against` drew: per (panel, curve) value, the (x, metric) points sorted by x and the best one."""
+
+    points: dict[tuple[str, str], list[tuple[float, float]]]
+    best: dict[tuple[str, str], tuple[float, float]]
+    log_x: bool
+
+
+def _value_order(text: str) -> tuple[bool, float, str]:
+    """Sorts values as numbers where they are, and after them the rest alphabetically."""
+    try:
+        return (False, float(text), text)
+    except ValueError:
+        return (True, 0.0, text)
+
+
+def plot_against(path: Path, runs: list[Run], metric: str, x: str, curve: str | None = None,
+                 panel: str | None = None, mode: str = "min") -> SweepPlot:
+    """A PNG of each run's final `metric` against its value of the key `x` (e.g. optimizer.lr), one curve per
+    value of `curve` (e.g. model.config.n_embd), one panel per value of `panel` (sharing the y axis), each curve's
+    best point starred. The x axis is logarithmic when every x is positive and they span a factor of 10 or more
+    (a learning-rate grid). Runs without a number for `x` or a finite `metric` are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for run in runs:
+        at, value = run.number(x), run.final(metric)
+        if at is not None and value is not None and math.isfinite(value):
+            group = (run.value(panel) if panel else "", run.value(curve) if curve else "")
+            points.setdefault(group, []).append((at, value))
+    order = sorted(points, key=lambda group: (_value_order(group[0]), _value_order(group[1])))
+    points = {group: sorted(points[group]) for group in order}
+    pick = min if mode == "min" else max
+    best = {group: pick(series, key=lambda p: p[1]) for group, series in points.items()}
+    xs = [at for series in points.values() for at, _ in series]
+    log_x = bool(xs) and min(xs) > 0 and max(xs) >= 10 * min(xs)
+
+    panels = list(dict.fromkeys(p for p, _ in points)) or [""]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], panels, strict=True):
+        for i, value in enumerate(c for p, c in points if p == name):
+            series = points[(name, value)]
+            color = f"C{i % 10}"
+            ax.plot(*zip(*series, strict=True), marker="o", markersize=4, color=color,
+                    label=f"{curve.rsplit('.', 1)[-1]}={value}" if curve else None)
+            ax.plot(*best[(name, value)], marker="*", markersize=14, color=color, linestyle="none")
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel(x)
+        ax.set_title(f"{panel}={name}" if panel else f"final {metric}")
+        if curve:
+            ax.legend(fontsize=8, title="★ best", title_fontsize=8)
+    axes[0, 0].set_ylabel(f"final {metric}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return SweepPlot(points, best, log_x)
+
+
 def print_table(header: list[str], rows: list[list[str]], common: dict[str, str], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -377,6 +451,12 @@ class CompareArgs:
         "help": "csv (metrics.csv), or wandb, mlflow, tensorboard: what that tracker's own store holds"})
     out: Path | None = field(default=None, metadata={"help": "where compare.csv/.md/.png go (default: the "
                                                              "directory given, or the current one)"})
+    x: str | None = field(default=None, metadata={
+        "help": "a swept key (e.g. optimizer.lr): also draw compare_<x>.png, the final metric against it"})
+    curve: str | None = field(default=None, metadata={
+        "help": "with x: one curve per value of this key (e.g. model.config.n_embd)"})
+    panel: str | None = field(default=None, metadata={
+        "help": "with x: one panel per value of this key (e.g. model.mup, for two sweeps side by side)"})
 
 
 def parse_args(argv: list[str]) -> CompareArgs:
@@ -395,6 +475,8 @@ def parse_args(argv: list[str]) -> CompareArgs:
         fail(f"mode={args.mode!r} must be min or max")
     if args.source not in SOURCES:
         fail(f"source={args.source!r} must be one of {', '.join(SOURCES)}")
+    if (args.curve or args.panel) and not args.x:
+        fail("curve= and panel= draw against a key: give x= too (e.g. x=optimizer.lr curve=model.config.n_embd)")
     args.paths = [Path(p) for p in args.paths]
     return args
 
@@ -430,6 +512,20 @@ def main(argv: list[str] | None = None) -> None:
     write_markdown(out / "compare.md", header, rows)
     curves = plot_curves(out / "compare.png", runs, metrics).curves
     print(f"Wrote {out / 'compare.csv'}, {out / 'compare.md'} and {out / 'compare.png'} ({curves} curves)")
+    if args.x:
+        plot_sweep(out / f"compare_{args.x}.png", runs, sort, modes[sort], args)
+
+
+def plot_sweep(path: Path, runs: list[Run], metric: str, mode: str, args: CompareArgs) -> None:
+    """compare_<x>.png, and each curve's best x printed."""
+    if not any(run.number(args.x) is not None for run in runs):
+        fail(f"x={args.x}: no run has a number for it (a key its sweep varies, e.g. optimizer.lr)")
+    drawn = plot_against(path, runs, metric, args.x, args.curve, args.panel, mode)
+    print(f"best final {metric} against {args.x}:")
+    for (panel, curve), (at, value) in drawn.best.items():
+        where = " ".join(f"{key}={name}" for key, name in ((args.panel, panel), (args.curve, curve)) if key)
+        print(f"  {where or 'all runs'}: {_fmt(value)} at {args.x}={short_number(repr(at))}")
+    print(f"Wrote {path}")
 
 
 if __name__ == "__main__":

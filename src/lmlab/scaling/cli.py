@@ -19,7 +19,7 @@ from lmlab.scaling.isoflop import IsoFlopFit, fit_isoflops
 from lmlab.scaling.ladder import nearest_model, train_overrides
 from lmlab.scaling.law import STARTS, Law, bootstrap, fit_law, interval
 from lmlab.scaling.params import COUNTS
-from lmlab.scaling.points import Point, read_points
+from lmlab.scaling.points import Point, ladder_count, read_points
 
 FIELDS = ("E", "A", "B", "alpha", "beta")
 MIN_POINTS = 6  # the law has 5 parameters
@@ -34,9 +34,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("paths", nargs="+", type=Path,
                         help="sweep or run directories, or one CSV with columns params,tokens,loss "
                              "(or params,flops,loss)")
-    parser.add_argument("--params", choices=COUNTS, default="non_embedding",
-                        help="N of a run directory: non-embedding (default; Kaplan et al.) or total parameters "
-                             "(Hoffmann et al.). A CSV's params column is taken as it is")
+    parser.add_argument("--params", choices=COUNTS, default=None,
+                        help="N of a run directory: non-embedding (Kaplan et al.) or total parameters (Hoffmann et "
+                             "al.); default: what the runs' scaling.params says (the IsoFLOP preset's), else "
+                             "non-embedding. A CSV's params column is taken as it is")
     parser.add_argument("--metric", default="val/loss", help="the runs' final value of this metric is L")
     parser.add_argument("--budget", type=float, default=None,
                         help="training FLOPs to plan for: compute-optimal N and D, predicted loss, "
@@ -138,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
         if not path.exists():
             fail(f"{path} does not exist")
     try:
+        if args.params is None:
+            args.params = "non_embedding" if any(p.is_file() for p in args.paths) else ladder_count(args.paths)
         points, skipped = read_points(args.paths, args.params, args.metric)
     except (ValueError, OSError) as e:
         fail(str(e))

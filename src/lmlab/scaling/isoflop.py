@@ -73,13 +73,16 @@ def group_budgets(flops: np.ndarray, budgets: list[float | None] | None = None,
 
 
 def fit_parabola(flops: float, params: np.ndarray, loss: np.ndarray) -> Parabola | None:
-    """None when the budget has fewer than 3 model sizes or its curve opens downward (no minimum)."""
+    """None when the budget has fewer than 3 model sizes, or its curve has no minimum between its smallest and
+    largest model: it opens downward, or its vertex lies outside them (a curve that mostly rises, fitted with its
+    vertex at N < 1 on a real CPU ladder)."""
     if len(np.unique(params)) < 3:
         return None
     coefficients = np.polyfit(np.log(params), loss, 2)
     if coefficients[0] <= 0:
         return None
-    return Parabola(flops, tuple(float(c) for c in coefficients), params.tolist(), loss.tolist())
+    parabola = Parabola(flops, tuple(float(c) for c in coefficients), params.tolist(), loss.tolist())
+    return parabola if params.min() <= parabola.optimal_params <= params.max() else None
 
 
 def fit_isoflops(params: np.ndarray, flops: np.ndarray, loss: np.ndarray,

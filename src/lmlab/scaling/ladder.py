@@ -20,12 +20,14 @@ LADDER_BUDGET_KEYS = (*BUDGET_KEYS, "scaling.flops")
 
 
 def isoflop_steps(flops: float, model_config: Mapping[str, Any] | DictConfig, block_size: int, batch_size: int,
-                  global_batch_size: int | None = None) -> int:
-    """`trainer.max_steps` that spends `flops` = 6·N·D on the model, N its non-embedding parameters and D the
-    tokens of that many steps of `global_batch_size` (else `batch_size`) blocks of `block_size` tokens."""
+                  global_batch_size: int | None = None, vocab_size: int | None = None,
+                  count: str = "non_embedding") -> int:
+    """`trainer.max_steps` that spends `flops` = 6·N·D on the model, N its `count` parameters ("non_embedding", or
+    "total" with the `vocab_size` tokenizer's embeddings) and D the tokens of that many steps of
+    `global_batch_size` (else `batch_size`) blocks of `block_size` tokens."""
     if isinstance(model_config, DictConfig):
         model_config = OmegaConf.to_container(model_config, resolve=True)
-    params = count_params(model_config, None, "non_embedding")
+    params = count_params(model_config, vocab_size, count)
     tokens_per_step = int(block_size) * int(global_batch_size or batch_size)
     return max(1, round(float(flops) / (6 * params * tokens_per_step)))
 

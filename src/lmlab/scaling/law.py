@@ -105,6 +105,17 @@ def _lbfgs(start: np.ndarray, data: tuple[np.ndarray, ...], delta: float):
         return minimize(objective, start, args=(*data, delta), jac=True, method="L-BFGS-B")
 
 
+def _converged(x: np.ndarray) -> Law | None:
+    """The law an L-BFGS run ended at, or None where it diverged: a parameter not finite, or A, B or E beyond a
+    float (a bootstrap resample of a 14-run ladder ran log A off to ~1e3)."""
+    if not np.all(np.isfinite(x)):
+        return None
+    try:
+        return Law.from_log_params(x)
+    except OverflowError:
+        return None
+
+
 def fit_law(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, grid: tuple[np.ndarray, ...] = CHINCHILLA_GRID,
             starts: int = STARTS, delta: float = HUBER_DELTA) -> tuple[Law, float]:
     """The law with the lowest objective from L-BFGS runs started at the `starts` best grid points, and that
@@ -115,11 +126,11 @@ def fit_law(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, grid: tupl
     best = None
     for point in points[np.argsort(scores, kind="stable")[:starts]]:
         result = _lbfgs(point, data, delta)
-        if np.all(np.isfinite(result.x)) and (best is None or result.fun < best.fun):
+        if _converged(result.x) and (best is None or result.fun < best.fun):
             best = result
     if best is None:
         raise ValueError("the fit diverged from every starting point")
-    return Law.from_log_params(best.x), float(best.fun)
+    return _converged(best.x), float(best.fun)
 
 
 def bootstrap(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, law: Law, samples: int, seed: int = 0,
@@ -132,9 +143,8 @@ def bootstrap(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, law: Law
     laws = []
     for i in range(samples):
         rows = rng.integers(0, len(params), len(params))
-        result = _lbfgs(start, tuple(x[rows] for x in data), delta)
-        if np.all(np.isfinite(result.x)):
-            laws.append(Law.from_log_params(result.x))
+        if fit := _converged(_lbfgs(start, tuple(x[rows] for x in data), delta).x):
+            laws.append(fit)
         if progress:
             progress(i + 1)
     return laws

@@ -96,6 +96,22 @@ def read_run(run_dir: Path, count: str, metric: str) -> Point | str:
                  float(budget) if budget else None, run.overrides, tokens / steps if steps else None)
 
 
+def ladder_count(paths: list[Path]) -> str:
+    """The parameter count the runs spent their budgets with (config.yaml's `scaling.params`, as the IsoFLOP preset
+    passes it to its resolver), so that C = 6ND means in the fit what it meant in the runs; "non_embedding" when
+    they name none."""
+    counts = set()
+    for run_dir in find_runs(paths):
+        if (run_dir / "config.yaml").is_file():
+            config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+            counts.add((config.get("scaling") or {}).get("params"))
+    counts.discard(None)
+    if len(counts) > 1:
+        raise ValueError(f"the runs counted their parameters differently (scaling.params: {', '.join(sorted(counts))})"
+                         ": fit each ladder on its own, or choose with --params")
+    return counts.pop() if counts else "non_embedding"
+
+
 def read_points(paths: list[Path], count: str, metric: str) -> tuple[list[Point], list[str]]:
     """Points from one CSV file, or from run and sweep directories; and the runs left out, with why."""
     if len(paths) == 1 and paths[0].is_file():
