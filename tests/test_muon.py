@@ -227,7 +227,7 @@ def test_ddp_on_two_processes_equals_one_process(reference, tmp_path, cache_dir)
 def test_fsdp_on_two_processes_killed_and_relaunched_equals_one_process(reference, tmp_path, cache_dir):
     """FSDP2 shards every matrix: Muon gathers each update whole for Newton–Schulz. The sharded checkpoint (DCP)
     holds both optimizers' state: the run SIGKILLed after step 8 resumes from it."""
-    from lmlab.parallel.sharded_checkpoint import load_sharded_checkpoint
+    from lmlab.checkpoint.sharded import load_sharded_checkpoint
 
     run_dir = tmp_path / "run"
     args = [*RUN, "trainer=fsdp", "trainer.devices=2", "trainer.precision=32-true", f"run_dir={run_dir}",
