@@ -60,10 +60,10 @@ def load_module(module_class: type, path: Path, key: str, **kwargs: Any):
     Lightning does. A LoRA module's non-strict load is checked for every trainable parameter (as a resume checks
     it: `lmlab.checkpoint.lora`)."""
     from lmlab.checkpoint.lora import check_trainable_loaded
-    from lmlab.checkpoint.sharded import is_sharded_checkpoint
+    from lmlab.checkpoint.sharded import is_sharded_checkpoint, load_sharded_checkpoint
 
     if is_sharded_checkpoint(intact_checkpoint(path, key)):
-        checkpoint = read_checkpoint(path, key)
+        checkpoint = load_sharded_checkpoint(path)  # verified just above: read it once, not verified again
         module = module_class(**{**checkpoint.get("hyper_parameters", {}), **kwargs})
         module.on_load_checkpoint(checkpoint)
         module.load_state_dict(checkpoint["state_dict"], strict=module.strict_loading)
