@@ -6,7 +6,7 @@ gradient clipping 1.0, linear schedule, batch size and steps. Each variant runs 
 interleaved A B A B …; examples/s is measured over the steps after warm-up by the same clock.
 
     python bench/classify_throughput.py            # a local SST-2 copy (`SST2`), or --data DIR with train.tsv
-    python bench/classify_throughput.py --quick    # a few steps on a slice (what tests/test_bench.py runs)
+    python bench/classify_throughput.py --quick    # a few steps on a slice (what tests/e2e/test_bench.py runs)
 """
 
 from __future__ import annotations

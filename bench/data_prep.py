@@ -7,7 +7,7 @@ per line, as run_clm.py's "text" loader gives it). Then the time for a second, c
 data module to be ready (prepare_data + setup + first batch, in a fresh data module).
 
     python bench/data_prep.py            # full corpora
-    python bench/data_prep.py --quick    # a slice of each (what tests/test_bench.py runs)
+    python bench/data_prep.py --quick    # a slice of each (what tests/e2e/test_bench.py runs)
 
 Scale mode (`bench/data_prep_scale.py`): one ~1 GiB text file, tokenized by lmlab and by run_clm.py's
 pipeline, each in its own process, with peak memory; needs ~10 GB free in --work-dir for run_clm.py's

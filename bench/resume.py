@@ -11,7 +11,7 @@ schedule state: what a real checkpoint at that step holds, the weights aside); t
 ckpt_path=<copy>` is timed from launch to the end of its first step, rounds interleaved.
 
     python bench/resume.py               # 5 rounds (~3 min on 2 cores; the first run builds the data cache)
-    python bench/resume.py --quick       # a slice of the corpus, 1 round (what tests/test_bench.py runs)
+    python bench/resume.py --quick       # a slice of the corpus, 1 round (what tests/e2e/test_bench.py runs)
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ process, interleaved A B C A B C …; tokens/s is measured over the steps after 
 
     python bench/train_throughput.py            # full: 5 rounds (CPU: 4x256 GPT-2, block 256; GPU: GPT-2 124M, bf16)
     python bench/train_throughput.py --model llama-124m   # GPU: the Llama-style 124M instead
-    python bench/train_throughput.py --quick    # tiny sizes, one round (what tests/test_bench.py runs)
+    python bench/train_throughput.py --quick    # tiny sizes, one round (what tests/e2e/test_bench.py runs)
     python bench/train_throughput.py --variants lmlab --set model.compile=regional   # a candidate setting
 
 On a GPU, lmlab runs `experiment=pretrain_gpu` (bf16, fused AdamW, the whole step compiled, dropout 0,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A one-node SLURM cluster on this machine, for lmlab's SLURM tests (tests/test_slurm.py). Run as root.
+# A one-node SLURM cluster on this machine, for lmlab's SLURM tests (tests/e2e/test_slurm.py). Run as root.
 #   bash scripts/slurm_local.sh start    # install the Debian packages if needed, configure, start; idempotent
 #   bash scripts/slurm_local.sh stop
 #   bash scripts/slurm_local.sh status

@@ -9,6 +9,13 @@ from pathlib import Path
 
 import pytest
 
+# tests/unit/<package>/ mirrors src/lmlab/, tests/e2e/ drives the commands as a user would, tests/helpers/ holds
+# what both import and what the runs they start load by `_target_` (callbacks that kill, pause, record).
+HELPERS = Path(__file__).resolve().parent / "helpers"
+sys.path.insert(0, str(HELPERS))
+# A launched `lmlab-train` finds the helpers' callbacks (`+callbacks.kill._target_=signal_at_step.SigkillAt`).
+TEST_CALLBACKS = {"PYTHONPATH": os.pathsep.join(filter(None, [str(HELPERS), os.environ.get("PYTHONPATH")]))}
+
 # Tests never touch the network: no hub downloads, W&B offline.
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="offline",
                   WANDB_SILENT="true", TOKENIZERS_PARALLELISM="true")
@@ -36,6 +43,31 @@ TINY = [
     "callbacks.progress_bar=null",
     "trainer.enable_progress_bar=false",
 ]
+# The same, four steps with a validation every two (tracking and sweep tests).
+QUICK = ["trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
+         "trainer.num_sanity_val_steps=0", "data.max_documents=30", "data.vocab_size=512", "data.block_size=32",
+         "data.batch_size=4", "data.eval_batch_size=8", "callbacks.samples=null", "callbacks.export_hf=null",
+         "callbacks.model_summary=null", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
+# Supervised fine-tuning of a small GPT-2 on uppercasing letter strings (SFT, DPO, LoRA tests).
+SFT_TINY = [
+    "task=sft",
+    "data.source.tasks=[upper]",
+    "data.source.max_length=5",
+    "data.generation_examples=16",
+    "data.batch_size=64",
+    "model.config.n_layer=2",
+    "model.config.n_embd=128",
+    "model.config.n_head=4",
+    "model.config.n_positions=64",
+    "callbacks.model_summary=null",
+    "callbacks.progress_bar=null",
+    "trainer.enable_progress_bar=false",
+]
+# A one-layer BERT classifier on the labelled CSVs of tests/helpers/labelled_data.py.
+TINY_BERT = ["task=classify", "data=local", "data.vocab_size=300", "data.max_length=16", "data.batch_size=16",
+             "model.config.num_hidden_layers=1", "model.config.hidden_size=32", "model.config.intermediate_size=64",
+             "model.config.num_attention_heads=2", "scheduler.num_warmup_steps=2", "optimizer.lr=3e-3",
+             "callbacks.model_summary=null", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
 
 
 @pytest.fixture(scope="session")

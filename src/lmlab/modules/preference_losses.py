@@ -8,7 +8,7 @@
 
 Rewards (what TRL logs as `rewards/*`): β·(log π - log π_ref) of each response; for SimPO, β·mean log π. Equal to
 TRL 1.16's `DPOTrainer` (sigmoid, hinge, ipo) and its `CPOTrainer` with `loss_type="simpo"` to float rounding
-(tests/test_preference_vs_trl.py). TRL's DPO sigmoid has no label smoothing; ε=0 here is the same loss.
+(tests/unit/modules/test_preference_vs_trl.py). TRL's DPO sigmoid has no label smoothing; ε=0 here is the same loss.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The coordinate check of Tensor Programs V: the mean |activation| of each layer after a few Adam steps, across
 widths. Under μP it stays flat as the model widens; under standard parametrisation the logits grow with width.
-`bench/mup_coord_check.py` draws it; `tests/test_mup.py` checks it."""
+`bench/mup_coord_check.py` draws it; `tests/unit/models/test_mup.py` checks it."""
 
 from __future__ import annotations
 
