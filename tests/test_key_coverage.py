@@ -209,3 +209,15 @@ def test_a_bad_sweeper_or_launcher_key_is_one_line_exit_2_before_any_directory(o
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {says}"), result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("module", "args", "says"), [
+    ("lmlab.scaling.cli", ["runs", "--budget", "abc"], "argument --budget: invalid float value: 'abc'"),
+    ("lmlab.upload_data", ["file:///nowhere", "data.shard_bytes=abc"],
+     "data.shard_bytes='abc' must be a positive number of bytes"),
+])
+def test_the_other_commands_refuse_a_wrong_typed_value_in_one_line(module, args, says, tmp_path):
+    result = run_cli(args, cwd=tmp_path, module=module, timeout=300)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {says}"), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
