@@ -134,6 +134,7 @@ def check_overrides(config_name: str, argv: list[str]) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from lmlab.sweeps.config_checks import check_sweep
     from lmlab.utils.redact import mask, remember, secrets_in_overrides
 
     register_resolvers()
@@ -145,53 +146,11 @@ def check_overrides(config_name: str, argv: list[str]) -> None:
             for overrides in jobs:
                 cfg = compose(config_name, overrides=overrides, return_hydra_config=bool(multirun))
                 if multirun:
-                    check_sweep(cfg.hydra)
+                    check_sweep(cfg)  # the sweeper's and launcher's keys and `_target_`s
     except (HydraException, OmegaConfBaseException, ValueError) as error:
         remember(secrets_in_overrides([line for job in jobs for line in job]))
         print(f"error: {mask(one_line(error))}", file=sys.stderr)
         sys.exit(2)
-
-
-def importable(path: str) -> bool:
-    """Whether `a.b.C` is an object Python can import: the longest importable module, then attributes."""
-    import importlib
-
-    parts = path.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            node = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for attribute in parts[cut:]:
-            if not hasattr(node, attribute):
-                return False
-            node = getattr(node, attribute)
-        return True
-    return False
-
-
-def check_sweep(hydra_cfg) -> None:
-    """The sweeper's and launcher's `_target_`s import (a misspelt Optuna sampler is one line, not Hydra's
-    "Error locating target" after the sweep began), and a search runs at least one trial."""
-    from omegaconf import OmegaConf
-
-    def targets(node, path: str):
-        if OmegaConf.is_dict(node):
-            for key in node:
-                value = node._get_node(key)._value()
-                if key == "_target_" and isinstance(value, str):
-                    yield f"{path}._target_", value
-                else:
-                    yield from targets(node._get_node(key), f"{path}.{key}")
-
-    for group in ("sweeper", "launcher"):
-        for key, target in targets(hydra_cfg.get(group), f"hydra.{group}"):
-            if not importable(target):
-                raise ValueError(f"{key}={target!r} names nothing importable (a module path and a class, e.g. "
-                                 "optuna.samplers.TPESampler)")
-    trials = OmegaConf.select(hydra_cfg, "sweeper.n_trials", default=None)
-    if trials is not None and not (isinstance(trials, int) and trials >= 1):
-        raise ValueError(f"hydra.sweeper.n_trials={trials!r} must be a positive number of trials")
 
 
 def _one_job_per_swept_value(argv: list[str]) -> list[list[str]]:

@@ -40,13 +40,16 @@ def upload(overrides: list[str], url: str) -> None:
     from hydra import compose, initialize_config_dir
 
     from lmlab.config import config_dir, register_resolvers
+    from lmlab.data import config_checks as data_checks
     from lmlab.data.pretrain import PretrainDataModule
     from lmlab.data.remote_module import TOKENIZER_DIR
     from lmlab.data.sources import SPLITS
+    from lmlab.runs.validate import validate_config
 
     register_resolvers()
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
+    validate_config(cfg, data_checks.KEYS)  # a bad data key: one line naming it, before anything is built
     datamodule = hydra.utils.instantiate(cfg.data)
     if type(datamodule) is not PretrainDataModule:
         raise LmlabError(f"data={cfg.data.get('_target_')}: lmlab-upload-data uploads a single pretraining "
@@ -75,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("url", help="where to write, e.g. s3://bucket/corpora/wiki-gpt2-1024")
     parser.add_argument("overrides", nargs="*", help="lmlab-train overrides choosing the data, e.g. data=files "
                                                      "data.source.train='corpus/*.txt' data.block_size=1024")
+    from lmlab.errors import one_line_error
+
+    parser.error = one_line_error(parser.prog)  # type: ignore[method-assign]
     args = parser.parse_args(argv)
     from hydra.errors import HydraException
 

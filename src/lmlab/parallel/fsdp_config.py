@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lmlab.optim import MUON
+from lmlab.utils.key_checks import KeyChecks, boolean, one_of, optional_boolean
 
 FSDP_STRATEGY = "lmlab.parallel.fsdp.FSDPStrategy"  # the `_target_` of lmlab's FSDP strategy (conf/trainer/fsdp.yaml)
 SHARDING = ("full", "hybrid", "grad_op")
@@ -18,7 +19,11 @@ OFFLOAD_NEEDS_GPU = ("trainer.strategy.cpu_offload=true needs a GPU (FSDP pins h
                      "the device); on the CPU the parameters are in host memory already: drop it")
 
 
-KEYS: dict = {}  # every trainer.strategy key's rule is a cross-field one (`problems`)
+KEYS: KeyChecks = {
+    "trainer.strategy.sharding": one_of(SHARDING),
+    "trainer.strategy.cpu_offload": (optional_boolean, "must be true or false"),
+    "trainer.strategy.sharded_checkpoint": (boolean, "must be true or false"),
+}
 
 
 def problems(select: Callable[[str], object]) -> list[str]:
@@ -28,10 +33,6 @@ def problems(select: Callable[[str], object]) -> list[str]:
         problems.append(OFFLOAD_NEEDS_GPU)
     if select("trainer.strategy._target_") != FSDP_STRATEGY:
         return problems
-    if (sharding := select("trainer.strategy.sharding")) not in SHARDING:
-        problems.append(f"trainer.strategy.sharding={sharding!r} must be one of {', '.join(SHARDING)}")
-    if (offload := select("trainer.strategy.cpu_offload")) not in (True, False, None):
-        problems.append(f"trainer.strategy.cpu_offload={offload!r} must be true or false")
     if select("optimizer._target_") == MUON and select("trainer.strategy.cpu_offload") is True:
         problems.append("optimizer=muon does not support trainer.strategy.cpu_offload=true (Muon gathers whole "
                         "gradients over the device mesh; offloaded shards live in host memory): drop cpu_offload")

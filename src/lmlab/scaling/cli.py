@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lmlab.compare import fail, is_run_dir
+from lmlab.errors import one_line_error
 from lmlab.scaling.isoflop import IsoFlopFit, fit_isoflops
 from lmlab.scaling.ladder import nearest_model, train_overrides
 from lmlab.scaling.law import STARTS, Law, bootstrap, fit_law, interval
@@ -31,6 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Fit L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, Approach 3) and IsoFLOP "
                     "parabolas (Approach 2) to runs, and propose the compute-optimal model for a budget. "
                     "C = 6ND throughout. docs/scaling.md")
+    parser.error = one_line_error(parser.prog)  # type: ignore[method-assign]
     parser.add_argument("paths", nargs="+", type=Path,
                         help="sweep or run directories, or one CSV with columns params,tokens,loss "
                              "(or params,flops,loss)")

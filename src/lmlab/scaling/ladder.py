@@ -25,6 +25,8 @@ def isoflop_steps(flops: float, model_config: Mapping[str, Any] | DictConfig, bl
     """`trainer.max_steps` that spends `flops` = 6·N·D on the model, N its `count` parameters ("non_embedding", or
     "total" with the `vocab_size` tokenizer's embeddings) and D the tokens of that many steps of
     `global_batch_size` (else `batch_size`) blocks of `block_size` tokens."""
+    if isinstance(flops, bool) or not isinstance(flops, int | float) or not flops > 0:
+        raise ValueError(f"scaling.flops={flops!r} must be a positive number of FLOPs (e.g. 1e17)")
     if isinstance(model_config, DictConfig):
         model_config = OmegaConf.to_container(model_config, resolve=True)
     params = count_params(model_config, vocab_size, count)
