@@ -69,6 +69,16 @@ TINY_BERT = ["task=classify", "data=local", "data.vocab_size=300", "data.max_len
              "model.config.num_attention_heads=2", "scheduler.num_warmup_steps=2", "optimizer.lr=3e-3",
              "callbacks.model_summary=null", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
 
+# The longest files (minutes each on 2 cores), handed to the xdist workers first so that none is left for last.
+LONGEST_FIRST = ("test_tracker_history.py", "test_ddp.py", "test_dpo_pipeline.py", "test_command_contract.py",
+                 "test_slurm.py", "test_sharded_checkpoint.py", "test_muon.py", "test_lora.py", "test_mixture.py",
+                 "test_evaluation.py", "test_resume_e2e.py", "test_remote_data.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest in collection order
+
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
