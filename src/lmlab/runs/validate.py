@@ -2,8 +2,8 @@
 
 Each feature owns its keys' checks beside its code (`KEYS` and `problems(select)` in `models/config_checks.py`,
 `data/config_checks.py`, `modules/config_checks.py`, `optim/config_checks.py`, `parallel/fsdp_config.py`,
-`checkpoint/config_checks.py`, `evaluation/config_checks.py`, `tracking/config_checks.py`); this module holds the
-run's own keys (seed, trainer, monitor, conf/callbacks' keys: `lmlab.callbacks` imports Lightning) and gathers
+`checkpoint/config_checks.py`, `evaluation/config_checks.py`, `tracking/config_checks.py`,
+`callbacks/config_checks.py`); this module holds the run's own keys (seed, trainer, monitor) and gathers
 them all (`tests/unit/test_key_coverage.py`: every typed key of every config group is checked by one of them).
 Each check names the key and its value (`trainer.max_steps='abc' must be a positive integer`), so a mistyped
 override fails in a second with one line, instead of a traceback deep inside Lightning after the data was prepared.
@@ -16,6 +16,7 @@ import os
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from lmlab.callbacks import config_checks as callback_checks
 from lmlab.checkpoint import config_checks as checkpoint_checks
 from lmlab.data import config_checks as data_checks
 from lmlab.errors import LmlabError
@@ -33,12 +34,11 @@ from lmlab.utils.key_checks import (
     key_problems,
     non_negative_number,
     one_of,
-    optional_boolean,
     positive_number,
 )
 
 FEATURES = (model_checks, data_checks, module_checks, optimizer_checks, fsdp_config, checkpoint_checks,
-            evaluation_checks, tracking_checks)  # each: KEYS, problems(select)
+            evaluation_checks, tracking_checks, callback_checks)  # each: KEYS, problems(select)
 
 # Lightning's accepted `precision` values (lightning.fabric.connector._PRECISION_INPUT), without its import.
 PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
@@ -55,36 +55,6 @@ def _devices(value: object) -> bool:
         return len(value) > 0 and all(integer(v, 0) for v in value)
     return integer(value, 1, (-1,))
 
-
-# Keys that count steps, epochs or validations: positive integers (or null: off).
-CALLBACK_INTERVALS = ("every_n_train_steps", "every_n_epochs", "patience", "refresh_rate", "window", "max_depth")
-METRIC_MODES = ("min", "max")
-CHECKPOINTS = ("model_checkpoint", "last_checkpoint")  # Lightning's ModelCheckpoint and lmlab's LastCheckpoint
-
-
-# conf/callbacks' keys (lmlab's callbacks and Lightning's); intervals under any callback's name.
-CALLBACK_KEYS: KeyChecks = {
-    **{f"callbacks.*.{key}": (lambda v: integer(v, 1, (None,)), "must be a positive integer (or null)")
-       for key in CALLBACK_INTERVALS},
-    **{f"callbacks.{name}.mode": one_of(METRIC_MODES) for name in (*CHECKPOINTS, "early_stopping", "run_summary")},
-    **{f"callbacks.{name}.save_top_k": (lambda v: integer(v, -1), "must be an integer of at least -1 (-1: all)")
-       for name in CHECKPOINTS},
-    **{f"callbacks.{name}.save_last": (lambda v: v in (True, False, None, "link"), "must be true, false or link")
-       for name in CHECKPOINTS},
-    **{f"callbacks.{name}.{key}": (boolean, "must be true or false")
-       for name in CHECKPOINTS for key in ("auto_insert_metric_name", "enable_version_counter")},
-    "callbacks.downstream_eval.every_n_steps": (lambda v: integer(v, 1), "must be a positive integer"),
-    "callbacks.early_stopping.min_delta": (lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-                                           "must be a number"),
-    "callbacks.early_stopping.verbose": (boolean, "must be true or false"),
-    "callbacks.early_stopping.check_on_train_epoch_end": (optional_boolean, "must be true or false (or null)"),
-    "callbacks.lr_monitor.logging_interval": one_of(("step", "epoch", None)),
-    "callbacks.progress_bar.enabled": (boolean, "must be true or false"),
-    "callbacks.samples.max_new_tokens": (lambda v: integer(v, 1), "must be a positive number of tokens"),
-    "callbacks.samples.num_samples": (lambda v: integer(v, 1), "must be a positive integer"),
-    "callbacks.speed_monitor.peak_flops": (lambda v: v is None or positive_number(v),
-                                           "must be a positive number of FLOP/s (or null: Lightning's table)"),
-}
 
 # The run's own keys: key → (check, what a good value is); a key absent from the config is not checked.
 RUN_KEYS: KeyChecks = {
@@ -113,8 +83,7 @@ RUN_KEYS: KeyChecks = {
     "trainer.enable_model_summary": (boolean, "must be true or false"),
     "trainer.strategy.find_unused_parameters": (boolean, "must be true or false"),
     "trainer.strategy.gradient_as_bucket_view": (boolean, "must be true or false"),
-    "monitor.mode": one_of(METRIC_MODES),
-    **CALLBACK_KEYS,
+    "monitor.mode": one_of(callback_checks.METRIC_MODES),
 }
 # Every key `lmlab-train` checks one by one.
 CHECKS: KeyChecks = {**RUN_KEYS, **{key: check for feature in FEATURES for key, check in feature.KEYS.items()}}
