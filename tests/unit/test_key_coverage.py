@@ -117,14 +117,6 @@ def test_every_typed_key_of_every_option_is_checked_or_allowed():
     assert missing == {}, "\n".join(sorted(missing.values()))
 
 
-def test_the_activations_are_transformers_own():
-    from transformers.activations import ACT2CLS
-
-    from lmlab.models.options import ACTIVATIONS
-
-    assert set(ACTIVATIONS) <= set(ACT2CLS)
-
-
 # The keys issue 32 added checks for: a wrong-typed value of each is refused, naming the key.
 NEWLY_CHECKED = [
     "resume", "monitor.mode", "trainer.devices", "trainer.num_nodes", "trainer.check_val_every_n_epoch",

@@ -7,8 +7,8 @@ FP8_RECIPES = ("tensorwise", "rowwise", "rowwise_with_gw_hp")  # torchao's Float
 # model.attn_implementation: transformers' built-in attention kernels (a hub kernel, `org/name`, also works).
 ATTN_IMPLEMENTATIONS = (None, "eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 # model.config.hidden_act: transformers.activations.ACT2CLS's names, without importing torch
-# (tests/unit/test_key_coverage.py keeps them within the installed transformers').
+# (tests/unit/models/test_options.py compares them with the installed transformers').
 ACTIVATIONS = ("gelu", "gelu_10", "gelu_accurate", "gelu_fast", "gelu_new", "gelu_python", "gelu_python_tanh",
                "gelu_pytorch_tanh", "hardswish", "laplace", "leaky_relu", "linear", "mish", "prelu", "quick_gelu",
-               "relu", "relu2", "relu6", "sigmoid", "silu", "swish", "tanh")
+               "relu", "relu2", "relu6", "sigmoid", "silu", "sqrtsoftplus", "swish", "tanh", "xielu")
 LORA_BIASES = ("none", "all", "lora_only")  # peft.LoraConfig's `bias`

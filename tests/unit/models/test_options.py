@@ -30,3 +30,11 @@ def test_precisions_are_lightnings():
     literals = typing.get_args(connector._PRECISION_INPUT)  # Literal[64, 32, 16], Literal['16-mixed', ...], ...
     accepted = {str(value) for literal in literals for value in typing.get_args(literal)}
     assert set(PRECISIONS) == accepted
+
+
+def test_activations_are_transformers():
+    from transformers.activations import ACT2CLS
+
+    from lmlab.models.options import ACTIVATIONS
+
+    assert set(ACTIVATIONS) == set(ACT2CLS)
