@@ -5,7 +5,7 @@ Names are imported on first use: the callbacks' config checks (`lmlab.callbacks.
 training and must not pull in Lightning.
 """
 
-from importlib import import_module
+from lmlab.utils.lazy_names import lazy_names
 
 _CALLBACKS = {
     "DownstreamEval": "downstream_eval", "ExportHuggingFace": "export", "LastCheckpoint": "last_checkpoint",
@@ -15,8 +15,4 @@ _CALLBACKS = {
 }
 __all__ = sorted(_CALLBACKS)
 
-
-def __getattr__(name: str) -> object:
-    if name not in _CALLBACKS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_CALLBACKS[name]}"), name)
+__getattr__ = lazy_names(__name__, _CALLBACKS)

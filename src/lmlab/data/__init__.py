@@ -4,7 +4,7 @@ Names are imported on first use: a data source (`lmlab.data.TextFiles`) checked 
 pull in Lightning with the data modules.
 """
 
-from importlib import import_module
+from lmlab.utils.lazy_names import lazy_names
 
 _MODULES = {
     "ClassificationDataModule": "classification", "HubSplits": "classification_sources",
@@ -16,8 +16,4 @@ _MODULES = {
 }
 __all__ = sorted(_MODULES)
 
-
-def __getattr__(name: str) -> object:
-    if name not in _MODULES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_MODULES[name]}"), name)
+__getattr__ = lazy_names(__name__, _MODULES)
