@@ -3,8 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
-# The suite on two workers, a test file per worker (its module fixtures are built once): ~1.5x on 2 cores.
-XDIST ?= -n 2 --dist loadfile
+# The suite on three workers, a test file per worker (its module fixtures are built once). On 2 cores a third
+# worker fills the time the others spend waiting on launched runs, SLURM and servers (docs/design.md, "Tests").
+XDIST ?= -n 3 --dist loadfile
 
 .PHONY: install train test lint clean
 

@@ -19,8 +19,8 @@ TEST_CALLBACKS = {"PYTHONPATH": os.pathsep.join(filter(None, [str(HELPERS), os.e
 # Tests never touch the network: no hub downloads, W&B offline.
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="offline",
                   WANDB_SILENT="true", TOKENIZERS_PARALLELISM="true")
-# Under pytest-xdist two workers share the cores: one math thread each (and in each process a test starts),
-# rather than two workers' thread pools spinning against each other.
+# Under pytest-xdist the workers share the cores: one math thread each (and in each process a test starts),
+# rather than the workers' thread pools spinning against each other.
 if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")

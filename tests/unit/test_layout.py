@@ -108,7 +108,7 @@ def test_every_file_and_name_docs_design_md_points_at_exists():
         candidates = [root / path, SRC / path, root / "src" / path, root / "tests" / path]
         found = next((c for c in candidates if c.exists()), None)
         if found is None and "/" not in path:  # a file named in its folder's row (`scaling/`: `law.py`, ...)
-            found = next(iter(SRC.rglob(path)), None)
+            found = next(iter([*SRC.rglob(path), *(root / "tests").rglob(path)]), None)
         if found is None:
             missing.append(path)
         elif name and found.is_file():
