@@ -1,5 +1,5 @@
 """lm-eval's keys, as `lmlab-eval` takes them and as `callbacks.downstream_eval` does: each key's type and range,
-checked with every other config error (`HarnessSpec.check` repeats the ranges for Python callers)."""
+checked with every other config error, and by `HarnessSpec.check` for Python callers."""
 
 from __future__ import annotations
 

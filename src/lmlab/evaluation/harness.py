@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from lmlab.errors import LmlabError
+from lmlab.evaluation.config_checks import HARNESS_KEYS
+from lmlab.utils.key_checks import key_problems
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +55,9 @@ class HarnessSpec:
         for path in self.include_path:
             if not Path(path).expanduser().is_dir():
                 raise LmlabError(f"include_path={path!r} is not a directory of lm-eval task YAML files")
-        if self.num_fewshot is not None and self.num_fewshot < 0:
-            raise LmlabError(f"num_fewshot={self.num_fewshot} must be >= 0")
-        if self.limit is not None and self.limit <= 0:
-            raise LmlabError(f"limit={self.limit} must be positive (a number of examples, or a fraction below 1)")
-        if self.batch_size <= 0:
-            raise LmlabError(f"batch_size={self.batch_size} must be positive")
+        values = {key: getattr(self, key) for key in HARNESS_KEYS}
+        if problems := key_problems(OmegaConf.create(values), HARNESS_KEYS):  # as lmlab-eval checks its config
+            raise LmlabError("; ".join(problems))
         manager = task_manager(self.include_path)
         known = set(manager.all_subtasks + manager.all_groups)
         unknown = [t for t in self.tasks if t not in known]

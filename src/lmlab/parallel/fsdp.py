@@ -36,9 +36,8 @@ class FSDPStrategy(ModelParallelStrategy):
 
     def __init__(self, sharding: Literal["full", "hybrid", "grad_op"] = "full", cpu_offload: bool = False,
                  sharded_checkpoint: bool = True, **kwargs: Any):
-        if problems := fsdp_config.problems({"trainer.strategy._target_": fsdp_config.FSDP_STRATEGY,
-                                             "trainer.strategy.sharding": sharding,
-                                             "trainer.strategy.cpu_offload": cpu_offload}.get):
+        if problems := fsdp_config.strategy_problems(sharding=sharding, cpu_offload=cpu_offload,
+                                                     sharded_checkpoint=sharded_checkpoint):
             raise LmlabError("; ".join(problems))  # built outside lmlab-train: the rules lmlab-train checks first
         super().__init__(save_distributed_checkpoint=sharded_checkpoint, **kwargs)
         self.sharding = sharding

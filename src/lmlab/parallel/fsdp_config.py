@@ -10,8 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from lmlab.optim import MUON
-from lmlab.utils.key_checks import KeyChecks, boolean, one_of, optional_boolean
+from lmlab.utils.key_checks import KeyChecks, boolean, key_problems, one_of, optional_boolean
 
 FSDP_STRATEGY = "lmlab.parallel.fsdp.FSDPStrategy"  # the `_target_` of lmlab's FSDP strategy (conf/trainer/fsdp.yaml)
 SHARDING = ("full", "hybrid", "grad_op")
@@ -40,6 +42,13 @@ def problems(select: Callable[[str], object]) -> list[str]:
         problems.append("task.module.fused_loss=true does not run under trainer=fsdp (it multiplies by the head's "
                         "weight outside the model's forward, where FSDP has not gathered it): drop it")
     return problems
+
+
+def strategy_problems(**strategy: Any) -> list[str]:
+    """`KEYS` and `problems` for an `FSDPStrategy` built outside `lmlab-train` (from Python), which checks them
+    before anything runs."""
+    cfg = OmegaConf.create({"trainer": {"strategy": {"_target_": FSDP_STRATEGY, **strategy}}})
+    return key_problems(cfg, KEYS) + problems(lambda key: OmegaConf.select(cfg, key, default=None))
 
 
 def require_sharding_strategy(cfg: Any, ckpt_path: Path) -> None:
