@@ -118,6 +118,7 @@ TRAIN_DATA = [  # (overrides given the bad files, what the one line says)
     (lambda b: ["trainer=fsdp", "trainer.strategy.sharding=zero3"],
      "trainer.strategy.sharding='zero3' must be one of full, hybrid, grad_op"),
     (lambda b: ["data.document_masking=maybe"], "data.document_masking='maybe' must be true or false"),
+    (lambda b: ["model.mup=true", "peft=lora"], "model.mup=true with peft: LoRA adapts a pretrained model"),
     (lambda b: ["trainer.val_check_interval=0.5"], "needs trainer.check_val_every_n_epoch=1"),
     (lambda b: ["data=files"], "data.source.train=??? is a mandatory value"),
     (lambda b: ["data=files", f"data.source.train={b / 'missing.txt'}"], "matches no files"),

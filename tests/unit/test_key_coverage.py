@@ -36,8 +36,8 @@ ALLOWED = {
                            "check_config fingerprints the source (HubSplits.load), before the run directory",
     "*.pretrained": "a hub name or directory: check_config loads its config (errors.not_loadable: one line)",
     "*.tokenizer": "a hub name or directory, loaded as model.pretrained is",
-    "scaling.*": "read only by trainer.max_steps' resolver (scaling/ladder.py:isoflop_steps, scaling/params.py), "
-                 "whose ValueError config_problems reports as `trainer.max_steps could not be resolved`",
+    "scaling.*": "read only by the resolvers of trainer.max_steps and optimizer.lr (scaling/ladder.py:isoflop_steps, "
+                 "width_scaled_lr), whose ValueError config_problems reports as `<key> could not be resolved`",
 }
 # Not typed keys of the run: Hydra's own (the sweeper and launchers are checked: lmlab.sweeps.config_checks).
 HYDRA_OWN = re.compile(r"hydra\.(?!sweeper\.|launcher\.)")

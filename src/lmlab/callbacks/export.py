@@ -55,7 +55,7 @@ class ExportHuggingFace(L.Callback):
 
     def export(self, model, pl_module: L.LightningModule, vocab_size: int | None = None) -> None:
         require_finite(model.named_parameters(), f"the export {self.dirpath}")  # never NaN weights in hf/
-        if pl_module.hparams.get("model", {}).get("mup") and pl_module.hparams.get("peft") is None:
+        if pl_module.hparams.get("model", {}).get("mup"):  # never with peft: models.config_checks refuses it
             from lmlab.models.mup import folded
 
             model = folded(model)  # a standard model with μP's logits, for loaders that know nothing of μP

@@ -55,7 +55,11 @@ KEYS: KeyChecks = {
 
 
 def problems(select: Select) -> list[str]:
-    """Sizes of the model's config that cannot make a model together (heads that do not divide the width)."""
+    """Sizes of the model's config that cannot make a model together (heads that do not divide the width), and
+    μP with LoRA."""
+    if select("model.mup") is True and select("peft"):
+        return ["model.mup=true with peft: LoRA adapts a pretrained model and μP trains one from its config; "
+                "fine-tune the μP run's hf/ export (a standard model, μP folded in) with peft instead"]
     if select("model.pretrained"):
         return []
     found = []

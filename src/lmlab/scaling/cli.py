@@ -16,6 +16,7 @@ import numpy as np
 
 from lmlab.compare import fail, is_run_dir
 from lmlab.errors import one_line_error
+from lmlab.scaling.backtest import hold_out_largest
 from lmlab.scaling.isoflop import IsoFlopFit, fit_isoflops
 from lmlab.scaling.ladder import nearest_model, train_overrides
 from lmlab.scaling.law import STARTS, Law, bootstrap, fit_law, interval
@@ -44,6 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, default=None,
                         help="training FLOPs to plan for: compute-optimal N and D, predicted loss, "
                              "lmlab-train overrides")
+    parser.add_argument("--backtest", action="store_true",
+                        help="also fit on every budget but the largest and compare the law's loss there with the "
+                             "best the runs reached: does the law extrapolate?")
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the intervals (0: none)")
     parser.add_argument("--confidence", type=float, default=0.95, help="of the intervals")
     parser.add_argument("--exclude-highest", type=int, default=0, metavar="K",
@@ -133,6 +137,10 @@ def report(result: dict) -> None:
                   f"(N = {plan['nearest_run']['params']:.4g}):\n  {plan['command']}")
         else:
             print("  (no ladder: give run directories for the lmlab-train overrides of the nearest model)")
+    if test := result.get("backtest"):
+        print(f"Backtest: fitted on the {test['fitted_runs']} runs below {test['budget']:.3g} FLOPs, the law predicts "
+              f"{result['metric']} {test['predicted']:.4g} there; the best run reached {test['measured']:.4g} "
+              f"({test['measured_run']}): {test['error']:+.1%}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -153,6 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     if len(points) < MIN_POINTS:
         fail(f"{len(points)} usable runs in {' '.join(map(str, args.paths))}: a fit of 5 parameters needs at least "
              f"{MIN_POINTS} (finished runs with summary.json and {args.metric})")
+    backtest = None
+    if args.backtest:  # before the fit and its bootstrap: a ladder of one budget is refused at once
+        try:
+            backtest = hold_out_largest(points, MIN_POINTS, args.starts)
+        except ValueError as e:
+            fail(str(e))
     params, tokens, loss = (np.array([getattr(p, k) for p in points]) for k in ("params", "tokens", "loss"))
     flops = params * tokens * 6
     law, objective = fit_law(params, tokens, loss, starts=args.starts)
@@ -170,6 +184,8 @@ def main(argv: list[str] | None = None) -> None:
               "approach2": isoflops.to_dict() if isoflops else None,
               "runs": [{"name": p.name, "params": p.params, "tokens": p.tokens, "flops": p.flops, "loss": p.loss,
                         "budget": p.budget} for p in points]}
+    if backtest:
+        result["backtest"] = backtest.to_dict()
     if args.budget:
         result["budget"] = plan_budget(args.budget, law, laws, isoflops, points, args.confidence)
     report(result)
@@ -183,7 +199,15 @@ def main(argv: list[str] | None = None) -> None:
     plan = result.get("budget")
     mark = (plan["flops"], plan["loss"], *plan.get("loss_interval", (plan["loss"], plan["loss"]))) if plan else None
     plot_fit(out / "scaling.png", points, law, isoflops, count, mark)
-    print(f"Wrote {out / 'scaling.json'} and {out / 'scaling.png'}")
+    written = [out / "scaling.json", out / "scaling.png"]
+    if backtest:
+        fitted = backtest.fitted
+        columns = (np.array([getattr(p, k) for p in fitted]) for k in ("params", "flops", "loss"))
+        fitted_isoflops = fit_isoflops(*columns, [p.budget for p in fitted])
+        plot_fit(out / "backtest.png", fitted, backtest.law, fitted_isoflops, count,
+                 (backtest.budget, *[backtest.predicted] * 3), backtest.held_out)
+        written.append(out / "backtest.png")
+    print(f"Wrote {', '.join(map(str, written[:-1]))} and {written[-1]}")
 
 
 if __name__ == "__main__":

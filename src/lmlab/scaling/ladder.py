@@ -34,6 +34,20 @@ def isoflop_steps(flops: float, model_config: Mapping[str, Any] | DictConfig, bl
     return max(1, round(float(flops) / (6 * params * tokens_per_step)))
 
 
+def width_scaled_lr(lr: float, base_width: int | None, width: int) -> float:
+    """The learning rate of a ladder's model of `width`: `lr`, tuned at `base_width`, times base_width / width (the
+    standard parametrisation's best AdamW learning rate falls as 1/width: docs/scaling.md); `base_width` null gives
+    every width `lr`."""
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
+        raise ValueError(f"scaling.lr={lr!r} must be a positive learning rate")
+    if base_width is None:
+        return float(lr)
+    for key, value in (("scaling.lr_base_width", base_width), ("the model's width", width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key}={value!r} must be a positive whole number of hidden units")
+    return float(lr) * base_width / width
+
+
 def nearest_model(points: list[Point], params: float) -> Point | None:
     """The run whose N is nearest `params` (on a log scale) among runs launched from a command line."""
     candidates = [p for p in points if p.overrides and p.tokens_per_step]

@@ -13,8 +13,9 @@ from lmlab.scaling.points import Point
 
 
 def plot_fit(path: Path, points: list[Point], law: Law, isoflops: IsoFlopFit | None, count: str,
-             budget: tuple[float, float, float, float] | None = None) -> None:
-    """`budget`: (FLOPs, predicted loss, interval low, interval high), drawn as a point with an error bar."""
+             budget: tuple[float, float, float, float] | None = None, held_out: list[Point] = ()) -> None:
+    """`budget`: (FLOPs, predicted loss, interval low, interval high), drawn as a point with an error bar;
+    `held_out`: runs the law was not fitted on (a backtest's largest budget), drawn hollow."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,14 +31,18 @@ def plot_fit(path: Path, points: list[Point], law: Law, isoflops: IsoFlopFit | N
     dots = left.scatter(flops, loss, c=params, cmap="viridis", norm=LogNorm(), s=18, edgecolors="black",
                         linewidths=0.3)
     fig.colorbar(dots, ax=left, label=n_label)
-    high = max(flops.max(), budget[0] if budget else 0) * 2
+    if held_out:
+        left.scatter([p.flops for p in held_out], [p.loss for p in held_out], facecolors="none", edgecolors="black",
+                     s=30, linewidths=0.8, label="held out (not fitted)")
+    high = max(flops.max(), budget[0] if budget else 0, *(p.flops for p in held_out)) * 2
     frontier = np.geomspace(flops.min() / 2, high, 100)
     left.plot(frontier, law.loss(*law.optimum(frontier)), color="crimson",
               label=f"compute-optimal: L = {law.E:.3g} + {law.A:.3g}/N^{law.alpha:.3f} + {law.B:.3g}/D^{law.beta:.3f}")
     if budget:
         c, value, low, up = budget
+        label = f"--budget {c:.3g}: {value:.4g}" + (f" [{low:.4g}, {up:.4g}]" if low < up else "")
         left.errorbar([c], [value], yerr=[[value - low], [up - value]], fmt="*", color="crimson", markersize=12,
-                      capsize=4, label=f"--budget {c:.3g}: {value:.4g} [{low:.4g}, {up:.4g}]")
+                      capsize=4, label=label)
     left.set(xscale="log", yscale="log", xlabel="training FLOPs C = 6ND", ylabel="final validation loss",
              title="Loss against compute (Approach 3)")
     left.legend(fontsize="small", loc="upper right")
@@ -58,7 +63,14 @@ def plot_fit(path: Path, points: list[Point], law: Law, isoflops: IsoFlopFit | N
     right.set(xscale="log", xlabel=n_label, ylabel="final validation loss",
               title=title)
     right.title.set_fontsize("small")
-    if groups:
+    if held_out:
+        c = float(np.exp(np.mean(np.log([p.flops for p in held_out]))))
+        n = np.array([p.params for p in held_out])
+        right.scatter(n, [p.loss for p in held_out], facecolors="none", edgecolors="black", s=30,
+                      label=f"C = {c:.2g}, held out")
+        grid = np.geomspace(n.min() / 1.5, n.max() * 1.5, 60)
+        right.plot(grid, law.loss(grid, c / (6 * grid)), color="black", linestyle=":", linewidth=1)
+    if groups or held_out:
         right.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, compose
+from omegaconf import open_dict
 
+from lmlab.runs.validate import config_problems
 from lmlab.scaling.cli import main
 from lmlab.scaling.isoflop import fit_isoflops, fit_parabola
 from lmlab.scaling.ladder import isoflop_steps
@@ -77,6 +79,32 @@ def test_isoflop_parabolas_find_the_laws_compute_optimal_exponent():
     assert fit.params_exponent + fit.tokens_exponent == pytest.approx(1.0, abs=1e-9)
 
 
+def isoflop_csv(path: Path, law: Law, budgets: tuple[float, ...]) -> Path:
+    """Noise-free IsoFLOP runs of `law`: 7 sizes a factor 1.5 apart around each budget's optimum."""
+    params = np.concatenate([law.optimum(c)[0] * 1.5 ** np.arange(-3, 4) for c in budgets])
+    flops = np.repeat(budgets, 7)
+    return write_csv(path, params, flops / (6 * params), law.loss(params, flops / (6 * params)))
+
+
+def test_the_backtest_holds_out_the_largest_budget(tmp_path, capsys):
+    """On runs of a known law the law fitted below the largest budget predicts its best loss; a ladder of one
+    budget has nothing to hold out: one line, status 2."""
+    csv_path = isoflop_csv(tmp_path / "runs.csv", CHINCHILLA, (1e18, 3e18, 1e19, 3e19))
+    main([str(csv_path), "--backtest", "--bootstrap", "0", "--out", str(tmp_path)])
+    test = json.loads((tmp_path / "scaling.json").read_text())["backtest"]
+    assert test["budget"] == pytest.approx(3e19, rel=1e-6) and test["fitted_runs"] == 21
+    best_possible = float(CHINCHILLA.loss(*CHINCHILLA.optimum(3e19)))
+    assert test["predicted"] == pytest.approx(best_possible, rel=1e-3)
+    assert abs(test["error"]) < 1e-3  # one run of each budget is at its optimum
+    assert "Backtest: fitted on the 21 runs below 3e+19 FLOPs" in capsys.readouterr().out
+    assert (tmp_path / "backtest.png").stat().st_size > 10_000  # the law of the smaller budgets, the held-out runs
+    one = isoflop_csv(tmp_path / "one.csv", CHINCHILLA, (1e18,))
+    result = subprocess.run([sys.executable, "-m", "lmlab.scaling.cli", str(one), "--backtest"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr == (
+        "error: --backtest needs runs at two compute budgets or more: it holds out the largest\n")
+
+
 def test_a_budget_whose_parabola_has_its_vertex_outside_its_models_has_no_minimum():
     """The CPU ladder's 3e10 budget: best at the second smallest model, but the parabola through all seven runs
     (rising steeply to the right) put its vertex at N = 0.34; a minimum outside the models is no IsoFLOP minimum."""
@@ -118,6 +146,25 @@ def test_isoflop_steps_spend_the_budget():
     assert isoflop_steps(1e10, model, 64, 16, global_batch_size=32) == round(steps / 2)
     total = isoflop_steps(1e10, model, 64, 16, vocab_size=512, count="total")  # the preset's scaling.params
     assert total == round(1e10 / (6 * count_params(model, 512, "total") * 64 * 16)) and total < steps
+
+
+@pytest.mark.parametrize(("width", "lr"), [(8, 1.6e-2), (32, 4e-3), (64, 2e-3)])
+def test_the_ladder_preset_trains_each_width_at_its_own_learning_rate(width, lr):
+    """lr falls as 1/width from scaling.lr at scaling.lr_base_width (the preset's 4e-3 at 32: docs/scaling.md)."""
+    cfg = compose(["experiment=isoflop_ladder", f"model.config.n_embd={width}"])
+    assert cfg.optimizer.lr == pytest.approx(lr)
+    assert compose(["experiment=isoflop_ladder", f"model.config.n_embd={width}", "scaling.lr_base_width=null"]
+                   ).optimizer.lr == pytest.approx(4e-3)
+
+
+def test_a_bad_ladder_learning_rate_key_is_named():
+    cfg = compose(["experiment=isoflop_ladder", "scaling.lr_base_width=0", "scaling.flops=-1"])
+    with open_dict(cfg):
+        del cfg["hydra"]
+    problems = config_problems(cfg)
+    raised = "could not be resolved: ValueError raised while resolving interpolation:"
+    assert f"optimizer.lr {raised} scaling.lr_base_width=0 must be a positive whole number of hidden units" in problems
+    assert f"trainer.max_steps {raised} scaling.flops=-1 must be a positive number of FLOPs (e.g. 1e17)" in problems
 
 
 def write_csv(path: Path, n: np.ndarray, d: np.ndarray, loss: np.ndarray) -> Path:
