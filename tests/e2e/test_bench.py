@@ -108,3 +108,31 @@ def test_step_profile_sums_a_real_runs_step_by_category(tmp_path, cache_dir):
     assert table["device"] == "cpu" and table["total_ms"] == pytest.approx(sum(table["per_step_ms"].values()))
     assert table["per_step_ms"]["matrix products"] > 0 and table["per_step_ms"]["attention"] > 0
     assert "steps 3-4" in proc.stdout and "matrix products" in proc.stdout
+
+
+def test_context_gain_averages_the_models_own_loss_over_positions(tmp_path):
+    """bench/context_gain.py: per-position losses whose mean is the loss transformers computes on the same blocks."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from context_gain import position_losses
+
+    text = "".join(f.read_text() for f in sorted((ROOT / "src" / "lmlab" / "scaling").glob("*.py")))
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel()
+    tokenizer.train_from_iterator([text], trainers.BpeTrainer(vocab_size=300))
+    (tmp_path / "hf").mkdir()
+    tokenizer.save(str(tmp_path / "hf" / "tokenizer.json"))
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=tokenizer.get_vocab_size(), n_positions=32, n_embd=16, n_layer=1,
+                                       n_head=2))
+    model.save_pretrained(tmp_path / "hf")
+    per = position_losses(tmp_path, text, blocks=8)
+    ids = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "hf" / "tokenizer.json"))(text)["input_ids"]
+    x = torch.tensor(ids[:8 * 32]).view(8, 32)
+    with torch.no_grad():
+        expected = model.eval()(x, labels=x).loss
+    assert per.shape == (31,) and torch.isfinite(per).all()
+    assert per.mean().item() == pytest.approx(expected.item(), rel=1e-5)
