@@ -3,12 +3,13 @@ the best loss the runs reached: whether the law extrapolates, before `--budget` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from lmlab.scaling.isoflop import group_budgets
-from lmlab.scaling.law import Law, fit_law
+from lmlab.scaling.law import Law, bootstrap, fit_law, interval
 from lmlab.scaling.points import Point
 
 
@@ -19,9 +20,15 @@ class Backtest:
     predicted: float       # the law's loss at its compute-optimal N and D for `budget`
     measured: float        # the best final loss among the held-out budget's runs
     measured_run: str
+    interval: tuple[float, float] | None  # of `predicted`, over the bootstrap's laws (each at its own optimum)
     law: Law = field(repr=False)                  # fitted on `fitted`
     fitted: list[Point] = field(repr=False)
     held_out: list[Point] = field(repr=False)
+
+    @property
+    def covered(self) -> bool | None:
+        """Whether the measured best loss lies in the prediction's interval (None: no bootstrap)."""
+        return None if self.interval is None else self.interval[0] <= self.measured <= self.interval[1]
 
     @property
     def error(self) -> float:
@@ -31,12 +38,14 @@ class Backtest:
     def to_dict(self) -> dict:
         return {"budget": self.budget, "fitted_runs": self.fitted_runs, "predicted": self.predicted,
                 "measured": self.measured, "measured_run": self.measured_run, "error": self.error,
-                "law": self.law.to_dict()}
+                "interval": self.interval, "covered": self.covered, "law": self.law.to_dict()}
 
 
-def hold_out_largest(points: list[Point], min_points: int, starts: int) -> Backtest:
+def hold_out_largest(points: list[Point], min_points: int, starts: int, samples: int = 0, seed: int = 0,
+                     confidence: float = 0.95, progress: Callable[[int], None] | None = None) -> Backtest:
     """Fit on every budget but the largest (IsoFLOP groups: the runs' `scaling.flops`, else runs within a factor
-    1.3 of FLOPs); raises ValueError when fewer than two budgets or `min_points` runs remain to fit."""
+    1.3 of FLOPs), with `samples` bootstrap resamples for the prediction's interval; raises ValueError when fewer
+    than two budgets or `min_points` runs remain to fit."""
     flops = np.array([p.flops for p in points])
     groups = group_budgets(flops, [p.budget for p in points])
     if len(groups) < 2:
@@ -47,9 +56,11 @@ def hold_out_largest(points: list[Point], min_points: int, starts: int) -> Backt
     if len(fitted) < min_points:
         raise ValueError(f"--backtest: {len(fitted)} runs below the largest budget ({budget:.3g} FLOPs); a fit of 5 "
                          f"parameters needs at least {min_points}")
-    law, _ = fit_law(*(np.array([getattr(p, k) for p in fitted]) for k in ("params", "tokens", "loss")),
-                     starts=starts)
+    columns = [np.array([getattr(p, k) for p in fitted]) for k in ("params", "tokens", "loss")]
+    law, _ = fit_law(*columns, starts=starts)
+    laws = bootstrap(*columns, law, samples, seed, progress=progress) if samples else []
     held_out = [p for i, p in enumerate(points) if i in held]
     best = min(held_out, key=lambda p: p.loss)
-    params, tokens = law.optimum(budget)
-    return Backtest(budget, len(fitted), float(law.loss(params, tokens)), best.loss, best.name, law, fitted, held_out)
+    predicted = float(law.loss(*law.optimum(budget)))
+    spread = interval([b.loss(*b.optimum(budget)) for b in laws], confidence) if laws else None
+    return Backtest(budget, len(fitted), predicted, best.loss, best.name, spread, law, fitted, held_out)

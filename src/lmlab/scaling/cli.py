@@ -138,9 +138,10 @@ def report(result: dict) -> None:
         else:
             print("  (no ladder: give run directories for the lmlab-train overrides of the nearest model)")
     if test := result.get("backtest"):
+        inside = {True: ", inside the interval", False: ", outside the interval", None: ""}[test["covered"]]
         print(f"Backtest: fitted on the {test['fitted_runs']} runs below {test['budget']:.3g} FLOPs, the law predicts "
-              f"{result['metric']} {test['predicted']:.4g} there; the best run reached {test['measured']:.4g} "
-              f"({test['measured_run']}): {test['error']:+.1%}")
+              f"{result['metric']} {test['predicted']:.4g}{_between(test['interval'])} there; the best run reached "
+              f"{test['measured']:.4g} ({test['measured_run']}): {test['error']:+.1%}{inside}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     backtest = None
     if args.backtest:  # before the fit and its bootstrap: a ladder of one budget is refused at once
         try:
-            backtest = hold_out_largest(points, MIN_POINTS, args.starts)
+            backtest = hold_out_largest(points, MIN_POINTS, args.starts, args.bootstrap, args.seed, args.confidence,
+                                        show_progress(args.bootstrap) if args.bootstrap else None)
         except ValueError as e:
             fail(str(e))
     params, tokens, loss = (np.array([getattr(p, k) for p in points]) for k in ("params", "tokens", "loss"))
@@ -204,8 +206,9 @@ def main(argv: list[str] | None = None) -> None:
         fitted = backtest.fitted
         columns = (np.array([getattr(p, k) for p in fitted]) for k in ("params", "flops", "loss"))
         fitted_isoflops = fit_isoflops(*columns, [p.budget for p in fitted])
+        low, high = backtest.interval or (backtest.predicted, backtest.predicted)
         plot_fit(out / "backtest.png", fitted, backtest.law, fitted_isoflops, count,
-                 (backtest.budget, *[backtest.predicted] * 3), backtest.held_out)
+                 (backtest.budget, backtest.predicted, low, high), backtest.held_out)
         written.append(out / "backtest.png")
     print(f"Wrote {', '.join(map(str, written[:-1]))} and {written[-1]}")
 

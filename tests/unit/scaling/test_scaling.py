@@ -79,23 +79,26 @@ def test_isoflop_parabolas_find_the_laws_compute_optimal_exponent():
     assert fit.params_exponent + fit.tokens_exponent == pytest.approx(1.0, abs=1e-9)
 
 
-def isoflop_csv(path: Path, law: Law, budgets: tuple[float, ...]) -> Path:
-    """Noise-free IsoFLOP runs of `law`: 7 sizes a factor 1.5 apart around each budget's optimum."""
+def isoflop_csv(path: Path, law: Law, budgets: tuple[float, ...], noise: float = 0.0) -> Path:
+    """IsoFLOP runs of `law`: 7 sizes a factor 1.5 apart around each budget's optimum, losses with `noise`
+    (relative, seeded)."""
     params = np.concatenate([law.optimum(c)[0] * 1.5 ** np.arange(-3, 4) for c in budgets])
     flops = np.repeat(budgets, 7)
-    return write_csv(path, params, flops / (6 * params), law.loss(params, flops / (6 * params)))
+    loss = law.loss(params, flops / (6 * params)) * np.exp(np.random.default_rng(0).normal(0, noise, len(params)))
+    return write_csv(path, params, flops / (6 * params), loss)
 
 
 def test_the_backtest_holds_out_the_largest_budget(tmp_path, capsys):
-    """On runs of a known law the law fitted below the largest budget predicts its best loss; a ladder of one
-    budget has nothing to hold out: one line, status 2."""
-    csv_path = isoflop_csv(tmp_path / "runs.csv", CHINCHILLA, (1e18, 3e18, 1e19, 3e19))
-    main([str(csv_path), "--backtest", "--bootstrap", "0", "--out", str(tmp_path)])
+    """On runs of a known law (1% noise) the law fitted below the largest budget predicts its best loss, with an
+    interval that covers it; a ladder of one budget has nothing to hold out: one line, status 2."""
+    csv_path = isoflop_csv(tmp_path / "runs.csv", CHINCHILLA, (1e18, 3e18, 1e19, 3e19), noise=0.01)
+    main([str(csv_path), "--backtest", "--bootstrap", "50", "--out", str(tmp_path)])
     test = json.loads((tmp_path / "scaling.json").read_text())["backtest"]
-    assert test["budget"] == pytest.approx(3e19, rel=1e-6) and test["fitted_runs"] == 21
+    assert test["budget"] == pytest.approx(3e19, rel=0.01) and test["fitted_runs"] == 21
     best_possible = float(CHINCHILLA.loss(*CHINCHILLA.optimum(3e19)))
-    assert test["predicted"] == pytest.approx(best_possible, rel=1e-3)
-    assert abs(test["error"]) < 1e-3  # one run of each budget is at its optimum
+    assert test["predicted"] == pytest.approx(best_possible, rel=0.02)
+    assert abs(test["error"]) < 0.03 and test["covered"] is True
+    assert test["interval"][0] <= test["predicted"] <= test["interval"][1]
     assert "Backtest: fitted on the 21 runs below 3e+19 FLOPs" in capsys.readouterr().out
     assert (tmp_path / "backtest.png").stat().st_size > 10_000  # the law of the smaller budgets, the held-out runs
     one = isoflop_csv(tmp_path / "one.csv", CHINCHILLA, (1e18,))
