@@ -40,7 +40,8 @@ def plot_fit(path: Path, points: list[Point], law: Law, isoflops: IsoFlopFit | N
               label=f"compute-optimal: L = {law.E:.3g} + {law.A:.3g}/N^{law.alpha:.3f} + {law.B:.3g}/D^{law.beta:.3f}")
     if budget:
         c, value, low, up = budget
-        label = f"--budget {c:.3g}: {value:.4g}" + (f" [{low:.4g}, {up:.4g}]" if low < up else "")
+        label = (f"{'predicted at' if held_out else '--budget'} {c:.3g}: {value:.4g}"
+                 + (f" [{low:.4g}, {up:.4g}]" if low < up else ""))
         left.errorbar([c], [value], yerr=[[value - low], [up - value]], fmt="*", color="crimson", markersize=12,
                       capsize=4, label=label)
     left.set(xscale="log", yscale="log", xlabel="training FLOPs C = 6ND", ylabel="final validation loss",
