@@ -72,7 +72,7 @@ TINY_BERT = ["task=classify", "data=local", "data.vocab_size=300", "data.max_len
 # The longest files (minutes each on 2 cores), handed to the xdist workers first so that none is left for last.
 LONGEST_FIRST = ("test_tracker_history.py", "test_ddp.py", "test_dpo_pipeline.py", "test_command_contract.py",
                  "test_slurm.py", "test_sharded_checkpoint.py", "test_muon.py", "test_lora.py", "test_mixture.py",
-                 "test_evaluation.py", "test_resume_e2e.py", "test_remote_data.py")
+                 "test_evaluation.py", "test_resume_e2e.py", "test_remote_data.py", "test_mup_runs.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
