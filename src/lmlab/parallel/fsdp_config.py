@@ -53,8 +53,6 @@ def strategy_problems(**strategy: Any) -> list[str]:
 
 def require_sharding_strategy(cfg: Any, ckpt_path: Path) -> None:
     """A sharded checkpoint (a directory) resumes under `trainer=fsdp` only, on any number of processes."""
-    from omegaconf import OmegaConf
-
     from lmlab.checkpoint.sharded import is_sharded_checkpoint
     from lmlab.errors import LmlabError
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from lmlab.scaling.isoflop import group_budgets
 from lmlab.scaling.law import Law, bootstrap, fit_law, interval
-from lmlab.scaling.points import Point
+from lmlab.scaling.points import Point, columns
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,9 @@ def hold_out_largest(points: list[Point], min_points: int, starts: int, samples:
     if len(fitted) < min_points:
         raise ValueError(f"--backtest: {len(fitted)} runs below the largest budget ({budget:.3g} FLOPs); a fit of 5 "
                          f"parameters needs at least {min_points}")
-    columns = [np.array([getattr(p, k) for p in fitted]) for k in ("params", "tokens", "loss")]
-    law, _ = fit_law(*columns, starts=starts)
-    laws = bootstrap(*columns, law, samples, seed, progress=progress) if samples else []
+    data = columns(fitted, "params", "tokens", "loss")
+    law, _ = fit_law(*data, starts=starts)
+    laws = bootstrap(*data, law, samples, seed, progress=progress) if samples else []
     held_out = [p for i, p in enumerate(points) if i in held]
     best = min(held_out, key=lambda p: p.loss)
     predicted = float(law.loss(*law.optimum(budget)))

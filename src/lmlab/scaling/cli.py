@@ -12,8 +12,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from lmlab.compare import fail, is_run_dir
 from lmlab.errors import one_line_error
 from lmlab.scaling.backtest import hold_out_largest
@@ -21,7 +19,7 @@ from lmlab.scaling.isoflop import IsoFlopFit, fit_isoflops
 from lmlab.scaling.ladder import nearest_model, train_overrides
 from lmlab.scaling.law import STARTS, Law, bootstrap, fit_law, interval
 from lmlab.scaling.params import COUNTS
-from lmlab.scaling.points import Point, ladder_count, read_points
+from lmlab.scaling.points import Point, columns, ladder_count, read_points
 
 FIELDS = ("E", "A", "B", "alpha", "beta")
 MIN_POINTS = 6  # the law has 5 parameters
@@ -169,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
                                         show_progress(args.bootstrap) if args.bootstrap else None)
         except ValueError as e:
             fail(str(e))
-    params, tokens, loss = (np.array([getattr(p, k) for p in points]) for k in ("params", "tokens", "loss"))
+    params, tokens, loss = columns(points, "params", "tokens", "loss")
     flops = params * tokens * 6
     law, objective = fit_law(params, tokens, loss, starts=args.starts)
     laws = bootstrap(params, tokens, loss, law, args.bootstrap, args.seed,
@@ -204,8 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     written = [out / "scaling.json", out / "scaling.png"]
     if backtest:
         fitted = backtest.fitted
-        columns = (np.array([getattr(p, k) for p in fitted]) for k in ("params", "flops", "loss"))
-        fitted_isoflops = fit_isoflops(*columns, [p.budget for p in fitted])
+        fitted_isoflops = fit_isoflops(*columns(fitted, "params", "flops", "loss"), [p.budget for p in fitted])
         low, high = backtest.interval or (backtest.predicted, backtest.predicted)
         plot_fit(out / "backtest.png", fitted, backtest.law, fitted_isoflops, count,
                  (backtest.budget, backtest.predicted, low, high), backtest.held_out)

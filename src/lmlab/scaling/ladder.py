@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmlab.config_keys import BUDGET_KEYS, is_untrained
 from lmlab.scaling.params import count_params
+from lmlab.utils.key_checks import integer, positive_number
 
 if TYPE_CHECKING:
     from lmlab.scaling.points import Point
@@ -25,7 +26,7 @@ def isoflop_steps(flops: float, model_config: Mapping[str, Any] | DictConfig, bl
     """`trainer.max_steps` that spends `flops` = 6·N·D on the model, N its `count` parameters ("non_embedding", or
     "total" with the `vocab_size` tokenizer's embeddings) and D the tokens of that many steps of
     `global_batch_size` (else `batch_size`) blocks of `block_size` tokens."""
-    if isinstance(flops, bool) or not isinstance(flops, int | float) or not flops > 0:
+    if not positive_number(flops):
         raise ValueError(f"scaling.flops={flops!r} must be a positive number of FLOPs (e.g. 1e17)")
     if isinstance(model_config, DictConfig):
         model_config = OmegaConf.to_container(model_config, resolve=True)
@@ -38,12 +39,12 @@ def width_scaled_lr(lr: float, base_width: int | None, width: int) -> float:
     """The learning rate of a ladder's model of `width`: `lr`, tuned at `base_width`, times base_width / width (the
     standard parametrisation's best AdamW learning rate falls as 1/width: docs/scaling.md); `base_width` null gives
     every width `lr`."""
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
+    if not positive_number(lr):
         raise ValueError(f"scaling.lr={lr!r} must be a positive learning rate")
     if base_width is None:
         return float(lr)
     for key, value in (("scaling.lr_base_width", base_width), ("the model's width", width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not integer(value, 1):
             raise ValueError(f"{key}={value!r} must be a positive whole number of hidden units")
     return float(lr) * base_width / width
 

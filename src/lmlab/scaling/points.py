@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from lmlab.compare import find_runs, load_run
@@ -30,6 +31,11 @@ class Point:
     @property
     def flops(self) -> float:
         return training_flops(self.params, self.tokens)
+
+
+def columns(points: list[Point], *names: str) -> list[np.ndarray]:
+    """One array per field of `points` (e.g. "params", "tokens", "loss"), in the order of `points`."""
+    return [np.array([getattr(p, name) for p in points]) for name in names]
 
 
 def training_flops(params: float, tokens: float) -> float:
