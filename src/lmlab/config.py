@@ -98,7 +98,7 @@ def register_resolvers() -> None:
     """
     from hydra.types import RunMode
 
-    from lmlab.scaling.ladder import isoflop_steps, width_scaled_lr
+    from lmlab.scaling.ladder import isoflop_steps, isoflop_width, width_scaled_lr
     from lmlab.tracking.wandb_logger import wandb_group, wandb_run_name
 
     resolvers = {
@@ -107,6 +107,7 @@ def register_resolvers() -> None:
         "lmlab.minilm_path": minilm_path,
         "lmlab.unless_epochs": unless_epochs,
         "lmlab.isoflop_steps": isoflop_steps,  # conf/experiment/isoflop_ladder.yaml: a budget's steps
+        "lmlab.isoflop_width": isoflop_width,  # its model's width
         "lmlab.width_scaled_lr": width_scaled_lr,  # and a width's learning rate
         # `${hydra:runtime.cwd}` is unset in a multirun's launching process, where the sweep dir is resolved.
         "lmlab.cwd": os.getcwd,

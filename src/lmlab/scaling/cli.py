@@ -99,7 +99,7 @@ def plan_budget(flops: float, law: Law, laws: list[Law], isoflops: IsoFlopFit | 
         n2, d2 = isoflops.optimum(flops)
         plan["approach2"] = {"params": n2, "tokens": d2}
     if run := nearest_model(points, params):
-        overrides = train_overrides(run, flops / (6 * run.params), flops)
+        overrides = train_overrides(run, flops, params)
         plan["nearest_run"] = {"name": run.name, "params": run.params}
         plan["overrides"] = overrides
         plan["command"] = shlex.join(["lmlab-train", *overrides])

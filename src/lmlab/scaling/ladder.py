@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.config_keys import BUDGET_KEYS, is_untrained
-from lmlab.scaling.params import count_params
+from lmlab.scaling.params import architecture, count_params
 from lmlab.utils.key_checks import integer, positive_number
 
 if TYPE_CHECKING:
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 # Also set a run's budget: the IsoFLOP preset's FLOPs (conf/experiment/isoflop_ladder.yaml).
 LADDER_BUDGET_KEYS = (*BUDGET_KEYS, "scaling.flops")
+WIDTH_KEYS = ("n_embd", "hidden_size")  # a GPT-2's, a Llama's: what isoflop_width sets
 
 
 def isoflop_steps(flops: float, model_config: Mapping[str, Any] | DictConfig, block_size: int, batch_size: int,
@@ -33,6 +34,31 @@ def isoflop_steps(flops: float, model_config: Mapping[str, Any] | DictConfig, bl
     params = count_params(model_config, vocab_size, count)
     tokens_per_step = int(block_size) * int(global_batch_size or batch_size)
     return max(1, round(float(flops) / (6 * params * tokens_per_step)))
+
+
+def isoflop_width(flops: float, tokens_per_param: float, vocab_size: int | None, count: str, *,
+                  _parent_: DictConfig) -> int:
+    """The width of the model config node `_parent_` (a GPT-2's n_embd, a Llama's hidden_size) whose `count`
+    parameters N come nearest (on a log scale) to sqrt(flops / (6·tokens_per_param)): the model that spends `flops`
+    on `tokens_per_param` tokens per parameter (Hoffmann et al. 2022's ~20). Widths are multiples of the heads, so
+    the ratio a run gets is near, not at, the one asked for; `isoflop_steps` spends the budget exactly."""
+    if not positive_number(flops):
+        raise ValueError(f"scaling.flops={flops!r} must be a positive number of FLOPs (e.g. 1e17)")
+    if not positive_number(tokens_per_param):
+        raise ValueError(f"scaling.tokens_per_param={tokens_per_param!r} must be a positive number of tokens per "
+                         "parameter (e.g. 20)")
+    config = {key: _parent_[key] for key in _parent_ if key not in WIDTH_KEYS}
+    key = WIDTH_KEYS[architecture(config) == "llama"]
+    heads = int(config.get("num_attention_heads" if key == "hidden_size" else "n_head", 1))
+    target = math.sqrt(float(flops) / (6 * float(tokens_per_param)))
+    best, miss = heads, math.inf
+    for width in range(heads, 2 ** 16 + 1, heads):  # N grows with the width: stop once past the target
+        log_ratio = math.log(count_params({**config, key: width}, vocab_size, count) / target)
+        if abs(log_ratio) < miss:
+            best, miss = width, abs(log_ratio)
+        if log_ratio > 0:
+            break
+    return best
 
 
 def width_scaled_lr(lr: float, base_width: int | None, width: int) -> float:
@@ -55,10 +81,16 @@ def nearest_model(points: list[Point], params: float) -> Point | None:
     return min(candidates, key=lambda p: abs(math.log(p.params / params)), default=None)
 
 
-def train_overrides(run: Point, tokens: float, flops: float) -> list[str]:
-    """The run's own overrides with its budget replaced: `trainer.max_steps` for `tokens` (and `scaling.flops`
-    for `flops`, when the run had it)."""
-    kept = [f"{k}={v}" for k, v in run.overrides.items() if k not in LADDER_BUDGET_KEYS and not is_untrained(k)]
+def train_overrides(run: Point, flops: float, params: float) -> list[str]:
+    """The run's own overrides with its budget replaced by `flops`. A run whose width the preset derived from
+    scaling.tokens_per_param gets the ratio of the compute-optimal `params` (the preset then picks the width nearest
+    them, and the steps); any other gets `trainer.max_steps` that spend `flops` on its own model (and `scaling.flops`,
+    when the run had it)."""
+    derived = run.tokens_per_param is not None
+    replaced = (*LADDER_BUDGET_KEYS, "scaling.tokens_per_param") if derived else LADDER_BUDGET_KEYS
+    kept = [f"{k}={v}" for k, v in run.overrides.items() if k not in replaced and not is_untrained(k)]
+    if derived:
+        return [*kept, f"scaling.flops={flops:.3g}", f"scaling.tokens_per_param={flops / (6 * params * params):.3g}"]
     if "scaling.flops" in run.overrides:
         kept.append(f"scaling.flops={flops:.3g}")
-    return [*kept, f"trainer.max_steps={math.ceil(tokens / run.tokens_per_step)}"]
+    return [*kept, f"trainer.max_steps={math.ceil(flops / (6 * run.params) / run.tokens_per_step)}"]

@@ -15,6 +15,9 @@ import yaml
 from lmlab.compare import find_runs, load_run
 from lmlab.scaling.params import count_params
 
+# A command line that sets the width (a GPT-2's, a Llama's) overrides the IsoFLOP preset's scaling.tokens_per_param
+WIDTH_OVERRIDES = {"model.config.n_embd", "model.config.hidden_size"}
+
 
 @dataclass
 class Point:
@@ -27,6 +30,7 @@ class Point:
     budget: float | None = None  # the compute budget the run was laid out for (an IsoFLOP ladder's scaling.flops)
     overrides: dict[str, str] = field(default_factory=dict)
     tokens_per_step: float | None = None
+    tokens_per_param: float | None = None  # the ladder's D/N its width was derived from (scaling.tokens_per_param)
 
     @property
     def flops(self) -> float:
@@ -97,9 +101,12 @@ def read_run(run_dir: Path, count: str, metric: str) -> Point | str:
     tokens, steps = run.summary.get("tokens_seen"), run.summary.get("global_step")
     if not tokens:
         return f"{run_dir}: no tokens seen in summary.json"
-    budget = (config.get("scaling") or {}).get("flops")
+    scaling = config.get("scaling") or {}
+    budget, ratio = scaling.get("flops"), scaling.get("tokens_per_param")
+    derived = ratio and not WIDTH_OVERRIDES & set(run.overrides)  # else the command line set the width
     return Point(run.path.name, float(count_params(model, vocab_size, count)), float(tokens), float(loss),
-                 float(budget) if budget else None, run.overrides, tokens / steps if steps else None)
+                 float(budget) if budget else None, run.overrides, tokens / steps if steps else None,
+                 float(ratio) if derived else None)
 
 
 def ladder_count(paths: list[Path]) -> str:

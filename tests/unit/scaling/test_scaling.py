@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import yaml
 from conftest import ROOT, compose
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from lmlab.runs.validate import config_problems
 from lmlab.scaling.cli import main
 from lmlab.scaling.isoflop import fit_isoflops, fit_parabola
-from lmlab.scaling.ladder import isoflop_steps
+from lmlab.scaling.ladder import isoflop_steps, isoflop_width
 from lmlab.scaling.law import Law, bootstrap, fit_law, interval
 from lmlab.scaling.params import count_params
 
@@ -160,14 +160,48 @@ def test_the_ladder_preset_trains_each_width_at_its_own_learning_rate(width, lr)
                    ).optimizer.lr == pytest.approx(4e-3)
 
 
-def test_a_bad_ladder_learning_rate_key_is_named():
-    cfg = compose(["experiment=isoflop_ladder", "scaling.lr_base_width=0", "scaling.flops=-1"])
-    with open_dict(cfg):
-        del cfg["hydra"]
-    problems = config_problems(cfg)
+@pytest.mark.parametrize("flops", [3e12, 1e13, 3e13])
+def test_the_ladder_preset_derives_each_runs_width_from_its_tokens_per_param(flops):
+    """The width whose N is nearest sqrt(C / 6r) (a brute-force search over even widths says which), the steps that
+    spend C on it, so each run's D/N comes near r; more tokens per parameter, a smaller model."""
+    widths = []
+    for ratio in (8, 24, 72, 216):
+        cfg = compose(["experiment=isoflop_ladder", f"scaling.flops={flops}", f"scaling.tokens_per_param={ratio}"])
+        model = OmegaConf.to_container(cfg.model.config, resolve=True)
+        n = lambda w, model=model: count_params({**model, "n_embd": w}, 512, "total")  # noqa: E731
+        target = np.sqrt(flops / (6 * ratio))
+        assert model["n_embd"] == min(range(2, 1024, 2), key=lambda w: abs(np.log(n(w) / target)))
+        tokens = cfg.trainer.max_steps * 16 * 64
+        assert abs(6 * n(model["n_embd"]) * tokens / flops - 1) < 0.01  # the budget, spent
+        assert 0.7 < tokens / n(model["n_embd"]) / ratio < 1.4  # widths are even: near the ratio, not at it
+        widths.append(model["n_embd"])
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) == 4
+
+
+def test_a_llama_ladder_sets_hidden_size_in_multiples_of_its_heads():
+    llama = OmegaConf.create({"_target_": "transformers.LlamaConfig", "num_hidden_layers": 4, "hidden_size": 0,
+                              "num_attention_heads": 6, "intermediate_size": 512})
+    width = isoflop_width(1e15, 20, 8192, "total", _parent_=llama)
+    n = lambda w: count_params({**llama, "hidden_size": w}, 8192, "total")  # noqa: E731
+    assert width % 6 == 0 and n(width - 6) < np.sqrt(1e15 / 120) < n(width + 6)
+
+
+def test_a_bad_ladder_key_is_named():
     raised = "could not be resolved: ValueError raised while resolving interpolation:"
+    cfg = compose(["experiment=isoflop_ladder", "scaling.lr_base_width=0", "scaling.flops=-1",
+                   "model.config.n_embd=32"])  # a width set on the command line needs no ratio
+    problems = _problems(cfg)
     assert f"optimizer.lr {raised} scaling.lr_base_width=0 must be a positive whole number of hidden units" in problems
     assert f"trainer.max_steps {raised} scaling.flops=-1 must be a positive number of FLOPs (e.g. 1e17)" in problems
+    problems = _problems(compose(["experiment=isoflop_ladder", "scaling.tokens_per_param=0"]))
+    assert (f"model.config.n_embd {raised} scaling.tokens_per_param=0 must be a positive number of tokens per "
+            "parameter (e.g. 20)") in problems
+
+
+def _problems(cfg) -> list[str]:
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return config_problems(cfg)
 
 
 def write_csv(path: Path, n: np.ndarray, d: np.ndarray, loss: np.ndarray) -> Path:
@@ -191,18 +225,20 @@ def test_cli_on_a_csv_writes_the_fit_and_a_budget_plan(tmp_path, capsys):
 
 
 def fake_run(run_dir: Path, width: int, flops: float, loss: float, tokens_per_step: int = 1024,
-             count: str | None = None) -> None:
+             count: str | None = None, ratio: float | None = None) -> None:
     """What a finished run of conf/experiment/isoflop_ladder.yaml leaves that lmlab-scaling reads (`count`: the
-    preset's scaling.params; None: a ladder of before it had one, non-embedding)."""
+    preset's scaling.params; None: a ladder of before it had one, non-embedding; `ratio`: the run's width came
+    from scaling.tokens_per_param, else from the command line)."""
     run_dir.mkdir(parents=True)
     model = {"_target_": "transformers.GPT2Config", "n_layer": 2, "n_embd": width, "n_head": 2}
     steps = isoflop_steps(flops, model, 64, tokens_per_step // 64, vocab_size=512, count=count or "non_embedding")
-    scaling = {"flops": flops, **({"params": count} if count else {})}
+    scaling = {"flops": flops, **({"params": count} if count else {}), **({"tokens_per_param": ratio} if ratio else {})}
+    size = f"scaling.tokens_per_param={ratio}" if ratio else f"model.config.n_embd={width}"
     (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": {"config": model}, "data": {"vocab_size": 512},
                                                           "scaling": scaling,
                                                           "monitor": {"metric": "val/loss", "mode": "min"}}))
     (run_dir / "overrides.yaml").write_text(yaml.safe_dump(
-        ["experiment=isoflop_ladder", f"model.config.n_embd={width}", f"scaling.flops={flops}", "paths.root_dir=/x"]))
+        ["experiment=isoflop_ladder", size, f"scaling.flops={flops}", "paths.root_dir=/x"]))
     (run_dir / "summary.json").write_text(json.dumps({"monitor": "val/loss", "final": loss, "global_step": steps,
                                                       "tokens_seen": steps * tokens_per_step}))
 
@@ -231,6 +267,27 @@ def test_cli_on_a_ladder_sweep_proposes_its_nearest_model_with_the_budgets_steps
     assert plan["overrides"][:3] == ["experiment=isoflop_ladder", f"model.config.n_embd={width}", "scaling.flops=3e+11"]
     assert "paths.root_dir=/x" not in plan["overrides"]
     assert "left out" in capsys.readouterr().err
+
+
+def test_the_plan_for_a_ladder_of_ratios_composes_into_the_compute_optimal_model(tmp_path):
+    """Runs whose width the preset derived from scaling.tokens_per_param: the plan gives the budget and the law's
+    D/N, and the preset, composed with exactly those overrides, builds the model nearest the law's N."""
+    sweep = tmp_path / "sweep"
+    for job, (flops, ratio) in enumerate((f, r) for f in (1e12, 3e12, 1e13) for r in (8, 24, 72, 216)):
+        model = {"_target_": "transformers.GPT2Config", "n_layer": 2, "n_head": 2, "n_positions": 64}
+        width = isoflop_width(flops, ratio, 512, "total", _parent_=OmegaConf.create(model))
+        n = count_params({**model, "n_embd": width}, 512, "total")
+        fake_run(sweep / str(job), width, flops, float(CHINCHILLA.loss(n, flops / (6 * n))), count="total",
+                 ratio=ratio)
+    main([str(sweep), "--budget", "1e14", "--bootstrap", "0"])
+    plan = json.loads((sweep / "scaling.json").read_text())["budget"]
+    ratio = plan["tokens"] / plan["params"]
+    assert plan["overrides"][-2:] == ["scaling.flops=1e+14", f"scaling.tokens_per_param={ratio:.3g}"]
+    assert not any(o.startswith(("trainer.max_steps=", "paths.root_dir=")) for o in plan["overrides"])
+    cfg = compose(plan["overrides"])
+    model = OmegaConf.to_container(cfg.model.config, resolve=True)
+    n = lambda w: count_params({**model, "n_embd": w}, 512, "total")  # noqa: E731
+    assert n(model["n_embd"] - 2) < plan["params"] * 1.01 and n(model["n_embd"] + 2) > plan["params"] * 0.99
 
 
 def test_the_fit_counts_parameters_as_the_ladder_spent_its_budgets(tmp_path, capsys):
