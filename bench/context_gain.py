@@ -3,7 +3,7 @@ blocks of Python's own `email` package (the embedded corpus's kind of text), fro
 that copies what its context already showed (induction heads, Olsson et al. 2022) loses less late in a block
 than early; docs/scaling.md uses it to explain why the CPU IsoFLOP ladder's frontier steepens.
 
-    python bench/context_gain.py outputs/isoflop_ladder/multirun/ladder/{1,9,17,25}   # each budget's optimum
+    python bench/context_gain.py outputs/isoflop_ladder/multirun/ladder/{1,5,9}   # a run of each budget
 """
 
 from __future__ import annotations

@@ -100,7 +100,8 @@ def plan_budget(flops: float, law: Law, laws: list[Law], isoflops: IsoFlopFit | 
         plan["approach2"] = {"params": n2, "tokens": d2}
     if run := nearest_model(points, params):
         overrides = train_overrides(run, flops, params)
-        plan["nearest_run"] = {"name": run.name, "params": run.params}
+        plan["nearest_run"] = {"name": run.name, "params": run.params,
+                               "width_from_ratio": run.tokens_per_param is not None}
         plan["overrides"] = overrides
         plan["command"] = shlex.join(["lmlab-train", *overrides])
     return plan
@@ -131,8 +132,13 @@ def report(result: dict) -> None:
         if "approach2" in plan:
             print(f"  Approach 2: N = {plan['approach2']['params']:.4g}, D = {plan['approach2']['tokens']:.4g}")
         if "command" in plan:
-            print(f"  nearest model of the ladder: run {plan['nearest_run']['name']} "
-                  f"(N = {plan['nearest_run']['params']:.4g}):\n  {plan['command']}")
+            run = plan["nearest_run"]
+            if run["width_from_ratio"]:  # the preset picks the width nearest N for the ratio D/N
+                print(f"  the ladder's command line (run {run['name']}) at the compute-optimal tokens per parameter:"
+                      f"\n  {plan['command']}")
+            else:
+                print(f"  nearest model of the ladder: run {run['name']} (N = {run['params']:.4g}):\n"
+                      f"  {plan['command']}")
         else:
             print("  (no ladder: give run directories for the lmlab-train overrides of the nearest model)")
     if test := result.get("backtest"):

@@ -21,6 +21,7 @@ def plot_fit(path: Path, points: list[Point], law: Law, isoflops: IsoFlopFit | N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     n_label = "N (the CSV's params)" if count == "as given" else f"N ({count.replace('_', ' ')} parameters)"
     params = np.array([p.params for p in points])
@@ -46,7 +47,10 @@ def plot_fit(path: Path, points: list[Point], law: Law, isoflops: IsoFlopFit | N
                       capsize=4, label=label)
     left.set(xscale="log", yscale="log", xlabel="training FLOPs C = 6ND", ylabel="final validation loss",
              title="Loss against compute (Approach 3)")
-    left.legend(fontsize="small", loc="upper right")
+    left.xaxis.set_minor_formatter(NullFormatter())  # a ladder spans a decade or two: its minor labels collide
+    for formatter in (left.yaxis.set_major_formatter, left.yaxis.set_minor_formatter):
+        formatter(ScalarFormatter())  # losses span less than a decade: 2.2, 2.4, ... rather than 2×10^0
+    left.legend(fontsize="small", loc="lower left")  # the runs fall from upper left to lower right
 
     colors = plt.cm.plasma(np.linspace(0, 0.85, max(1, len(isoflops.parabolas) if isoflops else 1)))
     groups = ([(p.flops, np.array(p.params), np.array(p.losses), p) for p in isoflops.parabolas] if isoflops else
