@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.config_keys import BUDGET_KEYS, is_untrained
-from lmlab.scaling.params import architecture, count_params
+from lmlab.scaling.params import WIDTH_KEYS, architecture, count_params
 from lmlab.utils.key_checks import integer, positive_number
 
 if TYPE_CHECKING:
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 # Also set a run's budget: the IsoFLOP preset's FLOPs (conf/experiment/isoflop_ladder.yaml).
 LADDER_BUDGET_KEYS = (*BUDGET_KEYS, "scaling.flops")
-WIDTH_KEYS = ("n_embd", "hidden_size")  # a GPT-2's, a Llama's: what isoflop_width sets
 
 
 def isoflop_steps(flops: float, model_config: Mapping[str, Any] | DictConfig, block_size: int, batch_size: int,

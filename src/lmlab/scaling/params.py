@@ -15,6 +15,7 @@ COUNTS = ("non_embedding", "total")
 # How a transformers config names its architecture: its class (`_target_` in conf/model) or model_type (config.json)
 GPT2 = ("transformers.GPT2Config", "gpt2")
 LLAMA = ("transformers.LlamaConfig", "llama")
+WIDTH_KEYS = ("n_embd", "hidden_size")  # a GPT-2's width, a Llama's: what the IsoFLOP preset's resolver sets
 
 
 def architecture(config: Mapping[str, Any]) -> str:

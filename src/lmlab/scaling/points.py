@@ -13,8 +13,7 @@ import numpy as np
 import yaml
 
 from lmlab.compare import find_runs, load_run
-from lmlab.scaling.ladder import WIDTH_KEYS
-from lmlab.scaling.params import count_params
+from lmlab.scaling.params import WIDTH_KEYS, count_params
 
 # A command line that sets the width overrides the IsoFLOP preset's scaling.tokens_per_param
 WIDTH_OVERRIDES = {f"model.config.{key}" for key in WIDTH_KEYS}
