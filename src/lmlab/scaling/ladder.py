@@ -20,14 +20,19 @@ if TYPE_CHECKING:
 LADDER_BUDGET_KEYS = (*BUDGET_KEYS, "scaling.flops")
 
 
+def check_flops(flops: float) -> None:
+    """The one line a ladder's resolvers raise for a budget that is not a positive number."""
+    if not positive_number(flops):
+        raise ValueError(f"scaling.flops={flops!r} must be a positive number of FLOPs (e.g. 1e17)")
+
+
 def isoflop_steps(flops: float, model_config: Mapping[str, Any] | DictConfig, block_size: int, batch_size: int,
                   global_batch_size: int | None = None, vocab_size: int | None = None,
                   count: str = "non_embedding") -> int:
     """`trainer.max_steps` that spends `flops` = 6·N·D on the model, N its `count` parameters ("non_embedding", or
     "total" with the `vocab_size` tokenizer's embeddings) and D the tokens of that many steps of
     `global_batch_size` (else `batch_size`) blocks of `block_size` tokens."""
-    if not positive_number(flops):
-        raise ValueError(f"scaling.flops={flops!r} must be a positive number of FLOPs (e.g. 1e17)")
+    check_flops(flops)
     if isinstance(model_config, DictConfig):
         model_config = OmegaConf.to_container(model_config, resolve=True)
     params = count_params(model_config, vocab_size, count)
@@ -41,8 +46,7 @@ def isoflop_width(flops: float, tokens_per_param: float, vocab_size: int | None,
     parameters N come nearest (on a log scale) to sqrt(flops / (6·tokens_per_param)): the model that spends `flops`
     on `tokens_per_param` tokens per parameter (Hoffmann et al. 2022's ~20). Widths are multiples of the heads, so
     the ratio a run gets is near, not at, the one asked for; `isoflop_steps` spends the budget exactly."""
-    if not positive_number(flops):
-        raise ValueError(f"scaling.flops={flops!r} must be a positive number of FLOPs (e.g. 1e17)")
+    check_flops(flops)
     if not positive_number(tokens_per_param):
         raise ValueError(f"scaling.tokens_per_param={tokens_per_param!r} must be a positive number of tokens per "
                          "parameter (e.g. 20)")
